@@ -1,0 +1,92 @@
+"""Who and what a recorded event is traced to: command, actor, correlation and causation ids.
+
+A request (CorrelationIdMiddleware), a task or a management command opens a `scope`; each
+command service opens a nested one through `@command`. `record()` stamps every event with the
+innermost scope, so the log answers "which command, by whom, as part of what" for every change.
+"""
+
+import functools
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from typing import Any, ParamSpec, TypeVar
+
+from django.db import transaction
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Scope:
+    correlation_id: uuid.UUID
+    causation_id: uuid.UUID | None = None
+    command: str = ""
+    actor_id: int | None = None
+    actor: str = "system"
+    # Positions recorded in this scope and the scopes nested in it (shared, hence mutable).
+    positions: list[int] = field(default_factory=list, compare=False)
+
+    @property
+    def last_position(self) -> int | None:
+        """The position of the last event recorded in this scope, for read-your-writes."""
+        return max(self.positions, default=None)
+
+
+_current: ContextVar[Scope | None] = ContextVar("cqrs_scope", default=None)
+
+
+def current_scope() -> Scope | None:
+    """The innermost open scope, or None outside any request, task or command."""
+    return _current.get()
+
+
+@contextmanager
+def scope(
+    *,
+    correlation_id: uuid.UUID | None = None,
+    causation_id: uuid.UUID | None = None,
+    command: str | None = None,
+    actor: Any = None,
+) -> Iterator[Scope]:
+    """Open a scope; unset fields are inherited from the enclosing one.
+
+    `actor` is a Django user, or None for the system (a process manager, a seed script).
+    """
+    parent = _current.get()
+    if parent is None:
+        parent = Scope(correlation_id=correlation_id or uuid.uuid4())
+    changes: dict[str, Any] = {}
+    if correlation_id is not None:
+        changes["correlation_id"] = correlation_id
+    if causation_id is not None:
+        changes["causation_id"] = causation_id
+    if command is not None:
+        changes["command"] = command
+        if actor is not None and getattr(actor, "is_authenticated", False):
+            changes.update(actor_id=actor.pk, actor=actor.get_username())
+        else:
+            changes.update(actor_id=None, actor="system")
+    token = _current.set(replace(parent, **changes, positions=parent.positions))
+    try:
+        yield _current.get()
+    finally:
+        _current.reset(token)
+
+
+def command(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Make a function a command service: it runs in one transaction on the write database, and
+    the events it records carry `name` and the `actor` keyword argument it is called with."""
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            with scope(command=name, actor=kwargs.get("actor")), transaction.atomic():
+                return fn(*args, **kwargs)
+
+        run.command_name = name  # type: ignore[attr-defined]
+        return run
+
+    return decorate

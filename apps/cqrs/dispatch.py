@@ -1,0 +1,39 @@
+"""Wakes the projectors after a command commits.
+
+The wake-up is only a nudge: projectors read the log from their checkpoints, so a wake-up lost
+with the broker or a killed process costs latency, never data; the beat sweep (`cqrs.sweep`)
+catches every projector up every few seconds whatever happens here.
+"""
+
+import logging
+from functools import partial
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from apps.cqrs.projectors import registry
+from apps.cqrs.signals import event_recorded
+
+logger = logging.getLogger(__name__)
+
+
+def wake(names: list[str]) -> None:
+    """Queue a catch-up for each named projector on its own queue. Never raises."""
+    from apps.cqrs.tasks import project
+
+    for name in names:
+        projector = registry.get(name)
+        try:
+            # No publish retries: a request must not hang on a dead broker for a nudge.
+            project.apply_async((name,), queue=projector.queue, retry=False)
+        except Exception:
+            logger.warning(
+                "Could not wake projector %s; the sweep will catch it up.", name, exc_info=True
+            )
+
+
+@receiver(event_recorded, dispatch_uid="cqrs.wake_projectors_after_commit")
+def wake_projectors_after_commit(sender, events, using, **kwargs) -> None:
+    names = [p.name for p in registry.interested_in(e.event_type for e in events)]
+    if names:
+        transaction.on_commit(partial(wake, names), using=using, robust=True)

@@ -1,0 +1,81 @@
+import uuid
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+
+class AppendOnlyError(Exception):
+    """Raised on any attempt to change or remove a recorded event."""
+
+
+class DomainEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("The event log is append-only: events are never updated.")
+
+    def delete(self):
+        raise AppendOnlyError("The event log is append-only: events are never deleted.")
+
+
+class DomainEvent(models.Model):
+    """One business fact in the append-only event log, the audit trail and the outbox.
+
+    `position` is global and, because appends are serialised (apps/cqrs/log.py), becomes visible
+    in position order, so readers may follow it without ever stepping over a late commit.
+    """
+
+    position = models.BigAutoField(primary_key=True)
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    aggregate_type = models.CharField(max_length=50)
+    aggregate_id = models.CharField(max_length=64)
+    aggregate_version = models.PositiveIntegerField()
+    event_type = models.CharField(max_length=100)
+    schema_version = models.PositiveSmallIntegerField(default=1)
+    payload = models.JSONField(encoder=DjangoJSONEncoder)
+    command = models.CharField(max_length=100, help_text="The command service that recorded it.")
+    actor_id = models.BigIntegerField(null=True, blank=True, help_text="User id; empty for system.")
+    actor = models.CharField(max_length=150, help_text="Who, as they were named at the time.")
+    correlation_id = models.UUIDField(db_index=True)
+    causation_id = models.UUIDField(null=True, blank=True, db_index=True)
+    recorded_at = models.DateTimeField(db_index=True)
+
+    objects = DomainEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["aggregate_type", "aggregate_id", "aggregate_version"],
+                name="event_aggregate_version_unique",
+            ),
+        ]
+        indexes = [models.Index(fields=["event_type", "position"], name="event_type_position")]
+
+    def __str__(self) -> str:
+        return f"#{self.position} {self.event_type} {self.aggregate_type}:{self.aggregate_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("The event log is append-only: events are never updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("The event log is append-only: events are never deleted.")
+
+
+class ProjectorCheckpoint(models.Model):
+    """How far one projector has read the log. Lives in the read database (config/db_router.py)
+    and moves in the same transaction as the projector's rows."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    position = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_error = models.TextField(blank=True)
+    failed_position = models.BigIntegerField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Failures in a row.")
+    retry_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.position}"

@@ -1,0 +1,75 @@
+"""Projectors turn events into read-model rows; the registry knows them all by name.
+
+A projector declares the event types it handles and the tables it owns, and applies one event at
+a time. It need not guard against seeing an event twice: the runtime (apps/cqrs/runtime.py) moves
+its checkpoint in the same read-database transaction as its rows, so an event is applied at most
+once in effect. Subscribers that cause side effects use the same base and runtime.
+"""
+
+from collections.abc import Iterable, Sequence
+from typing import ClassVar
+
+from django.db.models import Model
+
+from apps.cqrs.models import DomainEvent
+
+READ_ALIAS = "read"
+
+
+class Projector:
+    name: ClassVar[str]
+    handles: ClassVar[frozenset[str]]
+    # The tables this projector fills; rebuilding empties them first.
+    models: ClassVar[tuple[type[Model], ...]] = ()
+    # The Celery queue its catch-up runs on: read models and side effects scale separately.
+    queue: ClassVar[str] = "projections"
+
+    def apply(self, event: DomainEvent) -> None:
+        raise NotImplementedError
+
+    def apply_batch(self, events: Sequence[DomainEvent]) -> None:
+        """Apply events in position order. Override to batch writes (bulk upserts)."""
+        for event in events:
+            self.apply(event)
+
+    def reset(self) -> None:
+        """Empty this projector's tables before a replay from the start of the log."""
+        for model in self.models:
+            model.objects.using(READ_ALIAS).all().delete()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._projectors: dict[str, Projector] = {}
+
+    def register(self, cls: type[Projector]) -> type[Projector]:
+        """Class decorator: make a projector known to the runtime, the sweep and rebuilds."""
+        if cls.name in self._projectors and type(self._projectors[cls.name]) is not cls:
+            raise ValueError(f"Two projectors are named {cls.name!r}.")
+        self._projectors[cls.name] = cls()
+        return cls
+
+    def unregister(self, name: str) -> None:
+        self._projectors.pop(name, None)
+
+    def get(self, name: str) -> Projector:
+        try:
+            return self._projectors[name]
+        except KeyError:
+            raise LookupError(
+                f"No projector named {name!r}; known: {', '.join(sorted(self._projectors))}"
+            ) from None
+
+    def all(self) -> list[Projector]:
+        return [self._projectors[name] for name in sorted(self._projectors)]
+
+    def interested_in(self, event_types: Iterable[str]) -> list[Projector]:
+        types = set(event_types)
+        return [p for p in self.all() if p.handles & types]
+
+
+registry = Registry()
+register = registry.register

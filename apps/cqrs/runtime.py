@@ -1,0 +1,235 @@
+"""The projector runtime: catch a projector up from its checkpoint, rebuild it, report on it.
+
+Each batch is one transaction on the read database that (1) locks the projector's checkpoint
+row, (2) reads the next events after the checkpoint from the log, (3) applies them and (4) moves
+the checkpoint. The row lock makes runners of the same projector take turns, whichever worker
+process they are in, and each re-reads the checkpoint after taking the lock, so no event is
+applied twice. A runner that finds the lock taken waits for it rather than giving up: a wake-up
+that arrives while another runner finishes its last batch must still see the event that caused it.
+
+A failing event stops only its projector: the events before it are kept, the error is stored on
+the checkpoint with a retry time that backs off exponentially, and the sweep tries again then.
+"""
+
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from apps.cqrs.models import DomainEvent, ProjectorCheckpoint
+from apps.cqrs.projectors import READ_ALIAS, Projector, registry
+
+logger = logging.getLogger(__name__)
+WRITE_ALIAS = "default"
+
+
+class ProjectionFailed(Exception):
+    def __init__(self, event: DomainEvent, cause: BaseException) -> None:
+        super().__init__(f"{event} failed: {cause!r}")
+        self.event = event
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class CatchUpResult:
+    applied: int
+    position: int
+    failed_position: int | None = None
+    skipped_until: datetime | None = None
+
+
+def head_position() -> int:
+    """The highest position in the log that is visible now (0 for an empty log)."""
+    return DomainEvent.objects.using(WRITE_ALIAS).aggregate(p=Max("position"))["p"] or 0
+
+
+def _ensure_checkpoints(names: list[str]) -> None:
+    ProjectorCheckpoint.objects.using(READ_ALIAS).bulk_create(
+        [ProjectorCheckpoint(name=name) for name in names], ignore_conflicts=True
+    )
+
+
+def _locked_checkpoint(name: str) -> ProjectorCheckpoint:
+    return ProjectorCheckpoint.objects.using(READ_ALIAS).select_for_update().get(name=name)
+
+
+def _run_batch(projector: Projector, batch_size: int, force: bool) -> tuple[int, int, bool]:
+    """One transaction: returns (events applied, checkpoint after, whether more may follow)."""
+    with transaction.atomic(using=READ_ALIAS):
+        checkpoint = _locked_checkpoint(projector.name)
+        if not force and checkpoint.retry_at and checkpoint.retry_at > timezone.now():
+            return 0, checkpoint.position, False
+        # Everything at or below `head` is visible or never will be (apps/cqrs/log.py), so the
+        # checkpoint may move to `head` once no handled event is left below it.
+        head = head_position()
+        events = list(
+            DomainEvent.objects.using(WRITE_ALIAS)
+            .filter(
+                position__gt=checkpoint.position,
+                position__lte=head,
+                event_type__in=projector.handles,
+            )
+            .order_by("position")[:batch_size]
+        )
+        more = len(events) == batch_size
+        try:
+            projector.apply_batch(events)
+        except Exception as exc:
+            if len(events) == 1:
+                raise ProjectionFailed(events[0], exc) from exc
+            raise _BatchFailed(len(events)) from exc
+        new_position = events[-1].position if more else head
+        if new_position != checkpoint.position or checkpoint.attempts:
+            checkpoint.position = new_position
+            checkpoint.last_error = ""
+            checkpoint.failed_position = None
+            checkpoint.attempts = 0
+            checkpoint.retry_at = None
+            checkpoint.save()
+        return len(events), new_position, more
+
+
+class _BatchFailed(Exception):
+    """Some event of a batch failed; the runtime retries one event at a time to find which."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def _record_failure(projector: Projector, failure: ProjectionFailed) -> CatchUpResult:
+    with transaction.atomic(using=READ_ALIAS):
+        checkpoint = _locked_checkpoint(projector.name)
+        checkpoint.attempts += 1
+        delay = min(2**checkpoint.attempts, settings.CQRS_RETRY_MAX_SECONDS)
+        checkpoint.retry_at = timezone.now() + timedelta(seconds=delay)
+        checkpoint.failed_position = failure.event.position
+        checkpoint.last_error = "".join(traceback.format_exception(failure.cause))[-4000:]
+        checkpoint.save()
+    logger.error(
+        "Projector %s stopped at %s (attempt %s, retry in %ss): %r",
+        projector.name,
+        failure.event,
+        checkpoint.attempts,
+        delay,
+        failure.cause,
+    )
+    return CatchUpResult(
+        applied=0,
+        position=checkpoint.position,
+        failed_position=failure.event.position,
+        skipped_until=checkpoint.retry_at,
+    )
+
+
+def catch_up(
+    projector: Projector,
+    *,
+    batch_size: int | None = None,
+    force: bool = False,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> CatchUpResult:
+    """Apply every event after the projector's checkpoint, batch by batch, until none is left.
+
+    A projector that failed recently is left alone until its retry time unless `force` is set.
+    `on_batch(applied, position)` is called after each committed batch (progress bars).
+    """
+    batch_size = batch_size or settings.CQRS_BATCH_SIZE
+    _ensure_checkpoints([projector.name])
+    applied = 0
+    one_by_one = 0  # events left to apply singly after a batch failed
+    while True:
+        try:
+            count, position, more = _run_batch(projector, 1 if one_by_one else batch_size, force)
+        except _BatchFailed as failed:
+            # Apply that batch one event at a time: the events before the failing one are kept,
+            # and the failing one is named in the error.
+            one_by_one = failed.size
+            continue
+        except ProjectionFailed as failure:
+            result = _record_failure(projector, failure)
+            return CatchUpResult(
+                applied, result.position, result.failed_position, result.skipped_until
+            )
+        one_by_one = max(one_by_one - count, 0)
+        applied += count
+        if on_batch and count:
+            on_batch(count, position)
+        if not more:
+            return CatchUpResult(applied=applied, position=position)
+
+
+def rebuild(
+    projector: Projector, *, on_batch: Callable[[int, int], None] | None = None
+) -> CatchUpResult:
+    """Empty the projector's tables and replay the whole log into them.
+
+    The reset and the checkpoint's return to zero commit together, so live runners that take
+    turns with the replay continue from wherever it has got to.
+    """
+    _ensure_checkpoints([projector.name])
+    with transaction.atomic(using=READ_ALIAS):
+        checkpoint = _locked_checkpoint(projector.name)
+        projector.reset()
+        checkpoint.position = 0
+        checkpoint.last_error = ""
+        checkpoint.failed_position = None
+        checkpoint.attempts = 0
+        checkpoint.retry_at = None
+        checkpoint.save()
+    return catch_up(
+        projector, force=True, batch_size=max(settings.CQRS_BATCH_SIZE, 2000), on_batch=on_batch
+    )
+
+
+@dataclass(frozen=True)
+class ProjectorStatus:
+    name: str
+    position: int
+    head: int
+    lag_events: int
+    lag_seconds: float
+    last_error: str
+    failed_position: int | None
+    attempts: int
+    retry_at: datetime | None
+    updated_at: datetime | None
+
+
+def status(projectors: list[Projector] | None = None) -> list[ProjectorStatus]:
+    """Per projector: checkpoint, head of the log, lag in events and seconds, last error."""
+    projectors = registry.all() if projectors is None else projectors
+    _ensure_checkpoints([p.name for p in projectors])
+    checkpoints = ProjectorCheckpoint.objects.using(READ_ALIAS).in_bulk(
+        [p.name for p in projectors]
+    )
+    head = head_position()
+    now = timezone.now()
+    rows = []
+    for projector in projectors:
+        cp = checkpoints[projector.name]
+        pending = DomainEvent.objects.using(WRITE_ALIAS).filter(
+            position__gt=cp.position, event_type__in=projector.handles
+        )
+        oldest = pending.order_by("position").values_list("recorded_at", flat=True).first()
+        rows.append(
+            ProjectorStatus(
+                name=projector.name,
+                position=cp.position,
+                head=head,
+                lag_events=pending.count(),
+                lag_seconds=(now - oldest).total_seconds() if oldest else 0.0,
+                last_error=cp.last_error,
+                failed_position=cp.failed_position,
+                attempts=cp.attempts,
+                retry_at=cp.retry_at,
+                updated_at=cp.updated_at,
+            )
+        )
+    return rows

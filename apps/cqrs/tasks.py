@@ -1,0 +1,17 @@
+from celery import shared_task
+
+from apps.cqrs import runtime
+from apps.cqrs.projectors import registry
+
+
+@shared_task(name="cqrs.project", ignore_result=True)
+def project(name: str) -> int:
+    """Catch one projector up from its checkpoint. Safe to run any number of times."""
+    return runtime.catch_up(registry.get(name)).applied
+
+
+@shared_task(name="cqrs.sweep", ignore_result=True)
+def sweep() -> None:
+    """Beat's safety net: queue a catch-up for every projector, woken or not."""
+    for projector in registry.all():
+        project.apply_async((projector.name,), queue=projector.queue)

@@ -1,0 +1,44 @@
+from rest_framework import serializers, viewsets
+from rest_framework.pagination import CursorPagination
+
+from apps.read.catalog import selectors
+from apps.read.catalog.models import BookListing
+
+
+class BookListingSerializer(serializers.ModelSerializer):
+    id = serializers.IntegerField(source="book_id", read_only=True)
+
+    class Meta:
+        model = BookListing
+        fields = [
+            "id",
+            "title",
+            "subtitle",
+            "isbn",
+            "description",
+            "format",
+            "published_on",
+            "price",
+            "authors",
+            "author_names",
+            "position",
+        ]
+
+
+class BookCursorPagination(CursorPagination):
+    # Cursor pagination seeks by (title, book_id): a deep page costs what the first one does,
+    # and no request counts the whole table.
+    ordering = ("title", "book_id")
+    page_size = 50
+
+
+class BookViewSet(viewsets.ReadOnlyModelViewSet):
+    """Books, from the catalog read model."""
+
+    serializer_class = BookListingSerializer
+    pagination_class = BookCursorPagination
+    permission_classes = []
+    filterset_fields = {"format": ["exact"], "price": ["gte", "lte"]}
+
+    def get_queryset(self):
+        return selectors.book_listings()

@@ -1,0 +1,28 @@
+from django.db import models
+
+
+class BookListing(models.Model):
+    """One wide row per book: everything a catalog page or the books API shows, with no join."""
+
+    book_id = models.BigIntegerField(primary_key=True)
+    title = models.CharField(max_length=300)
+    subtitle = models.CharField(max_length=300, blank=True)
+    isbn = models.CharField(max_length=13, unique=True)
+    description = models.TextField(blank=True)
+    format = models.CharField(max_length=20)
+    published_on = models.DateField(null=True, blank=True)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+    authors = models.JSONField(default=list, help_text='[{"id": 1, "name": "..."}] in order.')
+    author_names = models.CharField(max_length=1000, blank=True)
+    # Position of the last event applied to this row: how fresh the row is.
+    position = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["title", "book_id"]
+        indexes = [
+            models.Index(fields=["title", "book_id"], name="listing_title_id"),
+            models.Index(fields=["price"], name="listing_price"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title

@@ -1,0 +1,64 @@
+from rest_framework import serializers
+
+from apps.cqrs.api import CommandView
+from apps.write.catalog import services
+from apps.write.catalog.models import Book
+from apps.write.catalog.validators import validate_isbn13
+
+
+class AuthorAddView(CommandView):
+    """Add an author to the catalog (staff)."""
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+
+    serializer_class = InputSerializer
+
+    def execute(self, data):
+        author = services.author_add(actor=self.request.user, **data)
+        return {"author_id": author.pk}
+
+
+class BookAddView(CommandView):
+    """Add a book to the catalog (staff)."""
+
+    class InputSerializer(serializers.Serializer):
+        title = serializers.CharField(max_length=300)
+        subtitle = serializers.CharField(max_length=300, required=False, default="")
+        isbn = serializers.CharField(max_length=17, validators=[validate_isbn13])
+        author_ids = serializers.ListField(
+            child=serializers.IntegerField(min_value=1), min_length=1, max_length=20
+        )
+        price = serializers.DecimalField(max_digits=7, decimal_places=2, min_value=0)
+        description = serializers.CharField(required=False, default="", allow_blank=True)
+        format = serializers.ChoiceField(choices=Book.Format.choices, default=Book.Format.PAPERBACK)
+        published_on = serializers.DateField(required=False, allow_null=True, default=None)
+
+    serializer_class = InputSerializer
+
+    def execute(self, data):
+        book = services.book_add(actor=self.request.user, **data)
+        return {"book_id": book.pk}
+
+
+class BookChangePriceView(CommandView):
+    """Change a book's price (staff)."""
+
+    class InputSerializer(serializers.Serializer):
+        book_id = serializers.IntegerField(min_value=1)
+        price = serializers.DecimalField(max_digits=7, decimal_places=2, min_value=0)
+
+    serializer_class = InputSerializer
+    success_status = 200
+
+    def execute(self, data):
+        book = services.book_change_price(actor=self.request.user, **data)
+        return {"book_id": book.pk}
+
+
+# (path, view, name) for config/urls.py, which mounts them under /api/commands/.
+commands = [
+    ("add-author/", AuthorAddView, "add-author"),
+    ("add-book/", BookAddView, "add-book"),
+    ("change-price/", BookChangePriceView, "change-price"),
+]

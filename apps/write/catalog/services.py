@@ -1,0 +1,120 @@
+"""Catalog commands. Each validates, changes the catalog tables and records what happened, in one
+transaction (@command)."""
+
+import datetime
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+
+from apps.cqrs.context import command
+from apps.cqrs.log import record
+from apps.write.catalog.events import AuthorAdded, BookAdded, PriceChanged
+from apps.write.catalog.models import Author, Book, BookAuthor
+from apps.write.catalog.validators import normalize_isbn, validate_isbn13
+
+MAX_PRICE = Decimal("99999.99")
+
+
+def _validate_price(price: Decimal, field: str = "price") -> Decimal:
+    if not isinstance(price, Decimal) or not price.is_finite():
+        raise ValidationError({field: "Enter a price as a decimal number."})
+    if price < 0:
+        raise ValidationError({field: "A price cannot be negative."})
+    if price > MAX_PRICE:
+        raise ValidationError({field: f"A price cannot exceed {MAX_PRICE}."})
+    if price.as_tuple().exponent < -2:
+        raise ValidationError({field: "A price has at most two decimal places."})
+    return price.quantize(Decimal("0.01"))
+
+
+@command("catalog.author_add")
+def author_add(*, actor: AbstractBaseUser | None, name: str) -> Author:
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "An author needs a name."})
+    author = Author.objects.create(name=name)
+    record(AuthorAdded(author_id=author.pk, name=author.name))
+    return author
+
+
+@command("catalog.book_add")
+def book_add(
+    *,
+    actor: AbstractBaseUser | None,
+    title: str,
+    isbn: str,
+    author_ids: list[int],
+    price: Decimal,
+    subtitle: str = "",
+    description: str = "",
+    format: str = Book.Format.PAPERBACK,
+    published_on: datetime.date | None = None,
+) -> Book:
+    errors: dict[str, list[str]] = {}
+    title = title.strip()
+    if not title:
+        errors.setdefault("title", []).append("A book needs a title.")
+    try:
+        validate_isbn13(isbn)
+    except ValidationError as exc:
+        errors.setdefault("isbn", []).extend(exc.messages)
+    isbn = normalize_isbn(isbn)
+    if "isbn" not in errors and Book.objects.filter(isbn=isbn).exists():
+        errors.setdefault("isbn", []).append("A book with this ISBN is already in the catalog.")
+    try:
+        price = _validate_price(price)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    if format not in Book.Format.values:
+        errors.setdefault("format", []).append(f"Choose one of: {', '.join(Book.Format.values)}.")
+    if not author_ids:
+        errors.setdefault("author_ids", []).append("A book needs at least one author.")
+    if len(set(author_ids)) != len(author_ids):
+        errors.setdefault("author_ids", []).append("An author is listed twice.")
+    authors = Author.objects.in_bulk(author_ids)
+    missing = [str(i) for i in author_ids if i not in authors]
+    if missing:
+        errors.setdefault("author_ids", []).append(f"Unknown author id(s): {', '.join(missing)}.")
+    if errors:
+        raise ValidationError(errors)
+
+    book = Book.objects.create(
+        title=title,
+        subtitle=subtitle.strip(),
+        isbn=isbn,
+        description=description,
+        format=format,
+        published_on=published_on,
+        price=price,
+    )
+    BookAuthor.objects.bulk_create(
+        BookAuthor(book=book, author_id=author_id, position=i)
+        for i, author_id in enumerate(author_ids)
+    )
+    record(
+        BookAdded(
+            book_id=book.pk,
+            title=book.title,
+            subtitle=book.subtitle,
+            isbn=book.isbn,
+            description=book.description,
+            format=book.format,
+            published_on=book.published_on,
+            price=book.price,
+            authors=[{"id": a, "name": authors[a].name} for a in author_ids],
+        )
+    )
+    return book
+
+
+@command("catalog.book_change_price")
+def book_change_price(*, actor: AbstractBaseUser | None, book_id: int, price: Decimal) -> Book:
+    price = _validate_price(price)
+    book = Book.objects.select_for_update().get(pk=book_id)
+    if book.price == price:
+        return book
+    old_price, book.price = book.price, price
+    book.save(update_fields=["price", "updated_at"])
+    record(PriceChanged(book_id=book.pk, old_price=old_price, new_price=price))
+    return book

@@ -1,0 +1,48 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.routers import DefaultRouter
+
+from apps.read.catalog.api import BookViewSet
+from apps.write.catalog.api import commands as catalog_commands
+
+router = DefaultRouter()
+router.register("books", BookViewSet, basename="book")
+
+command_routes = [*catalog_commands]
+command_patterns = [path(route, view.as_view(), name=name) for route, view, name in command_routes]
+
+
+@api_view(["GET"])
+@permission_classes([])
+def api_root(request, format=None):
+    """Queries are read-only collections; commands are POST endpoints."""
+    return Response(
+        {
+            "queries": {
+                prefix: reverse(f"{basename}-list", request=request, format=format)
+                for prefix, _viewset, basename in router.registry
+            },
+            "commands": {
+                name: reverse(f"command:{name}", request=request, format=format)
+                for _route, _view, name in command_routes
+            },
+            "schema": reverse("schema", request=request, format=format),
+            "docs": reverse("api-docs", request=request, format=format),
+        }
+    )
+
+
+urlpatterns = [
+    path("", include("apps.storefront.urls")),
+    path("admin/", admin.site.urls),
+    path("api/", api_root, name="api-root"),
+    path("api/", include(router.urls)),
+    path("api/commands/", include((command_patterns, "command"))),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api-auth/", include("rest_framework.urls")),
+]

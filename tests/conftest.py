@@ -1,0 +1,94 @@
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connections
+
+from config.celery import app as celery_app
+
+WORKER_QUEUES = "projections,side-effects"
+
+
+def pytest_configure(config):
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.exit(
+            "The suite runs on PostgreSQL and Redis: run it with `make test`, or set "
+            "DATABASE_URL and REDIS_URL yourself.",
+            returncode=2,
+        )
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _url_for_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture
+def celery_worker(django_db_setup, tmp_path_factory):
+    """A real `celery worker --beat` process on the test databases and the test Redis.
+
+    Function-scoped so that tests without it run with no projector working in the background.
+    The broker's queues are emptied first: wake-ups queued by earlier tests, which had no
+    worker, would only be noise.
+    """
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    env = dict(os.environ)
+    env["DATABASE_URL"] = _url_for_database(
+        os.environ["DATABASE_URL"], connections["default"].settings_dict["NAME"]
+    )
+    if settings.READ_DATABASE_IS_SEPARATE:
+        env["READ_DATABASE_URL"] = _url_for_database(
+            os.environ["READ_DATABASE_URL"], connections["read"].settings_dict["NAME"]
+        )
+    logdir = tmp_path_factory.mktemp("worker")
+    log_path = Path(logdir) / "worker.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "config", "worker", "--beat",
+                "-Q", WORKER_QUEUES, "--concurrency", "2", "--loglevel", "INFO",
+                "--hostname", f"test-{os.getpid()}@%h",
+                "--schedule", str(Path(logdir) / "beat-schedule"),
+            ],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not celery_app.control.ping(timeout=0.5):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"The Celery worker did not start:\n{log_path.read_text()}")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.returncode not in (0, -15):
+            print(f"Celery worker log ({log_path}):\n{log_path.read_text()[-4000:]}")
+
+
+def wait_for(predicate, *, timeout: float = 10.0, interval: float = 0.05):
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"Waited {timeout}s and it did not happen: {predicate.__doc__ or predicate}"
+            )
+        time.sleep(interval)

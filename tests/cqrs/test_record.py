@@ -1,0 +1,99 @@
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from apps.cqrs.context import scope
+from apps.cqrs.log import RecordError, record
+from apps.cqrs.models import AppendOnlyError, DomainEvent
+from apps.cqrs.signals import event_recorded
+from apps.write.catalog import services
+from apps.write.catalog.events import AuthorAdded
+from apps.write.catalog.models import Author, Book, BookAuthor
+from tests.factories import StaffFactory, add_author, add_book
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_command_that_fails_after_writing_leaves_no_rows_and_no_events():
+    # Given a receiver that fails after record() has inserted the command's event
+    def explode(**kwargs):
+        raise RuntimeError("failure after the event was written")
+
+    author = add_author()
+    events_before = DomainEvent.objects.count()
+    event_recorded.connect(explode, dispatch_uid="test-explode")
+    try:
+        # When a command runs into it
+        with pytest.raises(RuntimeError, match="after the event was written"):
+            add_book(title="Never Sold", authors=[author])
+    finally:
+        event_recorded.disconnect(dispatch_uid="test-explode")
+
+    # Then neither the book, its author links, nor its event exist
+    assert not Book.objects.filter(title="Never Sold").exists()
+    assert BookAuthor.objects.count() == 0
+    assert DomainEvent.objects.count() == events_before
+
+
+@pytest.mark.django_db
+def test_events_carry_command_actor_correlation_and_aggregate_versions():
+    staff = StaffFactory()
+    correlation_id = uuid.uuid4()
+    with scope(correlation_id=correlation_id) as request_scope:
+        book = add_book(actor=staff, price="10.00")
+        services.book_change_price(actor=staff, book_id=book.pk, price=Decimal("11.00"))
+        services.book_change_price(actor=None, book_id=book.pk, price=Decimal("12.00"))
+
+    events = list(DomainEvent.objects.filter(aggregate_type="book", aggregate_id=str(book.pk)))
+    assert [(e.event_type, e.aggregate_version) for e in events] == [
+        ("BookAdded", 1),
+        ("PriceChanged", 2),
+        ("PriceChanged", 3),
+    ]
+    assert {e.correlation_id for e in events} == {correlation_id}
+    assert [e.command for e in events] == [
+        "catalog.book_add",
+        "catalog.book_change_price",
+        "catalog.book_change_price",
+    ]
+    assert [(e.actor_id, e.actor) for e in events] == [
+        (staff.pk, staff.username),
+        (staff.pk, staff.username),
+        (None, "system"),
+    ]
+    assert events[1].payload == {"book_id": book.pk, "old_price": "10.00", "new_price": "11.00"}
+    assert request_scope.last_position == events[-1].position
+
+
+@pytest.mark.django_db
+def test_record_refuses_to_run_outside_a_command():
+    with pytest.raises(RecordError, match="command service"):
+        record(AuthorAdded(author_id=1, name="Nobody"))
+    assert DomainEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_the_event_log_cannot_be_changed_or_emptied():
+    add_author(name="Ursula K. Le Guin")
+    event = DomainEvent.objects.get()
+
+    with pytest.raises(AppendOnlyError):
+        DomainEvent.objects.update(actor="someone else")
+    with pytest.raises(AppendOnlyError):
+        DomainEvent.objects.all().delete()
+    with pytest.raises(AppendOnlyError):
+        event.save()
+    with pytest.raises(AppendOnlyError):
+        event.delete()
+    # Not even raw SQL: the database refuses too.
+    for sql in ["UPDATE cqrs_domainevent SET actor = 'x'", "DELETE FROM cqrs_domainevent"]:
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql)
+
+    assert DomainEvent.objects.get().actor == "system"
+    assert Author.objects.count() == 1

@@ -1,0 +1,156 @@
+import threading
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.db import connections, transaction
+from django.utils import timezone
+
+from apps.cqrs import runtime
+from apps.cqrs.models import DomainEvent, ProjectorCheckpoint
+from apps.cqrs.projectors import Projector, registry
+from apps.read.catalog.models import BookListing
+from apps.write.catalog import services
+from tests.factories import add_author, add_book
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
+
+
+def listing_rows() -> list[tuple]:
+    return list(BookListing.objects.order_by("book_id").values_list())
+
+
+def make_history(books: int = 60) -> None:
+    authors = [add_author(name=f"Author {i}") for i in range(5)]
+    for i in range(books):
+        book = add_book(title=f"Title {i}", authors=authors[i % 5 : i % 5 + 1 + i % 2])
+        if i % 3 == 0:
+            services.book_change_price(actor=None, book_id=book.pk, price=Decimal("7.25") + i)
+
+
+def test_two_catch_ups_at_once_give_the_same_tables_as_one_run():
+    # Given a log the listing projector has not read (no worker runs in this test)
+    make_history()
+    listing = registry.get("catalog.book_listing")
+    barrier = threading.Barrier(2)
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            runtime.catch_up(listing, batch_size=15)
+        finally:
+            connections.close_all()
+
+    # When two runners catch it up at the same moment
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    concurrent = listing_rows()
+
+    # Then the tables equal those of one run from scratch
+    runtime.rebuild(listing)
+    assert len(concurrent) == 60
+    assert concurrent == listing_rows()
+    assert ProjectorCheckpoint.objects.get(name=listing.name).position == runtime.head_position()
+
+
+def test_rebuild_read_models_replays_into_tables_equal_to_the_live_ones():
+    listing = registry.get("catalog.book_listing")
+    make_history(books=30)
+    for projector in registry.all():
+        runtime.catch_up(projector)
+    live = listing_rows()
+    prices = {row.book_id: row.price for row in BookListing.objects.all()}
+
+    call_command("rebuild_read_models", verbosity=0)
+
+    assert listing_rows() == live
+    assert len(live) == 30
+    # The replay went through the price changes, not just the additions.
+    assert prices[min(prices)] == Decimal("7.25")
+    assert ProjectorCheckpoint.objects.get(name=listing.name).position == runtime.head_position()
+
+
+class FailingProjector(Projector):
+    name = "test.failing"
+    handles = frozenset({"BookAdded"})
+
+    def __init__(self) -> None:
+        self.poison_title = "Poison"
+        self.applied: list[str] = []
+
+    def apply(self, event):
+        if event.payload["title"] == self.poison_title:
+            raise ValueError("cannot project this book")
+        # Like a table row, the effect lasts only if the batch's transaction commits.
+        title = event.payload["title"]
+        transaction.on_commit(lambda: self.applied.append(title), using="read")
+
+
+@pytest.fixture
+def failing_projector():
+    projector = FailingProjector()
+    registry._projectors[projector.name] = projector
+    yield projector
+    registry.unregister(projector.name)
+
+
+def test_a_failing_event_stops_only_its_projector_and_is_retried_with_backoff(failing_projector):
+    author = add_author()
+    for title in ["One", "Two", "Poison", "Four"]:
+        add_book(title=title, authors=[author])
+    poison = DomainEvent.objects.get(event_type="BookAdded", payload__title="Poison")
+
+    result = runtime.catch_up(failing_projector, batch_size=10)
+
+    # The events before the poison one are kept, the error is stored, nothing after is applied
+    assert failing_projector.applied == ["One", "Two"]
+    assert result.failed_position == poison.position
+    checkpoint = ProjectorCheckpoint.objects.get(name=failing_projector.name)
+    assert checkpoint.position < poison.position
+    assert checkpoint.failed_position == poison.position
+    assert checkpoint.attempts == 1
+    assert "cannot project this book" in checkpoint.last_error
+    assert checkpoint.retry_at > timezone.now()
+    # ... and other projectors go on
+    listing = registry.get("catalog.book_listing")
+    runtime.catch_up(listing)
+    assert BookListing.objects.count() == 4
+
+    # Before the retry time, a wake-up leaves it alone; a second failure backs off further
+    assert runtime.catch_up(failing_projector).applied == 0
+    runtime.catch_up(failing_projector, force=True)
+    second = ProjectorCheckpoint.objects.get(name=failing_projector.name)
+    assert second.attempts == 2
+    assert second.retry_at - timezone.now() > checkpoint.retry_at - checkpoint.updated_at
+
+    # Once the cause is fixed, it continues from the failed event and clears the error
+    failing_projector.poison_title = None
+    runtime.catch_up(failing_projector, force=True)
+    assert failing_projector.applied == ["One", "Two", "Poison", "Four"]
+    healed = ProjectorCheckpoint.objects.get(name=failing_projector.name)
+    assert (healed.last_error, healed.failed_position, healed.attempts) == ("", None, 0)
+
+    # projection_status shows each projector's position and lag
+    status = {row.name: row for row in runtime.status()}
+    assert status[failing_projector.name].lag_events == 0
+    assert status[listing.name].lag_events == 0
+
+
+def test_projection_status_reports_lag_and_errors(failing_projector, capsys):
+    author = add_author()
+    add_book(title="Poison", authors=[author])
+    add_book(title="Fine", authors=[author])
+    runtime.catch_up(failing_projector)
+
+    status = {row.name: row for row in runtime.status()}
+    assert status[failing_projector.name].lag_events == 2
+    assert status["catalog.book_listing"].lag_events == 2
+    assert status["catalog.book_listing"].lag_seconds >= 0
+
+    call_command("projection_status")
+    out = capsys.readouterr().out
+    assert "test.failing" in out
+    assert "cannot project this book" in out
