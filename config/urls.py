@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.response import Response
@@ -16,6 +17,7 @@ command_routes = [*catalog_commands]
 command_patterns = [path(route, view.as_view(), name=name) for route, view, name in command_routes]
 
 
+@extend_schema(exclude=True)
 @api_view(["GET"])
 @permission_classes([])
 def api_root(request, format=None):

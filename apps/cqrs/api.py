@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
@@ -38,12 +39,25 @@ class CommandResultSerializer(serializers.Serializer):
     )
 
 
+class CommandSchema(AutoSchema):
+    """Documents a command's response as its `result_serializer_class`, not its input."""
+
+    def get_response_serializers(self):
+        return self.view.result_serializer_class
+
+    def get_tags(self):
+        return ["commands"]
+
+
 class CommandView(GenericAPIView):
-    """POST-only endpoint for one command. Subclasses set `serializer_class` (the input) and
-    implement `execute`, which calls the command service and returns the ids it created."""
+    """POST-only endpoint for one command. Subclasses set `serializer_class` (the input),
+    `result_serializer_class` (ids created, plus the position added here) and implement
+    `execute`, which calls the command service and returns those ids."""
 
     permission_classes = [IsAdminUser]
     success_status = status.HTTP_201_CREATED
+    result_serializer_class: type[serializers.Serializer] = CommandResultSerializer
+    schema = CommandSchema()
 
     def execute(self, data: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError

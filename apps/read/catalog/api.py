@@ -36,6 +36,8 @@ class BookViewSet(viewsets.ReadOnlyModelViewSet):
     """Books, from the catalog read model."""
 
     serializer_class = BookListingSerializer
+    lookup_field = "book_id"
+    lookup_url_kwarg = "id"
     pagination_class = BookCursorPagination
     permission_classes = []
     filterset_fields = {"format": ["exact"], "price": ["gte", "lte"]}

@@ -1,54 +1,70 @@
 from rest_framework import serializers
 
-from apps.cqrs.api import CommandView
+from apps.cqrs.api import CommandResultSerializer, CommandView
 from apps.write.catalog import services
 from apps.write.catalog.models import Book
 from apps.write.catalog.validators import validate_isbn13
+
+PRICE = {"max_digits": 7, "decimal_places": 2, "min_value": 0}
+
+
+class AuthorAddInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+
+
+class AuthorAddResultSerializer(CommandResultSerializer):
+    author_id = serializers.IntegerField()
 
 
 class AuthorAddView(CommandView):
     """Add an author to the catalog (staff)."""
 
-    class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=200)
-
-    serializer_class = InputSerializer
+    serializer_class = AuthorAddInputSerializer
+    result_serializer_class = AuthorAddResultSerializer
 
     def execute(self, data):
         author = services.author_add(actor=self.request.user, **data)
         return {"author_id": author.pk}
 
 
+class BookAddInputSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=300)
+    subtitle = serializers.CharField(max_length=300, required=False, default="")
+    isbn = serializers.CharField(max_length=17, validators=[validate_isbn13])
+    author_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=20
+    )
+    price = serializers.DecimalField(**PRICE)
+    description = serializers.CharField(required=False, default="", allow_blank=True)
+    format = serializers.ChoiceField(choices=Book.Format.choices, default=Book.Format.PAPERBACK)
+    published_on = serializers.DateField(required=False, allow_null=True, default=None)
+
+
+class BookResultSerializer(CommandResultSerializer):
+    book_id = serializers.IntegerField()
+
+
 class BookAddView(CommandView):
     """Add a book to the catalog (staff)."""
 
-    class InputSerializer(serializers.Serializer):
-        title = serializers.CharField(max_length=300)
-        subtitle = serializers.CharField(max_length=300, required=False, default="")
-        isbn = serializers.CharField(max_length=17, validators=[validate_isbn13])
-        author_ids = serializers.ListField(
-            child=serializers.IntegerField(min_value=1), min_length=1, max_length=20
-        )
-        price = serializers.DecimalField(max_digits=7, decimal_places=2, min_value=0)
-        description = serializers.CharField(required=False, default="", allow_blank=True)
-        format = serializers.ChoiceField(choices=Book.Format.choices, default=Book.Format.PAPERBACK)
-        published_on = serializers.DateField(required=False, allow_null=True, default=None)
-
-    serializer_class = InputSerializer
+    serializer_class = BookAddInputSerializer
+    result_serializer_class = BookResultSerializer
 
     def execute(self, data):
         book = services.book_add(actor=self.request.user, **data)
         return {"book_id": book.pk}
 
 
+class BookChangePriceInputSerializer(serializers.Serializer):
+    book_id = serializers.IntegerField(min_value=1)
+    price = serializers.DecimalField(**PRICE)
+
+
 class BookChangePriceView(CommandView):
     """Change a book's price (staff)."""
 
-    class InputSerializer(serializers.Serializer):
-        book_id = serializers.IntegerField(min_value=1)
-        price = serializers.DecimalField(max_digits=7, decimal_places=2, min_value=0)
-
-    serializer_class = InputSerializer
+    serializer_class = BookChangePriceInputSerializer
+    result_serializer_class = BookResultSerializer
     success_status = 200
 
     def execute(self, data):
@@ -56,7 +72,7 @@ class BookChangePriceView(CommandView):
         return {"book_id": book.pk}
 
 
-# (path, view, name) for config/urls.py, which mounts them under /api/commands/.
+# (route, view, name) for config/urls.py, which mounts them under /api/commands/.
 commands = [
     ("add-author/", AuthorAddView, "add-author"),
     ("add-book/", BookAddView, "add-book"),

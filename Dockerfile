@@ -1,0 +1,26 @@
+# The production image: gunicorn serves the web app; the same image runs the Celery workers and
+# beat with another command (see docker-compose.yml).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+RUN useradd --create-home --uid 1000 bookstore
+
+COPY pyproject.toml README.md ./
+COPY config ./config
+COPY apps ./apps
+RUN pip install .
+
+COPY manage.py ./
+COPY templates ./templates
+COPY static ./static
+# collectstatic needs settings but no database or real secret.
+RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --no-input
+
+USER bookstore
+EXPOSE 8000
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
