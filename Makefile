@@ -9,6 +9,7 @@ PORT ?= 8000
 # Loopback services for the test suite (override to point elsewhere).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bookstore
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
+TEST_READ_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bookstore_read
 TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	DJANGO_SECRET_KEY=test-only-secret DJANGO_HTTPS=0 CQRS_SWEEP_SECONDS=1
 
@@ -34,7 +35,7 @@ run: install
 		echo "Starting a Celery worker and beat beside the web server."; \
 		$(BIN)/celery -A config worker --beat -Q projections,side-effects --concurrency 2 \
 			--loglevel INFO --schedule /tmp/bookstore-celerybeat-schedule & \
-		trap 'kill %1 2>/dev/null' EXIT INT TERM; \
+		worker=$$!; trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
 	else \
 		echo "No REDIS_URL: tasks run eagerly inside the web process (embedded mode)."; \
 	fi; \
@@ -46,6 +47,10 @@ check-services: install
 
 test: install check-services
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+# The same suite with the read models in their own PostgreSQL database.
+test-separate-read-db: install check-services
+	$(TEST_ENV) READ_DATABASE_URL=$(TEST_READ_DATABASE_URL) $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -43,7 +43,7 @@ class CommandSchema(AutoSchema):
     """Documents a command's response as its `result_serializer_class`, not its input."""
 
     def get_response_serializers(self):
-        return self.view.result_serializer_class
+        return {self.view.success_status: self.view.result_serializer_class}
 
     def get_tags(self):
         return ["commands"]

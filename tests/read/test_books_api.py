@@ -1,0 +1,53 @@
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from apps.cqrs import runtime
+from apps.cqrs.projectors import registry
+from tests.factories import add_author, add_book
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
+WRITE_TABLES = ("catalog_", "cqrs_domainevent", "auth_")
+
+
+def test_books_endpoint_reads_the_read_model_only():
+    author = add_author(name="Italo Calvino")
+    book = add_book(title="Invisible Cities", authors=[author], price="14.00")
+    runtime.catch_up(registry.get("catalog.book_listing"))
+    client = APIClient()
+
+    with (
+        CaptureQueriesContext(connections["default"]) as write_queries,
+        CaptureQueriesContext(connections["read"]) as read_queries,
+    ):
+        listing = client.get("/api/books/")
+        detail = client.get(f"/api/books/{book.pk}/")
+
+    assert listing.status_code == detail.status_code == 200
+    assert [b["title"] for b in listing.json()["results"]] == ["Invisible Cities"]
+    assert detail.json()["author_names"] == "Italo Calvino"
+    sql = [q["sql"] for q in [*write_queries.captured_queries, *read_queries.captured_queries]]
+    assert sql, "the endpoints ran no query at all"
+    assert not [s for s in sql if any(f'"{t}' in s for t in WRITE_TABLES)], sql
+
+
+def test_an_unknown_book_is_a_404():
+    assert APIClient().get("/api/books/987654/").status_code == 404
+
+
+def test_the_schema_documents_queries_and_commands():
+    response = APIClient().get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    assert {"/api/books/", "/api/books/{id}/", "/api/commands/add-book/"} <= set(paths)
+    result = paths["/api/commands/add-book/"]["post"]["responses"]["201"]
+    ref = result["content"]["application/json"]["schema"]["$ref"]
+    assert ref.endswith("/BookResult")
+
+
+def test_rebuilding_an_unknown_projector_is_an_error_that_changes_nothing():
+    with pytest.raises(CommandError, match="No projector named 'nope'"):
+        call_command("rebuild_read_models", projector=["nope"])
