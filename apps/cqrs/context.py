@@ -1,22 +1,17 @@
 """Who and what a recorded event is traced to: command, actor, correlation and causation ids.
 
 A request (CorrelationIdMiddleware), a task or a management command opens a `scope`; each
-command service opens a nested one through `@command`. `record()` stamps every event with the
-innermost scope, so the log answers "which command, by whom, as part of what" for every change.
+command service opens a nested one through `@command` (apps/cqrs/commands.py). Every event is
+stamped with the scope it was recorded in, so the log answers "which command, by whom, as part of
+what" for every change.
 """
 
-import functools
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Any, ParamSpec, TypeVar
-
-from django.db import transaction
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,6 +23,9 @@ class Scope:
     actor: str = "system"
     # Positions recorded in this scope and the scopes nested in it (shared, hence mutable).
     positions: list[int] = field(default_factory=list, compare=False)
+    # Events recorded by the running command and the commands it calls, with the scope each was
+    # recorded in; the outermost command appends them to the log just before it commits.
+    pending: list = field(default_factory=list, compare=False)
 
     @property
     def last_position(self) -> int | None:
@@ -69,24 +67,16 @@ def scope(
             changes.update(actor_id=actor.pk, actor=actor.get_username())
         else:
             changes.update(actor_id=None, actor="system")
-    token = _current.set(replace(parent, **changes, positions=parent.positions))
+    starts_command = command is not None and not parent.command
+    token = _current.set(
+        replace(
+            parent,
+            **changes,
+            positions=parent.positions,
+            pending=[] if starts_command else parent.pending,
+        )
+    )
     try:
         yield _current.get()
     finally:
         _current.reset(token)
-
-
-def command(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Make a function a command service: it runs in one transaction on the write database, and
-    the events it records carry `name` and the `actor` keyword argument it is called with."""
-
-    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
-        @functools.wraps(fn)
-        def run(*args: P.args, **kwargs: P.kwargs) -> R:
-            with scope(command=name, actor=kwargs.get("actor")), transaction.atomic():
-                return fn(*args, **kwargs)
-
-        run.command_name = name  # type: ignore[attr-defined]
-        return run
-
-    return decorate

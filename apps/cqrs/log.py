@@ -16,22 +16,21 @@ will never appear. Readers need no horizon, no gap tracking and no time-out; eve
 plain `position > checkpoint ORDER BY position`, and events are applied in exactly the order of
 their positions, which is also the order of the aggregates' versions.
 
-The price is that the part of a command transaction from its first `record()` to its commit runs
-one at a time. Command services record their events last, after their reads, locks and row
-changes, so the serialised part is the event insert and the commit itself. The alternatives were
+The price is that the part of a command transaction from the append to its commit runs one at a
+time. `record()` only collects events; the outermost command appends them all at its very end,
+after its reads, row locks and row changes (apps/cqrs/commands.py), so the serialised part is the
+event insert and the commit itself. The alternatives were
 a transaction-id horizon (`pg_snapshot_xmin`: no writer waits, but one long transaction stalls
 every reader, and events are then ordered by transaction id rather than by position) and gap
 tracking with a timeout (a timeout skips real events under load). SQLite, the embedded default,
 allows one writer at a time anyway.
 """
 
-from collections import defaultdict
-
 from django.db import connections
 from django.db.models import Max
 from django.utils import timezone
 
-from apps.cqrs.context import current_scope
+from apps.cqrs.context import Scope, current_scope
 from apps.cqrs.events import Event
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.signals import event_recorded
@@ -53,25 +52,35 @@ def take_append_lock(using: str = WRITE_ALIAS) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPEND_LOCK_KEY])
 
 
-def record(*events: Event) -> list[DomainEvent]:
-    """Append `events` to the log inside the caller's transaction and announce them.
+def record(*events: Event) -> None:
+    """Record `events` as part of the running command service.
 
-    Must run inside a command service (`@command`), which supplies the transaction and the
-    metadata. Returns the stored rows with their positions. Aggregate versions are numbered here,
-    under the append lock, so they need no read-modify-write in the services.
+    They are stamped with the command, actor, correlation and causation ids of the current
+    scope, and appended to the log when the outermost command finishes, inside its transaction
+    (apps/cqrs/commands.py): a command that rolls back leaves no event.
     """
     meta = current_scope()
     if meta is None or not meta.command:
         raise RecordError("record() must be called from a command service (@command).")
-    connection = connections[WRITE_ALIAS]
-    if not connection.in_atomic_block:
-        raise RecordError("record() must run inside the command's transaction.")
+    meta.pending.extend((event, meta) for event in events)
 
+
+def append_pending(outer: Scope) -> list[DomainEvent]:
+    """Append the events recorded under the outermost command `outer` and announce them.
+
+    Takes the append lock, numbers aggregate versions under it (so services need no
+    read-modify-write for them), stores the rows, and sends `event_recorded`.
+    """
+    if not outer.pending:
+        return []
+    if not connections[WRITE_ALIAS].in_atomic_block:
+        raise RecordError("Events must be appended inside the command's transaction.")
+    pending, outer.pending[:] = list(outer.pending), []
     take_append_lock()
     now = timezone.now()
-    next_version: dict[tuple[str, str], int] = defaultdict(int)
+    next_version: dict[tuple[str, str], int] = {}
     rows = []
-    for event in events:
+    for event, meta in pending:
         key = (event.aggregate_type, event.aggregate_id)
         if key not in next_version:
             current = DomainEvent.objects.filter(
@@ -96,6 +105,6 @@ def record(*events: Event) -> list[DomainEvent]:
             )
         )
     DomainEvent.objects.bulk_create(rows)
-    meta.positions.extend(row.position for row in rows)
+    outer.positions.extend(row.position for row in rows)
     event_recorded.send(sender=DomainEvent, events=rows, using=WRITE_ALIAS)
     return rows

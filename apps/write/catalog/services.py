@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 
-from apps.cqrs.context import command
+from apps.cqrs.commands import command
 from apps.cqrs.log import record
 from apps.write.catalog.events import AuthorAdded, BookAdded, PriceChanged
 from apps.write.catalog.models import Author, Book, BookAuthor
