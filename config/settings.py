@@ -52,6 +52,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "apps.cqrs",
     "apps.write.catalog",
+    "apps.write.inventory",
+    "apps.write.customers",
+    "apps.write.orders",
     "apps.read.catalog",
     "apps.storefront",
 ]
@@ -172,6 +175,11 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.cqrs.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "customer-commands": os.environ.get("CUSTOMER_COMMAND_RATE", "120/min"),
+        "sign-up": os.environ.get("SIGN_UP_RATE", "30/hour"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Bookstore CQRS API",
@@ -223,6 +231,8 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+
+PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "apps.write.orders.payments.TestGateway")
 
 EMAIL_BACKEND = os.environ.get(
     "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"

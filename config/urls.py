@@ -9,11 +9,14 @@ from rest_framework.routers import DefaultRouter
 
 from apps.read.catalog.api import BookViewSet
 from apps.write.catalog.api import commands as catalog_commands
+from apps.write.customers.api import commands as customer_commands
+from apps.write.inventory.api import commands as inventory_commands
+from apps.write.orders.api import commands as order_commands
 
 router = DefaultRouter()
 router.register("books", BookViewSet, basename="book")
 
-command_routes = [*catalog_commands]
+command_routes = [*catalog_commands, *inventory_commands, *customer_commands, *order_commands]
 command_patterns = [path(route, view.as_view(), name=name) for route, view, name in command_routes]
 
 

@@ -1,10 +1,13 @@
 """What every command endpoint shares: input validation, the error mapping, and the position of
 the last event recorded, so that a client can wait for its own write on the read side."""
 
+import hashlib
+import json
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -16,8 +19,10 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.cqrs.context import current_scope
 from apps.cqrs.exceptions import Conflict
+from apps.cqrs.models import IdempotencyKey
 
 POSITION_HEADER = "X-Event-Position"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -58,17 +63,62 @@ class CommandView(GenericAPIView):
     success_status = status.HTTP_201_CREATED
     result_serializer_class: type[serializers.Serializer] = CommandResultSerializer
     schema = CommandSchema()
+    # Honour an Idempotency-Key header: a repeat gets the first response and does nothing.
+    idempotent = False
 
-    def execute(self, data: dict[str, Any]) -> dict[str, Any]:
+    def execute(self, data: dict[str, Any]) -> dict[str, Any] | tuple[dict[str, Any], int]:
+        """Run the command; return the ids it created (and, optionally, a status code)."""
         raise NotImplementedError
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if self.idempotent and key is not None:
+            return self._post_once(request, key)
+        return self._run(request)
+
+    def _run(self, request: Request) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = self.execute(serializer.validated_data)
+        body, code = result if isinstance(result, tuple) else (result, self.success_status)
         scope = current_scope()
         position = scope.last_position if scope else None
         headers = {POSITION_HEADER: str(position)} if position is not None else {}
-        return Response(
-            {**result, "position": position}, status=self.success_status, headers=headers
-        )
+        return Response({**body, "position": position}, status=code, headers=headers)
+
+    def _post_once(self, request: Request, key: str) -> Response:
+        if not 1 <= len(key) <= 100 or not key.isprintable():
+            raise ValidationError({IDEMPOTENCY_HEADER: "Use 1 to 100 printable characters."})
+        fingerprint = hashlib.sha256(
+            json.dumps([self.get_view_name(), request.data], sort_keys=True, default=str).encode()
+        ).hexdigest()
+        with transaction.atomic():
+            try:
+                # Concurrent requests with the same key wait here on the unique index until the
+                # first one commits, then find its response.
+                with transaction.atomic():
+                    stored = IdempotencyKey.objects.create(
+                        user_id=request.user.pk,
+                        key=key,
+                        command=self.get_view_name(),
+                        request_hash=fingerprint,
+                        response_status=0,
+                        response_body={},
+                    )
+            except IntegrityError:
+                first = IdempotencyKey.objects.get(user_id=request.user.pk, key=key)
+                if first.request_hash != fingerprint:
+                    return Response(
+                        {"detail": "This Idempotency-Key was used for a different request."},
+                        status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+                    )
+                headers = {"Idempotent-Replayed": "true"}
+                position = first.response_body.get("position")
+                if position is not None:
+                    headers[POSITION_HEADER] = str(position)
+                return Response(first.response_body, status=first.response_status, headers=headers)
+            response = self._run(request)
+            stored.response_status = response.status_code
+            stored.response_body = response.data
+            stored.save(update_fields=["response_status", "response_body"])
+            return response

@@ -79,3 +79,26 @@ class ProjectorCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.position}"
+
+
+class IdempotencyKey(models.Model):
+    """The first response to a command sent with an Idempotency-Key, replayed for repeats.
+
+    Scoped to the user who sent it; `request_hash` tells a repeat from a different request that
+    reuses the key."""
+
+    user_id = models.BigIntegerField()
+    key = models.CharField(max_length=100)
+    command = models.CharField(max_length=100)
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField(encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user_id", "key"], name="idempotency_key_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.command})"

@@ -23,6 +23,8 @@ class Projector:
     models: ClassVar[tuple[type[Model], ...]] = ()
     # The Celery queue its catch-up runs on: read models and side effects scale separately.
     queue: ClassVar[str] = "projections"
+    # Read models are rebuilt by replaying the log; side effects must never be replayed.
+    replayable: ClassVar[bool] = True
 
     def apply(self, event: DomainEvent) -> None:
         raise NotImplementedError
@@ -39,6 +41,25 @@ class Projector:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+
+class Subscriber(Projector):
+    """Reacts to events with side effects: commands (process managers), e-mails.
+
+    It runs on the same checkpointed runtime, but its effects happen outside the read
+    database's transaction, so it may see an event again after a crash: every subscriber must
+    be idempotent per event (a command that finds nothing left to do, a row keyed by event id).
+    """
+
+    queue = "side-effects"
+    replayable = False
+
+    @staticmethod
+    def caused_by(event: DomainEvent):
+        """A scope whose commands carry the event's correlation id and name it as their cause."""
+        from apps.cqrs.context import scope
+
+        return scope(correlation_id=event.correlation_id, causation_id=event.event_id)
 
 
 class Registry:
@@ -65,6 +86,9 @@ class Registry:
 
     def all(self) -> list[Projector]:
         return [self._projectors[name] for name in sorted(self._projectors)]
+
+    def replayable(self) -> list[Projector]:
+        return [p for p in self.all() if p.replayable]
 
     def interested_in(self, event_types: Iterable[str]) -> list[Projector]:
         types = set(event_types)

@@ -19,9 +19,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, projectors=None, verbosity=1, **options):
         try:
-            chosen = [registry.get(n) for n in projectors] if projectors else registry.all()
+            chosen = [registry.get(n) for n in projectors] if projectors else registry.replayable()
         except LookupError as exc:
             raise CommandError(str(exc)) from exc
+        refused = [p.name for p in chosen if not p.replayable]
+        if refused:
+            raise CommandError(f"Side effects are never replayed: {', '.join(refused)}.")
         head = runtime.head_position()
         failed = []
         for projector in chosen:

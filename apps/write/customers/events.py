@@ -1,0 +1,22 @@
+import dataclasses
+
+from apps.cqrs.events import Event
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CustomerEvent(Event):
+    aggregate_type = "customer"
+    aggregate_id_field = "customer_id"
+    customer_id: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CustomerSignedUp(CustomerEvent):
+    username: str
+    full_name: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CustomerProfileChanged(CustomerEvent):
+    full_name: str
+    shipping_address: str

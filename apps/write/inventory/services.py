@@ -1,0 +1,115 @@
+"""Inventory commands. Stock never goes below zero: reservations are conditional updates under a
+row lock, and a CHECK constraint backs them. Callers that lock several stock rows lock them in
+book id order (`stock_lock`), after any order rows, so that commands cannot deadlock."""
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db.models import F
+
+from apps.cqrs.commands import command
+from apps.cqrs.exceptions import Conflict
+from apps.cqrs.log import record
+from apps.write.catalog.models import Book
+from apps.write.inventory.events import (
+    BackorderPolicyChanged,
+    StockAdjusted,
+    StockReceived,
+    StockReleased,
+    StockReserved,
+)
+from apps.write.inventory.models import StockItem
+
+MAX_UNITS = 100_000
+ADJUSTMENT_REASONS = {"count_correction": "Count correction", "damage": "Damaged", "lost": "Lost"}
+
+
+def _validate_units(quantity: int, field: str = "quantity") -> None:
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise ValidationError({field: "Enter a whole number."})
+    if not 1 <= quantity <= MAX_UNITS:
+        raise ValidationError({field: f"Enter a number from 1 to {MAX_UNITS}."})
+
+
+def stock_lock(book_ids: Iterable[int]) -> dict[int, StockItem]:
+    """Lock the stock rows of these books, creating missing ones, in book id order."""
+    ids = sorted(set(book_ids))
+    known = set(Book.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise ValidationError({"book_id": f"Unknown book id(s): {', '.join(map(str, missing))}."})
+    StockItem.objects.bulk_create([StockItem(book_id=i) for i in ids], ignore_conflicts=True)
+    rows = StockItem.objects.select_for_update().filter(book_id__in=ids).order_by("book_id")
+    return {row.book_id: row for row in rows}
+
+
+@command("inventory.stock_receive")
+def stock_receive(
+    *, actor: AbstractBaseUser | None, book_id: int, quantity: int, note: str = ""
+) -> StockItem:
+    _validate_units(quantity)
+    item = stock_lock([book_id])[book_id]
+    item.on_hand += quantity
+    item.save(update_fields=["on_hand", "updated_at"])
+    record(StockReceived(book_id=book_id, quantity=quantity, on_hand=item.on_hand, note=note))
+    return item
+
+
+@command("inventory.stock_adjust")
+def stock_adjust(
+    *, actor: AbstractBaseUser | None, book_id: int, change: int, reason: str, note: str = ""
+) -> StockItem:
+    if reason not in ADJUSTMENT_REASONS:
+        raise ValidationError({"reason": f"Choose one of: {', '.join(ADJUSTMENT_REASONS)}."})
+    if change == 0 or abs(change) > MAX_UNITS:
+        raise ValidationError({"change": f"Enter a non-zero change of at most {MAX_UNITS}."})
+    item = stock_lock([book_id])[book_id]
+    if item.on_hand + change < 0:
+        raise Conflict(f"Only {item.on_hand} on hand: cannot take {-change} off.")
+    item.on_hand += change
+    item.save(update_fields=["on_hand", "updated_at"])
+    record(
+        StockAdjusted(
+            book_id=book_id, change=change, reason=reason, note=note, on_hand=item.on_hand
+        )
+    )
+    return item
+
+
+@command("inventory.stock_set_backorders")
+def stock_set_backorders(
+    *, actor: AbstractBaseUser | None, book_id: int, allowed: bool
+) -> StockItem:
+    item = stock_lock([book_id])[book_id]
+    if item.allow_backorder != allowed:
+        item.allow_backorder = allowed
+        item.save(update_fields=["allow_backorder", "updated_at"])
+        record(
+            BackorderPolicyChanged(book_id=book_id, allow_backorder=allowed, on_hand=item.on_hand)
+        )
+    return item
+
+
+@command("inventory.stock_reserve")
+def stock_reserve(
+    *, actor: AbstractBaseUser | None, book_id: int, quantity: int, order_id: int
+) -> None:
+    """Take `quantity` units off the shelf for an order, or refuse with Conflict."""
+    updated = StockItem.objects.filter(book_id=book_id, on_hand__gte=quantity).update(
+        on_hand=F("on_hand") - quantity
+    )
+    if not updated:
+        raise Conflict("Not enough stock.")
+    on_hand = StockItem.objects.values_list("on_hand", flat=True).get(book_id=book_id)
+    record(StockReserved(book_id=book_id, quantity=quantity, order_id=order_id, on_hand=on_hand))
+
+
+@command("inventory.stock_release")
+def stock_release(
+    *, actor: AbstractBaseUser | None, book_id: int, quantity: int, order_id: int
+) -> None:
+    """Put units reserved for an order back on the shelf."""
+    StockItem.objects.filter(book_id=book_id).update(on_hand=F("on_hand") + quantity)
+    on_hand = StockItem.objects.values_list("on_hand", flat=True).get(book_id=book_id)
+    record(StockReleased(book_id=book_id, quantity=quantity, order_id=order_id, on_hand=on_hand))

@@ -1,0 +1,99 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        PLACED = "placed", "Placed"
+        PAID = "paid", "Paid"
+        SHIPPED = "shipped", "Shipped"
+        DELIVERED = "delivered", "Delivered"
+        CANCELLED = "cancelled", "Cancelled"
+
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PLACED)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    shipping_address = models.TextField()
+    cancel_reason = models.CharField(max_length=200, blank=True)
+    placed_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-placed_at"]
+        indexes = [models.Index(fields=["customer", "-placed_at"], name="order_customer_placed")]
+        constraints = [
+            models.CheckConstraint(condition=Q(total__gte=Decimal("0")), name="order_total_ok")
+        ]
+
+    def __str__(self) -> str:
+        return f"Order {self.pk}"
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    book = models.ForeignKey("catalog.Book", on_delete=models.PROTECT, related_name="+")
+    title = models.CharField(max_length=300)
+    unit_price = models.DecimalField(max_digits=10, decimal_places=2)
+    quantity = models.PositiveIntegerField()
+    # Units still waiting for stock; filled first come, first served when stock arrives.
+    backordered = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="line_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(backordered__lte=models.F("quantity")), name="line_backorder_le_qty"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["book", "id"], condition=Q(backordered__gt=0), name="line_open_backorders"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.title}"
+
+    @property
+    def reserved(self) -> int:
+        return self.quantity - self.backordered
+
+
+class Payment(models.Model):
+    class Status(models.TextChoices):
+        APPROVED = "approved", "Approved"
+        DECLINED = "declined", "Declined"
+        REFUNDED = "refunded", "Refunded"
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    reference = models.CharField(max_length=100, blank=True)
+    card_last4 = models.CharField(max_length=4)
+    decline_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_status_display()} {self.amount} for order {self.order_id}"
+
+
+class NotificationSent(models.Model):
+    """One row per event an e-mail was sent for, so a repeated event sends nothing."""
+
+    event_id = models.UUIDField(unique=True)
+    recipient = models.EmailField()
+    subject = models.CharField(max_length=200)
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.subject
