@@ -51,3 +51,28 @@ def add_book(*, title: str = "Kindred", price: str = "12.50", authors=None, acto
         price=Decimal(price),
         **extra,
     )
+
+
+def stocked_book(*, on_hand: int = 10, allow_backorder: bool = False, price: str = "10.00", **kw):
+    from apps.write.inventory import services as inventory
+
+    book = add_book(price=price, **kw)
+    if on_hand:
+        inventory.stock_receive(actor=None, book_id=book.pk, quantity=on_hand)
+    if allow_backorder:
+        inventory.stock_set_backorders(actor=None, book_id=book.pk, allowed=True)
+    return book
+
+
+def place_order(customer, *books_and_quantities, address: str = "1 Main St, Springfield"):
+    from apps.write.orders import services as orders
+
+    return orders.order_place(
+        actor=customer,
+        lines=[{"book_id": b.pk, "quantity": q} for b, q in books_and_quantities],
+        shipping_address=address,
+    )
+
+
+APPROVE = "4242 4242 4242 4242"
+DECLINE = "4000 0000 0000 0002"
