@@ -11,6 +11,7 @@ from apps.cqrs.models import DomainEvent, ProjectorCheckpoint
 from apps.cqrs.projectors import Projector, registry
 from apps.read.catalog.models import BookListing
 from apps.write.catalog import services
+from apps.write.catalog.models import Author, Book
 from tests.factories import add_author, add_book
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
@@ -26,6 +27,11 @@ def make_history(books: int = 60) -> None:
         book = add_book(title=f"Title {i}", authors=authors[i % 5 : i % 5 + 1 + i % 2])
         if i % 3 == 0:
             services.book_change_price(actor=None, book_id=book.pk, price=Decimal("7.25") + i)
+        if i % 7 == 0:
+            services.book_change_details(actor=None, book_id=book.pk, subtitle=f"Edition {i}")
+        if i % 11 == 0:
+            services.book_discontinue(actor=None, book_id=book.pk)
+    services.author_rename(actor=None, author_id=authors[1].pk, name="Author One, Renamed")
 
 
 def test_two_catch_ups_at_once_give_the_same_tables_as_one_run():
@@ -68,6 +74,14 @@ def test_rebuild_read_models_replays_into_tables_equal_to_the_live_ones():
 
     assert listing_rows() == live
     assert len(live) == 30
+    # ... and through the renames and discontinuations, as the write model has them
+    renamed = Author.objects.get(name="Author One, Renamed")
+    assert BookListing.objects.filter(author_names__contains=renamed.name).count() == (
+        renamed.books.count()
+    )
+    assert set(BookListing.objects.filter(discontinued=True).values_list("book_id", flat=True)) == (
+        set(Book.objects.filter(discontinued=True).values_list("pk", flat=True))
+    )
     # The replay went through the price changes, not just the additions.
     assert prices[min(prices)] == Decimal("7.25")
     assert ProjectorCheckpoint.objects.get(name=listing.name).position == runtime.head_position()

@@ -11,6 +11,10 @@ STAFF_ONLY = {
     "add-author",
     "add-book",
     "change-price",
+    "rename-author",
+    "change-book-details",
+    "discontinue-book",
+    "reinstate-book",
     "receive-stock",
     "adjust-stock",
     "set-backorders",
@@ -32,6 +36,10 @@ def valid_body(name, *, book, order, author_id):
         "add-author": {"name": "Someone New"},
         "add-book": {"title": "T", "isbn": new_isbn(), "author_ids": [author_id], "price": "1"},
         "change-price": {"book_id": book.pk, "price": "99.00"},
+        "rename-author": {"author_id": author_id, "name": "Renamed Author"},
+        "change-book-details": {"book_id": book.pk, "subtitle": "A new subtitle"},
+        "discontinue-book": {"book_id": book.pk},
+        "reinstate-book": {"book_id": book.pk},
         "receive-stock": {"book_id": book.pk, "quantity": 1},
         "adjust-stock": {"book_id": book.pk, "change": -1, "reason": "damage"},
         "set-backorders": {"book_id": book.pk, "allowed": True},
@@ -69,6 +77,10 @@ def test_command_permission_matrix(name, role):
     owner = UserFactory()
     book = stocked_book(on_hand=5)
     order = place_order(owner, (book, 1))
+    if name == "reinstate-book":
+        from apps.write.catalog import services as catalog
+
+        catalog.book_discontinue(actor=None, book_id=book.pk)
     if name == "ship-order":
         from apps.write.orders import services
 

@@ -21,6 +21,7 @@ class BookListingSerializer(serializers.ModelSerializer):
             "price",
             "authors",
             "author_names",
+            "discontinued",
             "position",
         ]
 

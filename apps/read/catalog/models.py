@@ -14,6 +14,7 @@ class BookListing(models.Model):
     price = models.DecimalField(max_digits=10, decimal_places=2)
     authors = models.JSONField(default=list, help_text='[{"id": 1, "name": "..."}] in order.')
     author_names = models.CharField(max_length=1000, blank=True)
+    discontinued = models.BooleanField(default=False)
     # Position of the last event applied to this row: how fresh the row is.
     position = models.BigIntegerField()
 

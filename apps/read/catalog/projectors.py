@@ -14,8 +14,10 @@ _LISTING_FIELDS = [
     "price",
     "authors",
     "author_names",
+    "discontinued",
     "position",
 ]
+_DETAILS = {"title", "subtitle", "description", "format", "published_on"}
 
 
 def _listing_from_book_added(event: DomainEvent) -> BookListing:
@@ -38,7 +40,16 @@ def _listing_from_book_added(event: DomainEvent) -> BookListing:
 @register
 class BookListingProjector(Projector):
     name = "catalog.book_listing"
-    handles = frozenset({"BookAdded", "PriceChanged"})
+    handles = frozenset(
+        {
+            "BookAdded",
+            "PriceChanged",
+            "BookDetailsChanged",
+            "BookDiscontinued",
+            "BookReinstated",
+            "AuthorRenamed",
+        }
+    )
     models = (BookListing,)
 
     def apply_batch(self, events: Sequence[DomainEvent]) -> None:
@@ -54,12 +65,42 @@ class BookListingProjector(Projector):
         self._flush(pending)
 
     def apply(self, event: DomainEvent) -> None:
-        if event.event_type == "BookAdded":
-            self._flush([_listing_from_book_added(event)])
-        elif event.event_type == "PriceChanged":
-            BookListing.objects.filter(book_id=event.payload["book_id"]).update(
-                price=event.payload["new_price"], position=event.position
-            )
+        p = event.payload
+        match event.event_type:
+            case "BookAdded":
+                self._flush([_listing_from_book_added(event)])
+            case "PriceChanged":
+                self._update(p["book_id"], event, price=p["new_price"])
+            case "BookDetailsChanged":
+                self._update(
+                    p["book_id"], event, **{k: v for k, v in p["changes"].items() if k in _DETAILS}
+                )
+            case "BookDiscontinued":
+                self._update(p["book_id"], event, discontinued=True)
+            case "BookReinstated":
+                self._update(p["book_id"], event, discontinued=False)
+            case "AuthorRenamed":
+                self._rename_author(event)
+
+    @staticmethod
+    def _update(book_id: int, event: DomainEvent, **fields) -> None:
+        BookListing.objects.filter(book_id=book_id).update(**fields, position=event.position)
+
+    @staticmethod
+    def _rename_author(event: DomainEvent) -> None:
+        author_id, old, new = (event.payload[k] for k in ("author_id", "old_name", "name"))
+        # Narrow by name in SQL (portable), then match the id exactly.
+        candidates = BookListing.objects.filter(author_names__contains=old)
+        changed = []
+        for listing in candidates:
+            if any(a["id"] == author_id for a in listing.authors):
+                listing.authors = [
+                    {**a, "name": new} if a["id"] == author_id else a for a in listing.authors
+                ]
+                listing.author_names = ", ".join(a["name"] for a in listing.authors)
+                listing.position = event.position
+                changed.append(listing)
+        BookListing.objects.bulk_update(changed, ["authors", "author_names", "position"])
 
     @staticmethod
     def _flush(listings: list[BookListing]) -> None:

@@ -72,9 +72,73 @@ class BookChangePriceView(CommandView):
         return {"book_id": book.pk}
 
 
+class AuthorRenameInputSerializer(serializers.Serializer):
+    author_id = serializers.IntegerField(min_value=1)
+    name = serializers.CharField(max_length=200)
+
+
+class AuthorRenameView(CommandView):
+    """Correct an author's name (staff)."""
+
+    serializer_class = AuthorRenameInputSerializer
+    result_serializer_class = AuthorAddResultSerializer
+    success_status = 200
+
+    def execute(self, data):
+        author = services.author_rename(actor=self.request.user, **data)
+        return {"author_id": author.pk}
+
+
+class BookChangeDetailsInputSerializer(serializers.Serializer):
+    book_id = serializers.IntegerField(min_value=1)
+    title = serializers.CharField(max_length=300, required=False)
+    subtitle = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True)
+    format = serializers.ChoiceField(choices=Book.Format.choices, required=False)
+    published_on = serializers.DateField(required=False, allow_null=True)
+
+
+class BookChangeDetailsView(CommandView):
+    """Change a book's title, subtitle, description, format or publication date (staff)."""
+
+    serializer_class = BookChangeDetailsInputSerializer
+    result_serializer_class = BookResultSerializer
+    success_status = 200
+
+    def execute(self, data):
+        book = services.book_change_details(actor=self.request.user, **data)
+        return {"book_id": book.pk}
+
+
+class BookIdInputSerializer(serializers.Serializer):
+    book_id = serializers.IntegerField(min_value=1)
+
+
+class BookDiscontinueView(CommandView):
+    """Stop selling a book (staff)."""
+
+    serializer_class = BookIdInputSerializer
+    result_serializer_class = BookResultSerializer
+    success_status = 200
+
+    def execute(self, data):
+        return {"book_id": services.book_discontinue(actor=self.request.user, **data).pk}
+
+
+class BookReinstateView(BookDiscontinueView):
+    """Sell a discontinued book again (staff)."""
+
+    def execute(self, data):
+        return {"book_id": services.book_reinstate(actor=self.request.user, **data).pk}
+
+
 # (route, view, name) for config/urls.py, which mounts them under /api/commands/.
 commands = [
     ("add-author/", AuthorAddView, "add-author"),
     ("add-book/", BookAddView, "add-book"),
     ("change-price/", BookChangePriceView, "change-price"),
+    ("rename-author/", AuthorRenameView, "rename-author"),
+    ("change-book-details/", BookChangeDetailsView, "change-book-details"),
+    ("discontinue-book/", BookDiscontinueView, "discontinue-book"),
+    ("reinstate-book/", BookReinstateView, "reinstate-book"),
 ]

@@ -44,3 +44,25 @@ class BookAdded(BookEvent):
 class PriceChanged(BookEvent):
     old_price: Decimal
     new_price: Decimal
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AuthorRenamed(AuthorEvent):
+    old_name: str
+    name: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BookDetailsChanged(BookEvent):
+    # Only the fields that changed, with their new values.
+    changes: dict
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BookDiscontinued(BookEvent):
+    pass
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BookReinstated(BookEvent):
+    pass

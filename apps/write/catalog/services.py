@@ -9,7 +9,15 @@ from django.core.exceptions import ValidationError
 
 from apps.cqrs.commands import command
 from apps.cqrs.log import record
-from apps.write.catalog.events import AuthorAdded, BookAdded, PriceChanged
+from apps.write.catalog.events import (
+    AuthorAdded,
+    AuthorRenamed,
+    BookAdded,
+    BookDetailsChanged,
+    BookDiscontinued,
+    BookReinstated,
+    PriceChanged,
+)
 from apps.write.catalog.models import Author, Book, BookAuthor
 from apps.write.catalog.validators import normalize_isbn, validate_isbn13
 
@@ -35,6 +43,19 @@ def author_add(*, actor: AbstractBaseUser | None, name: str) -> Author:
         raise ValidationError({"name": "An author needs a name."})
     author = Author.objects.create(name=name)
     record(AuthorAdded(author_id=author.pk, name=author.name))
+    return author
+
+
+@command("catalog.author_rename")
+def author_rename(*, actor: AbstractBaseUser | None, author_id: int, name: str) -> Author:
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "An author needs a name."})
+    author = Author.objects.select_for_update().get(pk=author_id)
+    if author.name != name:
+        old_name, author.name = author.name, name
+        author.save(update_fields=["name"])
+        record(AuthorRenamed(author_id=author.pk, old_name=old_name, name=name))
     return author
 
 
@@ -117,4 +138,49 @@ def book_change_price(*, actor: AbstractBaseUser | None, book_id: int, price: De
     old_price, book.price = book.price, price
     book.save(update_fields=["price", "updated_at"])
     record(PriceChanged(book_id=book.pk, old_price=old_price, new_price=price))
+    return book
+
+
+EDITABLE_DETAILS = ("title", "subtitle", "description", "format", "published_on")
+
+
+@command("catalog.book_change_details")
+def book_change_details(*, actor: AbstractBaseUser | None, book_id: int, **details) -> Book:
+    """Change any of title, subtitle, description, format and publication date."""
+    unknown = set(details) - set(EDITABLE_DETAILS)
+    if unknown:
+        raise ValidationError({f: "This field cannot be changed here." for f in unknown})
+    if "title" in details:
+        details["title"] = details["title"].strip()
+        if not details["title"]:
+            raise ValidationError({"title": "A book needs a title."})
+    if "format" in details and details["format"] not in Book.Format.values:
+        raise ValidationError({"format": f"Choose one of: {', '.join(Book.Format.values)}."})
+    book = Book.objects.select_for_update().get(pk=book_id)
+    changes = {f: v for f, v in details.items() if getattr(book, f) != v}
+    if changes:
+        for field, value in changes.items():
+            setattr(book, field, value)
+        book.save(update_fields=[*changes, "updated_at"])
+        record(BookDetailsChanged(book_id=book.pk, changes=changes))
+    return book
+
+
+@command("catalog.book_discontinue")
+def book_discontinue(*, actor: AbstractBaseUser | None, book_id: int) -> Book:
+    book = Book.objects.select_for_update().get(pk=book_id)
+    if not book.discontinued:
+        book.discontinued = True
+        book.save(update_fields=["discontinued", "updated_at"])
+        record(BookDiscontinued(book_id=book.pk))
+    return book
+
+
+@command("catalog.book_reinstate")
+def book_reinstate(*, actor: AbstractBaseUser | None, book_id: int) -> Book:
+    book = Book.objects.select_for_update().get(pk=book_id)
+    if book.discontinued:
+        book.discontinued = False
+        book.save(update_fields=["discontinued", "updated_at"])
+        record(BookReinstated(book_id=book.pk))
     return book
