@@ -25,8 +25,14 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
+def _test_only_settings(settings):
+    # The only differences from production: a fast hasher, and static files read from the
+    # source folders because tests do not run collectstatic.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
 
 
 def _url_for_database(url: str, name: str) -> str:

@@ -1,6 +1,34 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.http import urlencode
 
+from apps.cqrs.exceptions import Conflict
 from apps.cqrs.models import DomainEvent, ProjectorCheckpoint
+
+
+def events_link(aggregate_type: str, aggregate_id) -> str:
+    """A link to the event log filtered to one aggregate, for write-model admin pages."""
+    url = reverse("admin:cqrs_domainevent_changelist")
+    query = urlencode({"aggregate_type": aggregate_type, "aggregate_id": aggregate_id})
+    count = DomainEvent.objects.filter(
+        aggregate_type=aggregate_type, aggregate_id=str(aggregate_id)
+    ).count()
+    return format_html('<a href="{}?{}">{} events</a>', url, query, count)
+
+
+def run_command(modeladmin: admin.ModelAdmin, request, label: str, call) -> bool:
+    """Run a command service for an admin action, turning its refusals into messages."""
+    try:
+        call()
+    except (Conflict, ObjectDoesNotExist) as exc:
+        modeladmin.message_user(request, f"{label}: {exc}", messages.ERROR)
+        return False
+    except ValidationError as exc:
+        modeladmin.message_user(request, f"{label}: {' '.join(exc.messages)}", messages.ERROR)
+        return False
+    return True
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -17,6 +45,17 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class CommandAdmin(admin.ModelAdmin):
+    """Admin whose saves go through command services (override `save_model`), never straight
+    to the table, so that every change staff make is in the event log. Nothing is deleted."""
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_related(self, request, form, formsets, change):
+        pass  # relations are the command's business
 
 
 @admin.register(DomainEvent)
@@ -39,6 +78,12 @@ class DomainEventAdmin(ReadOnlyAdmin):
     date_hierarchy = "recorded_at"
     ordering = ("-position",)
     show_full_result_count = False
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # Links from orders, books and stock items filter by aggregate; a flow by correlation.
+        if lookup in {"aggregate_id", "correlation_id", "causation_id", "actor_id"}:
+            return True
+        return super().lookup_allowed(lookup, value, request)
 
 
 @admin.register(ProjectorCheckpoint)
