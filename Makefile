@@ -11,7 +11,8 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bookstore
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 TEST_READ_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bookstore_read
 TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
-	DJANGO_SECRET_KEY=test-only-secret DJANGO_HTTPS=0 CQRS_SWEEP_SECONDS=1
+	DJANGO_SECRET_KEY=test-only-secret DJANGO_HTTPS=0 CQRS_SWEEP_SECONDS=1 \
+	DJANGO_EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend
 
 .PHONY: install run test test-separate-read-db lint format check-services clean
 
@@ -30,7 +31,7 @@ run: install
 	set -e; \
 	$(BIN)/python manage.py migrate --no-input; \
 	$(BIN)/python manage.py migrate --no-input --database read; \
-	$(BIN)/python manage.py seed_demo --if-empty --books 300 --staff-password "$${STAFF_PASSWORD:-staff-demo-pass}"; \
+	$(BIN)/python manage.py seed_demo --if-empty --books 300 --customers 30 --orders 150 --staff-password "$${STAFF_PASSWORD:-staff-demo-pass}"; \
 	if [ -n "$$REDIS_URL$$CELERY_BROKER_URL" ]; then \
 		echo "Starting a Celery worker and beat beside the web server."; \
 		$(BIN)/celery -A config worker --beat -Q projections,side-effects --concurrency 2 \

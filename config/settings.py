@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "apps.write.inventory",
     "apps.write.customers",
     "apps.write.orders",
+    "apps.write.demo",
     "apps.read.catalog",
     "apps.storefront",
 ]
@@ -234,9 +235,19 @@ SECURE_REFERRER_POLICY = "same-origin"
 
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "apps.write.orders.payments.TestGateway")
 
+# In development, order e-mails are written as files under var/mail/ to read at leisure.
 EMAIL_BACKEND = os.environ.get(
-    "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
+    "DJANGO_EMAIL_BACKEND",
+    "django.core.mail.backends.filebased.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
 )
+EMAIL_FILE_PATH = BASE_DIR / "var" / "mail"
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "shop@bookstore.example")
 
 LOGGING = {

@@ -2,8 +2,12 @@
 
 import pytest
 from django.core import mail
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
-from apps.cqrs.models import DomainEvent
+from apps.cqrs import runtime
+from apps.cqrs.models import DomainEvent, SubscriberCheckpoint
+from apps.cqrs.projectors import registry
 from apps.write.inventory import services as inventory
 from apps.write.inventory.models import StockItem
 from apps.write.orders import services
@@ -89,3 +93,20 @@ def test_a_repeated_event_sends_no_second_email():
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["reader@example.com"]
     assert placed.payload["lines"][0]["title"] in mail.outbox[0].body
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "read"])
+def test_a_subscriber_moves_its_checkpoint_with_its_commands_so_they_run_once():
+    customer = UserFactory()
+    order = place_order(customer, (stocked_book(on_hand=2), 1))
+    services.order_pay(actor=customer, order_id=order.pk, card_number=DECLINE)
+    compensation = registry.get("orders.payment_compensation")
+
+    runtime.catch_up(compensation)
+    runtime.catch_up(compensation)
+
+    assert DomainEvent.objects.filter(event_type="OrderCancelled").count() == 1
+    checkpoint = SubscriberCheckpoint.objects.using("default").get(name=compensation.name)
+    assert checkpoint.position == runtime.head_position()
+    with pytest.raises(CommandError, match="never replayed"):
+        call_command("rebuild_read_models", projector=["orders.payment_compensation"])

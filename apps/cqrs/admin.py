@@ -5,7 +5,7 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 
 from apps.cqrs.exceptions import Conflict
-from apps.cqrs.models import DomainEvent, ProjectorCheckpoint
+from apps.cqrs.models import DomainEvent, ProjectorCheckpoint, SubscriberCheckpoint
 
 
 def events_link(aggregate_type: str, aggregate_id) -> str:
@@ -86,6 +86,6 @@ class DomainEventAdmin(ReadOnlyAdmin):
         return super().lookup_allowed(lookup, value, request)
 
 
-@admin.register(ProjectorCheckpoint)
-class ProjectorCheckpointAdmin(ReadOnlyAdmin):
+@admin.register(ProjectorCheckpoint, SubscriberCheckpoint)
+class CheckpointAdmin(ReadOnlyAdmin):
     list_display = ("name", "position", "attempts", "failed_position", "retry_at", "updated_at")

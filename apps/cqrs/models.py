@@ -62,10 +62,7 @@ class DomainEvent(models.Model):
         raise AppendOnlyError("The event log is append-only: events are never deleted.")
 
 
-class ProjectorCheckpoint(models.Model):
-    """How far one projector has read the log. Lives in the read database (config/db_router.py)
-    and moves in the same transaction as the projector's rows."""
-
+class Checkpoint(models.Model):
     name = models.CharField(max_length=100, primary_key=True)
     position = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
@@ -75,10 +72,21 @@ class ProjectorCheckpoint(models.Model):
     retry_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        abstract = True
         ordering = ["name"]
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.position}"
+
+
+class ProjectorCheckpoint(Checkpoint):
+    """How far one projector has read the log. Lives in the read database (config/db_router.py)
+    and moves in the same transaction as the projector's rows."""
+
+
+class SubscriberCheckpoint(Checkpoint):
+    """How far one subscriber has read the log. Lives in the write database, where its
+    commands write, and moves in the same transaction as they do."""
 
 
 class IdempotencyKey(models.Model):

@@ -11,9 +11,11 @@ from typing import ClassVar
 
 from django.db.models import Model
 
-from apps.cqrs.models import DomainEvent
+from apps.cqrs.context import scope
+from apps.cqrs.models import Checkpoint, DomainEvent, ProjectorCheckpoint, SubscriberCheckpoint
 
 READ_ALIAS = "read"
+WRITE_ALIAS = "default"
 
 
 class Projector:
@@ -25,6 +27,11 @@ class Projector:
     queue: ClassVar[str] = "projections"
     # Read models are rebuilt by replaying the log; side effects must never be replayed.
     replayable: ClassVar[bool] = True
+    # Where its rows and its checkpoint live: they move together in one transaction there.
+    database: ClassVar[str] = READ_ALIAS
+    checkpoint_model: ClassVar[type[Checkpoint]] = ProjectorCheckpoint
+    # Events per transaction; None for the runtime's default (CQRS_BATCH_SIZE).
+    batch_size: ClassVar[int | None] = None
 
     def apply(self, event: DomainEvent) -> None:
         raise NotImplementedError
@@ -46,19 +53,22 @@ class Projector:
 class Subscriber(Projector):
     """Reacts to events with side effects: commands (process managers), e-mails.
 
-    It runs on the same checkpointed runtime, but its effects happen outside the read
-    database's transaction, so it may see an event again after a crash: every subscriber must
-    be idempotent per event (a command that finds nothing left to do, a row keyed by event id).
+    It runs on the same checkpointed runtime, with its checkpoint in the write database: the
+    commands it runs commit in the same transaction as its checkpoint, so each event's commands
+    take effect exactly once. Each event gets its own transaction (a command's append lock is
+    held until that transaction commits). Effects outside the database (an e-mail) can still be
+    repeated after a crash, so those must be idempotent per event id.
     """
 
     queue = "side-effects"
     replayable = False
+    database = WRITE_ALIAS
+    checkpoint_model = SubscriberCheckpoint
+    batch_size = 1
 
     @staticmethod
     def caused_by(event: DomainEvent):
         """A scope whose commands carry the event's correlation id and name it as their cause."""
-        from apps.cqrs.context import scope
-
         return scope(correlation_id=event.correlation_id, causation_id=event.event_id)
 
 

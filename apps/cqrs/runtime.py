@@ -1,11 +1,12 @@
 """The projector runtime: catch a projector up from its checkpoint, rebuild it, report on it.
 
-Each batch is one transaction on the read database that (1) locks the projector's checkpoint
-row, (2) reads the next events after the checkpoint from the log, (3) applies them and (4) moves
-the checkpoint. The row lock makes runners of the same projector take turns, whichever worker
-process they are in, and each re-reads the checkpoint after taking the lock, so no event is
-applied twice. A runner that finds the lock taken waits for it rather than giving up: a wake-up
-that arrives while another runner finishes its last batch must still see the event that caused it.
+Each batch is one transaction on the projector's database (the read database; the write
+database for subscribers) that (1) locks the projector's checkpoint row, (2) reads the next
+events after the checkpoint from the log, (3) applies them and (4) moves the checkpoint. The row
+lock makes runners of the same projector take turns, whichever worker process they are in, and
+each re-reads the checkpoint after taking the lock, so no event is applied twice. A runner
+that finds the lock taken waits for it rather than giving up: a wake-up that arrives while
+another runner finishes its last batch must still see the event that caused it.
 
 A failing event stops only its projector: the events before it are kept, the error is stored on
 the checkpoint with a retry time that backs off exponentially, and the sweep tries again then.
@@ -18,12 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from apps.cqrs.models import DomainEvent, ProjectorCheckpoint
-from apps.cqrs.projectors import READ_ALIAS, Projector, registry
+from apps.cqrs.models import Checkpoint, DomainEvent
+from apps.cqrs.projectors import Projector, registry
 
 logger = logging.getLogger(__name__)
 WRITE_ALIAS = "default"
@@ -49,20 +50,22 @@ def head_position() -> int:
     return DomainEvent.objects.using(WRITE_ALIAS).aggregate(p=Max("position"))["p"] or 0
 
 
-def _ensure_checkpoints(names: list[str]) -> None:
-    ProjectorCheckpoint.objects.using(READ_ALIAS).bulk_create(
-        [ProjectorCheckpoint(name=name) for name in names], ignore_conflicts=True
-    )
+def _ensure_checkpoints(projectors: list[Projector]) -> None:
+    for projector in projectors:
+        projector.checkpoint_model.objects.using(projector.database).bulk_create(
+            [projector.checkpoint_model(name=projector.name)], ignore_conflicts=True
+        )
 
 
-def _locked_checkpoint(name: str) -> ProjectorCheckpoint:
-    return ProjectorCheckpoint.objects.using(READ_ALIAS).select_for_update().get(name=name)
+def _locked_checkpoint(projector: Projector) -> Checkpoint:
+    checkpoints = projector.checkpoint_model.objects.using(projector.database)
+    return checkpoints.select_for_update().get(name=projector.name)
 
 
 def _run_batch(projector: Projector, batch_size: int, force: bool) -> tuple[int, int, bool]:
     """One transaction: returns (events applied, checkpoint after, whether more may follow)."""
-    with transaction.atomic(using=READ_ALIAS):
-        checkpoint = _locked_checkpoint(projector.name)
+    with transaction.atomic(using=projector.database):
+        checkpoint = _locked_checkpoint(projector)
         if not force and checkpoint.retry_at and checkpoint.retry_at > timezone.now():
             return 0, checkpoint.position, False
         # Everything at or below `head` is visible or never will be (apps/cqrs/log.py), so the
@@ -103,27 +106,30 @@ class _BatchFailed(Exception):
         self.size = size
 
 
-def _record_failure(projector: Projector, failure: ProjectionFailed) -> CatchUpResult:
-    with transaction.atomic(using=READ_ALIAS):
-        checkpoint = _locked_checkpoint(projector.name)
+def _record_failure(
+    projector: Projector, cause: BaseException, event: DomainEvent | None
+) -> CatchUpResult:
+    with transaction.atomic(using=projector.database):
+        checkpoint = _locked_checkpoint(projector)
         checkpoint.attempts += 1
         delay = min(2**checkpoint.attempts, settings.CQRS_RETRY_MAX_SECONDS)
         checkpoint.retry_at = timezone.now() + timedelta(seconds=delay)
-        checkpoint.failed_position = failure.event.position
-        checkpoint.last_error = "".join(traceback.format_exception(failure.cause))[-4000:]
+        # Without an event, the batch failed as a whole (at commit): the next one is to blame.
+        checkpoint.failed_position = event.position if event else checkpoint.position + 1
+        checkpoint.last_error = "".join(traceback.format_exception(cause))[-4000:]
         checkpoint.save()
     logger.error(
         "Projector %s stopped at %s (attempt %s, retry in %ss): %r",
         projector.name,
-        failure.event,
+        event or f"the batch after #{checkpoint.position}",
         checkpoint.attempts,
         delay,
-        failure.cause,
+        cause,
     )
     return CatchUpResult(
         applied=0,
         position=checkpoint.position,
-        failed_position=failure.event.position,
+        failed_position=checkpoint.failed_position,
         skipped_until=checkpoint.retry_at,
     )
 
@@ -140,8 +146,8 @@ def catch_up(
     A projector that failed recently is left alone until its retry time unless `force` is set.
     `on_batch(applied, position)` is called after each committed batch (progress bars).
     """
-    batch_size = batch_size or settings.CQRS_BATCH_SIZE
-    _ensure_checkpoints([projector.name])
+    batch_size = batch_size or projector.batch_size or settings.CQRS_BATCH_SIZE
+    _ensure_checkpoints([projector])
     applied = 0
     one_by_one = 0  # events left to apply singly after a batch failed
     while True:
@@ -153,7 +159,14 @@ def catch_up(
             one_by_one = failed.size
             continue
         except ProjectionFailed as failure:
-            result = _record_failure(projector, failure)
+            result = _record_failure(projector, failure.cause, failure.event)
+            return CatchUpResult(
+                applied, result.position, result.failed_position, result.skipped_until
+            )
+        except DatabaseError as exc:
+            # The batch's transaction failed to commit: record it like a failing event, so
+            # that no projector stalls in silence.
+            result = _record_failure(projector, exc, None)
             return CatchUpResult(
                 applied, result.position, result.failed_position, result.skipped_until
             )
@@ -173,9 +186,11 @@ def rebuild(
     The reset and the checkpoint's return to zero commit together, so live runners that take
     turns with the replay continue from wherever it has got to.
     """
-    _ensure_checkpoints([projector.name])
-    with transaction.atomic(using=READ_ALIAS):
-        checkpoint = _locked_checkpoint(projector.name)
+    if not projector.replayable:
+        raise ValueError(f"{projector.name} causes side effects: it is never replayed.")
+    _ensure_checkpoints([projector])
+    with transaction.atomic(using=projector.database):
+        checkpoint = _locked_checkpoint(projector)
         projector.reset()
         checkpoint.position = 0
         checkpoint.last_error = ""
@@ -205,15 +220,12 @@ class ProjectorStatus:
 def status(projectors: list[Projector] | None = None) -> list[ProjectorStatus]:
     """Per projector: checkpoint, head of the log, lag in events and seconds, last error."""
     projectors = registry.all() if projectors is None else projectors
-    _ensure_checkpoints([p.name for p in projectors])
-    checkpoints = ProjectorCheckpoint.objects.using(READ_ALIAS).in_bulk(
-        [p.name for p in projectors]
-    )
+    _ensure_checkpoints(projectors)
     head = head_position()
     now = timezone.now()
     rows = []
     for projector in projectors:
-        cp = checkpoints[projector.name]
+        cp = projector.checkpoint_model.objects.using(projector.database).get(name=projector.name)
         pending = DomainEvent.objects.using(WRITE_ALIAS).filter(
             position__gt=cp.position, event_type__in=projector.handles
         )
