@@ -156,11 +156,17 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "projections"
 # Projection wake-ups and side effects (e-mails, process managers) scale separately:
 # `celery -A config worker -Q projections` and `celery -A config worker -Q side-effects`.
-CELERY_TASK_ROUTES = {"cqrs.sweep": {"queue": "projections"}}
+CELERY_TASK_ROUTES = {
+    "cqrs.sweep": {"queue": "projections"},
+    "orders.cancel_unpaid": {"queue": "side-effects"},
+}
 CQRS_SWEEP_SECONDS = float(os.environ.get("CQRS_SWEEP_SECONDS", "5"))
 CELERY_BEAT_SCHEDULE = {
     "catch-up-every-projector": {"task": "cqrs.sweep", "schedule": CQRS_SWEEP_SECONDS},
+    "cancel-unpaid-orders": {"task": "orders.cancel_unpaid", "schedule": 60.0},
 }
+# An order not paid this long after it was placed is cancelled and its stock put back.
+ORDER_PAYMENT_TIMEOUT_MINUTES = int(os.environ.get("ORDER_PAYMENT_TIMEOUT_MINUTES", "30"))
 
 # --- The CQRS kernel -------------------------------------------------------------------------
 CQRS_BATCH_SIZE = int(os.environ.get("CQRS_BATCH_SIZE", "500"))

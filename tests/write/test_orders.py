@@ -359,3 +359,43 @@ def test_a_book_allowing_backorders_takes_orders_beyond_stock():
         "/api/commands/ship-order/", {"order_id": order.pk}, format="json"
     )
     assert response.status_code == 409
+
+
+@pytest.mark.django_db
+def test_orders_left_unpaid_past_the_timeout_are_cancelled_and_release_stock(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.write.orders.tasks import cancel_unpaid
+
+    settings.ORDER_PAYMENT_TIMEOUT_MINUTES = 30
+    book = stocked_book(on_hand=5)
+    customer = UserFactory()
+    stale, fresh, paid = (place_order(customer, (book, 1)) for _ in range(3))
+    services.order_pay(actor=customer, order_id=paid.pk, card_number=APPROVE)
+    Order.objects.filter(pk__in=[stale.pk, paid.pk]).update(
+        placed_at=timezone.now() - timedelta(minutes=31)
+    )
+
+    assert cancel_unpaid() == 1
+
+    statuses = dict(Order.objects.values_list("pk", "status"))
+    assert statuses == {stale.pk: "cancelled", fresh.pk: "placed", paid.pk: "paid"}
+    assert StockItem.objects.get(pk=book.pk).on_hand == 3
+    cancelled = DomainEvent.objects.get(event_type="OrderCancelled")
+    assert (cancelled.payload["reason"], cancelled.actor) == ("Payment timed out", "system")
+
+
+@pytest.mark.django_db
+def test_customer_commands_are_throttled(monkeypatch):
+    from rest_framework.throttling import ScopedRateThrottle
+
+    monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "customer-commands", "3/min")
+    client = client_for(UserFactory())
+    body = {"full_name": "A Reader", "shipping_address": "Here"}
+    codes = [
+        client.post("/api/commands/update-profile/", body, format="json").status_code
+        for _ in range(4)
+    ]
+    assert codes == [200, 200, 200, 429]

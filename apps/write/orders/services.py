@@ -240,6 +240,15 @@ def order_deliver(*, actor: AbstractBaseUser | None, order_id: int) -> Order:
     return order
 
 
+def orders_unpaid_since(cutoff) -> list[int]:
+    """Ids of orders still waiting for payment since before `cutoff`."""
+    return list(
+        Order.objects.filter(status=Order.Status.PLACED, placed_at__lt=cutoff)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 @command("orders.fill_backorders")
 def backorders_fill(*, actor: AbstractBaseUser | None, book_id: int) -> int:
     """Reserve stock for open backorders of a book, oldest first. Returns units filled.
