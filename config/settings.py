@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "apps.write.orders",
     "apps.write.demo",
     "apps.read.catalog",
+    "apps.read.orders",
     "apps.storefront",
 ]
 
@@ -171,6 +172,8 @@ ORDER_PAYMENT_TIMEOUT_MINUTES = int(os.environ.get("ORDER_PAYMENT_TIMEOUT_MINUTE
 # --- The CQRS kernel -------------------------------------------------------------------------
 CQRS_BATCH_SIZE = int(os.environ.get("CQRS_BATCH_SIZE", "500"))
 CQRS_RETRY_MAX_SECONDS = int(os.environ.get("CQRS_RETRY_MAX_SECONDS", "300"))
+# How long a query sent with X-Min-Position waits for the read model to catch up.
+CQRS_READ_WAIT_SECONDS = float(os.environ.get("CQRS_READ_WAIT_SECONDS", "2"))
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from apps.cqrs.consistency import wait_for_position
 from apps.cqrs.context import current_scope
 from apps.cqrs.exceptions import Conflict
 from apps.cqrs.models import IdempotencyKey
@@ -122,3 +123,39 @@ class CommandView(GenericAPIView):
             stored.response_body = response.data
             stored.save(update_fields=["response_status", "response_body"])
             return response
+
+
+MIN_POSITION_HEADER = "X-Min-Position"
+
+
+class ConsistentReadMixin:
+    """For read-only viewsets: honour `X-Min-Position` (or `?min_position=`) by waiting, within
+    a bound, for the projectors behind the view to pass it, and report on every response how
+    fresh the answer is: `X-Read-Position`, `X-Read-Lag` (events) and `X-Read-Consistency`
+    (`fresh`, or `stale` when the bound ran out before the position was reached)."""
+
+    projector_names: list[str] = []
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        raw = request.headers.get(MIN_POSITION_HEADER) or request.query_params.get("min_position")
+        min_position = None
+        if raw not in (None, ""):
+            try:
+                min_position = int(raw)
+            except ValueError:
+                min_position = -1
+            if min_position < 0:
+                raise ValidationError({"min_position": "Send a position a command returned."})
+        self.read_consistency = wait_for_position(
+            projector_names=self.projector_names, min_position=min_position
+        )
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        consistency = getattr(self, "read_consistency", None)
+        if consistency is not None:
+            response["X-Read-Position"] = str(consistency.position)
+            response["X-Read-Lag"] = str(consistency.lag)
+            response["X-Read-Consistency"] = "fresh" if consistency.satisfied else "stale"
+        return response

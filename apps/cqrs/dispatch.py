@@ -11,16 +11,18 @@ from functools import partial
 from django.db import transaction
 from django.dispatch import receiver
 
+from apps.cqrs.consistency import note_head
 from apps.cqrs.projectors import registry
 from apps.cqrs.signals import event_recorded
 
 logger = logging.getLogger(__name__)
 
 
-def wake(names: list[str]) -> None:
+def wake(names: list[str], head: int) -> None:
     """Queue a catch-up for each named projector on its own queue. Never raises."""
     from apps.cqrs.tasks import project
 
+    note_head(head)
     for name in names:
         projector = registry.get(name)
         try:
@@ -35,5 +37,5 @@ def wake(names: list[str]) -> None:
 @receiver(event_recorded, dispatch_uid="cqrs.wake_projectors_after_commit")
 def wake_projectors_after_commit(sender, events, using, **kwargs) -> None:
     names = [p.name for p in registry.interested_in(e.event_type for e in events)]
-    if names:
-        transaction.on_commit(partial(wake, names), using=using, robust=True)
+    head = max(e.position for e in events)
+    transaction.on_commit(partial(wake, names, head), using=using, robust=True)

@@ -1,6 +1,7 @@
 from rest_framework import serializers, viewsets
 from rest_framework.pagination import CursorPagination
 
+from apps.cqrs.api import ConsistentReadMixin
 from apps.read.catalog import selectors
 from apps.read.catalog.models import BookListing
 
@@ -33,9 +34,10 @@ class BookCursorPagination(CursorPagination):
     page_size = 50
 
 
-class BookViewSet(viewsets.ReadOnlyModelViewSet):
+class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
     """Books, from the catalog read model."""
 
+    projector_names = ["catalog.book_listing"]
     serializer_class = BookListingSerializer
     lookup_field = "book_id"
     lookup_url_kwarg = "id"
