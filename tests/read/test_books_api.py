@@ -51,3 +51,36 @@ def test_the_schema_documents_queries_and_commands():
 def test_rebuilding_an_unknown_projector_is_an_error_that_changes_nothing():
     with pytest.raises(CommandError, match="No projector named 'nope'"):
         call_command("rebuild_read_models", projector=["nope"])
+
+
+def test_availability_follows_stock_orders_and_the_catalog_and_replays_the_same():
+    from apps.read.catalog.models import BookListing
+    from apps.write.catalog import services as catalog
+    from apps.write.inventory import services as inventory
+    from tests.factories import UserFactory, place_order, stocked_book
+
+    listing = registry.get("catalog.book_listing")
+
+    def availability(book):
+        runtime.catch_up(listing)
+        row = BookListing.objects.get(book_id=book.pk)
+        return row.availability, row.quantity_available
+
+    book = stocked_book(on_hand=7)
+    assert availability(book) == ("in_stock", 7)
+    place_order(UserFactory(), (book, 3))
+    assert availability(book) == ("low", 4)
+    inventory.stock_adjust(actor=None, book_id=book.pk, change=-4, reason="damage")
+    assert availability(book) == ("out", 0)
+    inventory.stock_set_backorders(actor=None, book_id=book.pk, allowed=True)
+    assert availability(book) == ("backorder", 0)
+    catalog.book_discontinue(actor=None, book_id=book.pk)
+    assert availability(book) == ("discontinued", 0)
+
+    live = list(BookListing.objects.values_list())
+    call_command("rebuild_read_models", projector=["catalog.book_listing"], verbosity=0)
+    assert list(BookListing.objects.values_list()) == live
+    assert (
+        APIClient().get("/api/books/?availability=discontinued").json()["results"][0]["id"]
+        == book.pk
+    )

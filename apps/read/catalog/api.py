@@ -23,6 +23,9 @@ class BookListingSerializer(serializers.ModelSerializer):
             "authors",
             "author_names",
             "discontinued",
+            "availability",
+            "quantity_available",
+            "allow_backorder",
             "position",
         ]
 
@@ -43,7 +46,7 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
     lookup_url_kwarg = "id"
     pagination_class = BookCursorPagination
     permission_classes = []
-    filterset_fields = {"format": ["exact"], "price": ["gte", "lte"]}
+    filterset_fields = {"format": ["exact"], "price": ["gte", "lte"], "availability": ["exact"]}
 
     def get_queryset(self):
         return selectors.book_listings()

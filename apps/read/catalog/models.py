@@ -1,6 +1,27 @@
 from django.db import models
 
 
+class Availability(models.TextChoices):
+    IN_STOCK = "in_stock", "In stock"
+    LOW = "low", "Only a few left"
+    BACKORDER = "backorder", "Available to order"
+    OUT = "out", "Out of stock"
+    DISCONTINUED = "discontinued", "No longer sold"
+
+
+LOW_STOCK = 5
+
+
+def availability_of(*, on_hand: int, allow_backorder: bool, discontinued: bool) -> str:
+    if discontinued:
+        return Availability.DISCONTINUED
+    if on_hand > LOW_STOCK:
+        return Availability.IN_STOCK
+    if on_hand > 0:
+        return Availability.LOW
+    return Availability.BACKORDER if allow_backorder else Availability.OUT
+
+
 class BookListing(models.Model):
     """One wide row per book: everything a catalog page or the books API shows, with no join."""
 
@@ -15,6 +36,11 @@ class BookListing(models.Model):
     authors = models.JSONField(default=list, help_text='[{"id": 1, "name": "..."}] in order.')
     author_names = models.CharField(max_length=1000, blank=True)
     discontinued = models.BooleanField(default=False)
+    quantity_available = models.IntegerField(default=0)
+    allow_backorder = models.BooleanField(default=False)
+    availability = models.CharField(
+        max_length=20, choices=Availability.choices, default=Availability.OUT
+    )
     # Position of the last event applied to this row: how fresh the row is.
     position = models.BigIntegerField()
 
@@ -23,6 +49,7 @@ class BookListing(models.Model):
         indexes = [
             models.Index(fields=["title", "book_id"], name="listing_title_id"),
             models.Index(fields=["price"], name="listing_price"),
+            models.Index(fields=["availability", "title", "book_id"], name="listing_availability"),
         ]
 
     def __str__(self) -> str:

@@ -2,7 +2,7 @@ from collections.abc import Sequence
 
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import Projector, register
-from apps.read.catalog.models import BookListing
+from apps.read.catalog.models import BookListing, availability_of
 
 _LISTING_FIELDS = [
     "title",
@@ -48,6 +48,11 @@ class BookListingProjector(Projector):
             "BookDiscontinued",
             "BookReinstated",
             "AuthorRenamed",
+            "StockReceived",
+            "StockAdjusted",
+            "StockReserved",
+            "StockReleased",
+            "BackorderPolicyChanged",
         }
     )
     models = (BookListing,)
@@ -76,11 +81,32 @@ class BookListingProjector(Projector):
                     p["book_id"], event, **{k: v for k, v in p["changes"].items() if k in _DETAILS}
                 )
             case "BookDiscontinued":
-                self._update(p["book_id"], event, discontinued=True)
+                self._restock(event, discontinued=True)
             case "BookReinstated":
-                self._update(p["book_id"], event, discontinued=False)
+                self._restock(event, discontinued=False)
             case "AuthorRenamed":
                 self._rename_author(event)
+            case "BackorderPolicyChanged":
+                self._restock(
+                    event, quantity_available=p["on_hand"], allow_backorder=p["allow_backorder"]
+                )
+            case _:  # the stock events, each with the units on hand after it
+                self._restock(event, quantity_available=p["on_hand"])
+
+    @staticmethod
+    def _restock(event: DomainEvent, **fields) -> None:
+        listing = BookListing.objects.filter(book_id=event.payload["book_id"]).first()
+        if listing is None:
+            return
+        for field, value in fields.items():
+            setattr(listing, field, value)
+        listing.availability = availability_of(
+            on_hand=listing.quantity_available,
+            allow_backorder=listing.allow_backorder,
+            discontinued=listing.discontinued,
+        )
+        listing.position = event.position
+        listing.save(update_fields=[*fields, "availability", "position"])
 
     @staticmethod
     def _update(book_id: int, event: DomainEvent, **fields) -> None:
