@@ -84,3 +84,39 @@ def test_availability_follows_stock_orders_and_the_catalog_and_replays_the_same(
         APIClient().get("/api/books/?availability=discontinued").json()["results"][0]["id"]
         == book.pk
     )
+
+
+def test_search_filters_and_ordering():
+    from apps.read.catalog.models import BookListing
+    from tests.factories import stocked_book
+
+    tolkien, le_guin = add_author(name="J. R. R. Tolkien"), add_author(name="Ursula K. Le Guin")
+    hobbit = add_book(
+        title="The Hobbit", authors=[tolkien], price="12.00", published_on="1937-09-21"
+    )
+    earthsea = add_book(
+        title="A Wizard of Earthsea", authors=[le_guin], price="9.00", published_on="1968-11-01"
+    )
+    lathe = stocked_book(
+        title="The Lathe of Heaven", authors=[le_guin], price="15.00", published_on="1971-01-01"
+    )
+    runtime.catch_up(registry.get("catalog.book_listing"))
+    client = APIClient()
+
+    def ids(query: str) -> list[int]:
+        response = client.get(f"/api/books/?{query}")
+        assert response.status_code == 200, response.json()
+        return [b["id"] for b in response.json()["results"]]
+
+    assert ids("q=wizards") == [earthsea.pk]  # stemmed
+    assert ids("q=le guin") == [earthsea.pk, lathe.pk]
+    assert ids("q=heaven -wizard") == [lathe.pk]
+    assert ids(f"q={hobbit.isbn}") == [hobbit.pk]
+    assert ids(f"author={le_guin.pk}") == [earthsea.pk, lathe.pk]
+    assert ids("price_min=10&price_max=14") == [hobbit.pk]
+    assert ids("availability=in_stock") == [lathe.pk]
+    assert ids("published_before=1970-01-01&ordering=-price") == [hobbit.pk, earthsea.pk]
+    assert ids("ordering=price") == [earthsea.pk, hobbit.pk, lathe.pk]
+    assert client.get("/api/books/?price_min=cheap").status_code == 400
+    assert client.get("/api/books/?availability=plenty").status_code == 400
+    assert BookListing.objects.count() == 3

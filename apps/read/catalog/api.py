@@ -1,8 +1,11 @@
+from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import serializers, viewsets
+from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import CursorPagination
 
 from apps.cqrs.api import ConsistentReadMixin
 from apps.read.catalog import selectors
+from apps.read.catalog.filters import BookListingFilter
 from apps.read.catalog.models import BookListing
 
 
@@ -46,7 +49,9 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
     lookup_url_kwarg = "id"
     pagination_class = BookCursorPagination
     permission_classes = []
-    filterset_fields = {"format": ["exact"], "price": ["gte", "lte"], "availability": ["exact"]}
+    filterset_class = BookListingFilter
+    filter_backends = [DjangoFilterBackend, OrderingFilter]
+    ordering_fields = ["title", "price", "published_on"]
 
     def get_queryset(self):
         return selectors.book_listings()

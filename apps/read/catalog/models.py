@@ -36,6 +36,8 @@ class BookListing(models.Model):
     authors = models.JSONField(default=list, help_text='[{"id": 1, "name": "..."}] in order.')
     author_names = models.CharField(max_length=1000, blank=True)
     discontinued = models.BooleanField(default=False)
+    # Title, subtitle, authors and ISBN in one text, for full-text search (selectors.py).
+    search_text = models.TextField(blank=True)
     quantity_available = models.IntegerField(default=0)
     allow_backorder = models.BooleanField(default=False)
     availability = models.CharField(

@@ -15,14 +15,23 @@ _LISTING_FIELDS = [
     "authors",
     "author_names",
     "discontinued",
+    "search_text",
     "position",
 ]
 _DETAILS = {"title", "subtitle", "description", "format", "published_on"}
 
 
+def search_text(listing: BookListing) -> str:
+    return " ".join(
+        part
+        for part in (listing.title, listing.subtitle, listing.author_names, listing.isbn)
+        if part
+    )
+
+
 def _listing_from_book_added(event: DomainEvent) -> BookListing:
     p = event.payload
-    return BookListing(
+    listing = BookListing(
         book_id=p["book_id"],
         title=p["title"],
         subtitle=p["subtitle"],
@@ -35,6 +44,8 @@ def _listing_from_book_added(event: DomainEvent) -> BookListing:
         author_names=", ".join(a["name"] for a in p["authors"]),
         position=event.position,
     )
+    listing.search_text = search_text(listing)
+    return listing
 
 
 @register
@@ -77,9 +88,13 @@ class BookListingProjector(Projector):
             case "PriceChanged":
                 self._update(p["book_id"], event, price=p["new_price"])
             case "BookDetailsChanged":
-                self._update(
-                    p["book_id"], event, **{k: v for k, v in p["changes"].items() if k in _DETAILS}
-                )
+                listing = BookListing.objects.get(book_id=p["book_id"])
+                for field, value in p["changes"].items():
+                    if field in _DETAILS:
+                        setattr(listing, field, value)
+                listing.search_text = search_text(listing)
+                listing.position = event.position
+                listing.save()
             case "BookDiscontinued":
                 self._restock(event, discontinued=True)
             case "BookReinstated":
@@ -124,9 +139,12 @@ class BookListingProjector(Projector):
                     {**a, "name": new} if a["id"] == author_id else a for a in listing.authors
                 ]
                 listing.author_names = ", ".join(a["name"] for a in listing.authors)
+                listing.search_text = search_text(listing)
                 listing.position = event.position
                 changed.append(listing)
-        BookListing.objects.bulk_update(changed, ["authors", "author_names", "position"])
+        BookListing.objects.bulk_update(
+            changed, ["authors", "author_names", "search_text", "position"]
+        )
 
     @staticmethod
     def _flush(listings: list[BookListing]) -> None:

@@ -1,6 +1,13 @@
-from django.db.models import QuerySet
+from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db import connections
+from django.db.models import Q, QuerySet
 
 from apps.read.catalog.models import BookListing
+
+SEARCH_CONFIG = "english"
+# Must match the expression of the GIN index (migrations/0005_listing_search_index.py) for
+# PostgreSQL to use it.
+SEARCH_VECTOR = SearchVector("search_text", config=SEARCH_CONFIG)
 
 
 def book_listings() -> QuerySet[BookListing]:
@@ -9,3 +16,29 @@ def book_listings() -> QuerySet[BookListing]:
 
 def book_listing_get(*, book_id: int) -> BookListing:
     return BookListing.objects.get(book_id=book_id)
+
+
+def book_search(books: QuerySet[BookListing], *, q: str) -> QuerySet[BookListing]:
+    """Full-text search over title, subtitle, authors and ISBN.
+
+    PostgreSQL: web-search syntax ("quoted phrases", -excluded, or) against an indexed tsvector.
+    Elsewhere (the embedded SQLite default): every word must appear.
+    """
+    q = q.strip()
+    if not q:
+        return books
+    if connections[books.db].vendor == "postgresql":
+        query = SearchQuery(q, config=SEARCH_CONFIG, search_type="websearch")
+        return books.annotate(search=SEARCH_VECTOR).filter(search=query)
+    condition = Q()
+    for word in q.split():
+        condition &= Q(search_text__icontains=word)
+    return books.filter(condition)
+
+
+def books_by_author(books: QuerySet[BookListing], *, author_id: int) -> QuerySet[BookListing]:
+    if connections[books.db].vendor == "postgresql":
+        return books.filter(authors__contains=[{"id": author_id}])
+    # SQLite has no JSON containment: narrow by text, then it is exact for ids written by the
+    # projector ({"id": N, "name": ...}).
+    return books.filter(authors__icontains=f'"id": {author_id},')

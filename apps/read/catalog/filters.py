@@ -1,0 +1,25 @@
+import django_filters
+
+from apps.read.catalog import selectors
+from apps.read.catalog.models import Availability, BookListing
+
+
+class BookListingFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search title, author, ISBN")
+    author = django_filters.NumberFilter(method="by_author", label="Author id")
+    price_min = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
+    price_max = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
+    availability = django_filters.ChoiceFilter(choices=Availability.choices)
+    format = django_filters.CharFilter()
+    published_after = django_filters.DateFilter(field_name="published_on", lookup_expr="gte")
+    published_before = django_filters.DateFilter(field_name="published_on", lookup_expr="lte")
+
+    class Meta:
+        model = BookListing
+        fields = []
+
+    def search(self, queryset, name, value):
+        return selectors.book_search(queryset, q=value)
+
+    def by_author(self, queryset, name, value):
+        return selectors.books_by_author(queryset, author_id=int(value))
