@@ -24,6 +24,12 @@ def pytest_configure(config):
         )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _empty_test_redis():
+    # Ids start again with every new test database: entries of an earlier run must go.
+    redis.Redis.from_url(settings.CACHES["default"]["LOCATION"]).flushdb()
+
+
 @pytest.fixture(autouse=True)
 def _test_only_settings(settings):
     # The only differences from production: a fast hasher, and static files read from the

@@ -2,9 +2,10 @@ from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import serializers, viewsets
 from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
 
 from apps.cqrs.api import ConsistentReadMixin
-from apps.read.catalog import selectors
+from apps.read.catalog import cache, selectors
 from apps.read.catalog.filters import BookListingFilter
 from apps.read.catalog.models import BookListing
 
@@ -55,3 +56,31 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return selectors.book_listings()
+
+    def uses_cache(self) -> bool:
+        # A client waiting for its own write reads the tables: the checkpoint it waited for
+        # becomes visible a moment before the projector refreshes the cache.
+        return self.read_consistency.satisfied and not (
+            self.request.headers.get("X-Min-Position")
+            or self.request.query_params.get("min_position")
+        )
+
+    def retrieve(self, request, *args, **kwargs):
+        book_id = self.kwargs[self.lookup_url_kwarg]
+        if not self.uses_cache() or not str(book_id).isdigit():
+            return super().retrieve(request, *args, **kwargs)
+        data = cache.get_book(int(book_id))
+        if data is None:
+            data = self.get_serializer(self.get_object()).data
+            cache.add_book(int(book_id), data)
+        return Response(data)
+
+    def list(self, request, *args, **kwargs):
+        key = cache.list_key(request.query_params.dict()) if self.uses_cache() else None
+        if key is None:
+            return super().list(request, *args, **kwargs)
+        data = cache.get_list(key)
+        if data is None:
+            data = super().list(request, *args, **kwargs).data
+            cache.add_list(key, data)
+        return Response(data)

@@ -1,7 +1,11 @@
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from functools import partial
+
+from django.db import transaction
 
 from apps.cqrs.models import DomainEvent
-from apps.cqrs.projectors import Projector, register
+from apps.cqrs.projectors import READ_ALIAS, Projector, register
+from apps.read.catalog import cache
 from apps.read.catalog.models import BookListing, availability_of
 
 _LISTING_FIELDS = [
@@ -71,16 +75,28 @@ class BookListingProjector(Projector):
     def apply_batch(self, events: Sequence[DomainEvent]) -> None:
         # Runs of BookAdded (seeding, replay) become one INSERT ... ON CONFLICT DO UPDATE.
         pending: list[BookListing] = []
+        touched: set[int] = set()
         for event in events:
             if event.event_type == "BookAdded":
                 pending.append(_listing_from_book_added(event))
                 continue
             self._flush(pending)
             pending = []
-            self.apply(event)
+            touched.update(self.apply(event) or ())
         self._flush(pending)
+        touched.update(listing.book_id for listing in pending)
+        touched.update(e.payload["book_id"] for e in events if "book_id" in e.payload)
+        if touched:
+            transaction.on_commit(
+                partial(cache.refresh, touched, serialized_listings), using=READ_ALIAS
+            )
 
-    def apply(self, event: DomainEvent) -> None:
+    def reset(self) -> None:
+        super().reset()
+        transaction.on_commit(cache.retire_everything, using=READ_ALIAS)
+
+    def apply(self, event: DomainEvent) -> Iterable[int]:
+        """Apply one event; returns the ids of listings it changed beyond the event's book."""
         p = event.payload
         match event.event_type:
             case "BookAdded":
@@ -100,7 +116,7 @@ class BookListingProjector(Projector):
             case "BookReinstated":
                 self._restock(event, discontinued=False)
             case "AuthorRenamed":
-                self._rename_author(event)
+                return self._rename_author(event)
             case "BackorderPolicyChanged":
                 self._restock(
                     event, quantity_available=p["on_hand"], allow_backorder=p["allow_backorder"]
@@ -128,7 +144,7 @@ class BookListingProjector(Projector):
         BookListing.objects.filter(book_id=book_id).update(**fields, position=event.position)
 
     @staticmethod
-    def _rename_author(event: DomainEvent) -> None:
+    def _rename_author(event: DomainEvent) -> list[int]:
         author_id, old, new = (event.payload[k] for k in ("author_id", "old_name", "name"))
         # Narrow by name in SQL (portable), then match the id exactly.
         candidates = BookListing.objects.filter(author_names__contains=old)
@@ -145,6 +161,7 @@ class BookListingProjector(Projector):
         BookListing.objects.bulk_update(
             changed, ["authors", "author_names", "search_text", "position"]
         )
+        return [listing.book_id for listing in changed]
 
     @staticmethod
     def _flush(listings: list[BookListing]) -> None:
@@ -155,3 +172,10 @@ class BookListingProjector(Projector):
                 unique_fields=["book_id"],
                 update_fields=_LISTING_FIELDS,
             )
+
+
+def serialized_listings(book_ids: Iterable[int]) -> dict[int, dict]:
+    from apps.read.catalog.api import BookListingSerializer
+
+    listings = BookListing.objects.filter(book_id__in=list(book_ids))
+    return {listing.book_id: BookListingSerializer(listing).data for listing in listings}
