@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "apps.read.catalog",
     "apps.read.orders",
     "apps.storefront",
+    "apps.audit",
 ]
 
 MIDDLEWARE = [

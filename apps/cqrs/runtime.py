@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from apps.cqrs.models import Checkpoint, DomainEvent
@@ -201,6 +201,27 @@ def rebuild(
     return catch_up(
         projector, force=True, batch_size=max(settings.CQRS_BATCH_SIZE, 2000), on_batch=on_batch
     )
+
+
+def replay_rows(
+    projector: Projector, *, events: QuerySet[DomainEvent], delete: Callable[[], None]
+) -> int:
+    """Rebuild some rows of a replayable projector: `delete` removes them, then `events` (the
+    ones those rows are made of) are applied again, up to the checkpoint, under the projector's
+    lock so that no live runner interleaves. Returns the number of events applied."""
+    if not projector.replayable:
+        raise ValueError(f"{projector.name} causes side effects: it is never replayed.")
+    _ensure_checkpoints([projector])
+    with transaction.atomic(using=projector.database):
+        checkpoint = _locked_checkpoint(projector)
+        delete()
+        chosen = list(
+            events.using(WRITE_ALIAS)
+            .filter(position__lte=checkpoint.position, event_type__in=projector.handles)
+            .order_by("position")
+        )
+        projector.apply_batch(chosen)
+    return len(chosen)
 
 
 @dataclass(frozen=True)
