@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "apps.write.demo",
     "apps.read.catalog",
     "apps.read.orders",
+    "apps.read.reports",
     "apps.storefront",
     "apps.audit",
 ]

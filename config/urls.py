@@ -9,6 +9,7 @@ from rest_framework.routers import DefaultRouter
 
 from apps.read.catalog.api import BookViewSet
 from apps.read.orders.api import OrderViewSet
+from apps.read.reports.api import BestsellerViewSet, LowStockViewSet, RevenueViewSet
 from apps.write.catalog.api import commands as catalog_commands
 from apps.write.customers.api import commands as customer_commands
 from apps.write.inventory.api import commands as inventory_commands
@@ -17,6 +18,9 @@ from apps.write.orders.api import commands as order_commands
 router = DefaultRouter()
 router.register("books", BookViewSet, basename="book")
 router.register("orders", OrderViewSet, basename="order")
+router.register("reports/bestsellers", BestsellerViewSet, basename="report-bestsellers")
+router.register("reports/revenue", RevenueViewSet, basename="report-revenue")
+router.register("reports/low-stock", LowStockViewSet, basename="report-low-stock")
 
 command_routes = [*catalog_commands, *inventory_commands, *customer_commands, *order_commands]
 command_patterns = [path(route, view.as_view(), name=name) for route, view, name in command_routes]

@@ -29,6 +29,7 @@ class BookListingSerializer(serializers.ModelSerializer):
             "discontinued",
             "availability",
             "quantity_available",
+            "units_sold",
             "allow_backorder",
             "position",
         ]
@@ -52,7 +53,7 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = []
     filterset_class = BookListingFilter
     filter_backends = [DjangoFilterBackend, OrderingFilter]
-    ordering_fields = ["title", "price", "published_on"]
+    ordering_fields = ["title", "price", "published_on", "units_sold"]
 
     def get_queryset(self):
         return selectors.book_listings()

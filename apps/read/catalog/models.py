@@ -39,6 +39,7 @@ class BookListing(models.Model):
     # Title, subtitle, authors and ISBN in one text, for full-text search (selectors.py).
     search_text = models.TextField(blank=True)
     quantity_available = models.IntegerField(default=0)
+    units_sold = models.IntegerField(default=0, help_text="Units in orders not cancelled.")
     allow_backorder = models.BooleanField(default=False)
     availability = models.CharField(
         max_length=20, choices=Availability.choices, default=Availability.OUT

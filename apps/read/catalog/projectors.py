@@ -2,6 +2,7 @@ from collections.abc import Iterable, Sequence
 from functools import partial
 
 from django.db import transaction
+from django.db.models import F
 
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import READ_ALIAS, Projector, register
@@ -68,6 +69,8 @@ class BookListingProjector(Projector):
             "StockReserved",
             "StockReleased",
             "BackorderPolicyChanged",
+            "OrderPlaced",
+            "OrderCancelled",
         }
     )
     models = (BookListing,)
@@ -117,6 +120,13 @@ class BookListingProjector(Projector):
                 self._restock(event, discontinued=False)
             case "AuthorRenamed":
                 return self._rename_author(event)
+            case "OrderPlaced" | "OrderCancelled":
+                sign = 1 if event.event_type == "OrderPlaced" else -1
+                for line in p["lines"]:
+                    BookListing.objects.filter(book_id=line["book_id"]).update(
+                        units_sold=F("units_sold") + sign * line["quantity"]
+                    )
+                return [line["book_id"] for line in p["lines"]]
             case "BackorderPolicyChanged":
                 self._restock(
                     event, quantity_available=p["on_hand"], allow_backorder=p["allow_backorder"]

@@ -1,4 +1,5 @@
 import dataclasses
+import datetime
 from decimal import Decimal
 
 from apps.cqrs.events import Event
@@ -61,3 +62,6 @@ class OrderCancelled(OrderEvent):
     refunded: Decimal
     # [{"book_id", "quantity"}]: units put back on the shelf
     released: list[dict]
+    # [{"book_id", "title", "quantity"}]: what the order had sold, for sales figures
+    lines: list[dict]
+    placed_at: datetime.datetime

@@ -213,6 +213,11 @@ def order_cancel(*, actor: AbstractBaseUser | None, order_id: int, reason: str =
             by_staff=by_staff,
             refunded=refunded,
             released=[{"book_id": b, "quantity": q} for b, q in released.items()],
+            lines=[
+                {"book_id": line.book_id, "title": line.title, "quantity": line.quantity}
+                for line in lines
+            ],
+            placed_at=order.placed_at,
         )
     )
     return order
