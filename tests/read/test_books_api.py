@@ -120,3 +120,18 @@ def test_search_filters_and_ordering():
     assert client.get("/api/books/?price_min=cheap").status_code == 400
     assert client.get("/api/books/?availability=plenty").status_code == 400
     assert BookListing.objects.count() == 3
+
+
+def test_the_browsable_api_renders_every_endpoint_for_staff(client):
+    from django.contrib.auth import get_user_model
+
+    from config.urls import command_routes, router
+
+    client.force_login(get_user_model().objects.create_superuser("root", "r@example.com", "pw"))
+    urls = ["/api/", "/api/docs/"]
+    urls += [f"/api/{prefix}/" for prefix, _viewset, _basename in router.registry]
+    urls += [f"/api/commands/{route}" for route, _view, _name in command_routes]
+    for url in urls:
+        response = client.get(url, HTTP_ACCEPT="text/html")
+        assert response.status_code in (200, 405), (url, response.status_code)
+        assert b"<html" in response.content.lower(), url

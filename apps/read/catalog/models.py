@@ -53,6 +53,8 @@ class BookListing(models.Model):
             models.Index(fields=["title", "book_id"], name="listing_title_id"),
             models.Index(fields=["price"], name="listing_price"),
             models.Index(fields=["availability", "title", "book_id"], name="listing_availability"),
+            models.Index(fields=["format", "title", "book_id"], name="listing_format"),
+            models.Index(fields=["published_on"], name="listing_published"),
         ]
 
     def __str__(self) -> str:
