@@ -140,7 +140,7 @@ else:
 
 # --- Celery ----------------------------------------------------------------------------------
 # Read by config/celery.py with the CELERY_ prefix.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL) or "memory://"
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL) or "memory://localhost/"
 # No broker configured: run tasks inline so `make run` works with nothing installed.
 CELERY_TASK_ALWAYS_EAGER = not (os.environ.get("CELERY_BROKER_URL") or REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = False

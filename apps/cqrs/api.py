@@ -147,6 +147,7 @@ class ConsistentReadMixin:
                 min_position = -1
             if min_position < 0:
                 raise ValidationError({"min_position": "Send a position a command returned."})
+        self.min_position = min_position
         self.read_consistency = wait_for_position(
             projector_names=self.projector_names, min_position=min_position
         )

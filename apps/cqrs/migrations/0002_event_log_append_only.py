@@ -1,4 +1,6 @@
-from django.db import migrations, router
+from django.db import migrations
+
+from apps.cqrs.migration_operations import postgresql_only
 
 # The ORM refuses updates and deletes of events (apps/cqrs/models.py); this makes the database
 # refuse them too, whoever asks.
@@ -18,17 +20,10 @@ DROP FUNCTION IF EXISTS cqrs_event_log_append_only();
 """
 
 
-def _run(sql):
-    def run(apps, schema_editor):
-        connection = schema_editor.connection
-        if connection.vendor == "postgresql" and router.allow_migrate(
-            connection.alias, "cqrs", model_name="domainevent"
-        ):
-            schema_editor.execute(sql, params=None)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("cqrs", "0001_initial")]
-    operations = [migrations.RunPython(_run(FORWARD), _run(BACKWARD))]
+    operations = [
+        postgresql_only(
+            app_label="cqrs", model_name="domainevent", forward=FORWARD, backward=BACKWARD
+        )
+    ]

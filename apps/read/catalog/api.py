@@ -61,10 +61,7 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
     def uses_cache(self) -> bool:
         # A client waiting for its own write reads the tables: the checkpoint it waited for
         # becomes visible a moment before the projector refreshes the cache.
-        return self.read_consistency.satisfied and not (
-            self.request.headers.get("X-Min-Position")
-            or self.request.query_params.get("min_position")
-        )
+        return self.min_position is None
 
     def retrieve(self, request, *args, **kwargs):
         book_id = self.kwargs[self.lookup_url_kwarg]

@@ -1,4 +1,6 @@
-from django.db import migrations, router
+from django.db import migrations
+
+from apps.cqrs.migration_operations import postgresql_only
 
 # The same expression as selectors.SEARCH_VECTOR, so that searches use the index. PostgreSQL
 # only: the embedded SQLite default searches with LIKE instead.
@@ -9,17 +11,10 @@ USING gin (to_tsvector('english'::regconfig, COALESCE(search_text, '')))
 BACKWARD = "DROP INDEX IF EXISTS listing_search"
 
 
-def _run(sql):
-    def run(apps, schema_editor):
-        connection = schema_editor.connection
-        if connection.vendor == "postgresql" and router.allow_migrate(
-            connection.alias, "read_catalog", model_name="booklisting"
-        ):
-            schema_editor.execute(sql, params=None)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("read_catalog", "0004_listing_search_text")]
-    operations = [migrations.RunPython(_run(FORWARD), _run(BACKWARD))]
+    operations = [
+        postgresql_only(
+            app_label="read_catalog", model_name="booklisting", forward=FORWARD, backward=BACKWARD
+        )
+    ]
