@@ -31,7 +31,8 @@ class ReadWriteRouter:
         return self._alias(model)
 
     def allow_relation(self, obj1, obj2, **hints):
-        return self._alias(type(obj1)) == self._alias(type(obj2))
+        # _meta through the instance: `type()` of a lazy request.user is SimpleLazyObject.
+        return self._alias(obj1) == self._alias(obj2)
 
     def allow_migrate(self, db, app_label, model_name=None, **hints):
         if is_read_side(app_label, model_name):

@@ -21,7 +21,9 @@ class CorrelationIdMiddleware:
 
     def __call__(self, request):
         correlation_id = _parse(request.headers.get(HEADER)) or uuid.uuid4()
-        with scope(correlation_id=correlation_id):
+        with scope(correlation_id=correlation_id) as request_scope:
+            # Pages read `request.cqrs_scope.last_position` to wait for their own writes.
+            request.cqrs_scope = request_scope
             response = self.get_response(request)
         response[HEADER] = str(correlation_id)
         return response

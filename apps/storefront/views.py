@@ -1,8 +1,228 @@
-from django.shortcuts import render
+"""Customer pages. They read the read models only, and change state only through the command
+services; a refused command becomes a message on the form, never a server error."""
 
-from apps.read.catalog import selectors
+import datetime
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from apps.cqrs.consistency import wait_for_position
+from apps.cqrs.exceptions import Conflict
+from apps.read.catalog import selectors as catalog
+from apps.read.catalog.filters import BookListingFilter
+from apps.read.orders import selectors as orders
+from apps.read.reports import selectors as reports
+from apps.storefront import cart
+from apps.storefront.forms import (
+    AddToCartForm,
+    CartLineForm,
+    CheckoutForm,
+    ProfileForm,
+    SignUpForm,
+)
+from apps.write.customers import services as customer_services
+from apps.write.orders import services as order_services
+
+PAGE_SIZE = 24
+# How long the confirmation page waits for the read model before it says "processing".
+CONFIRMATION_WAIT_SECONDS = 0.5
+
+
+def _run(form, command):
+    """Run a command for a form: its refusals become form errors. Returns the result or None."""
+    try:
+        return command()
+    except ValidationError as exc:
+        if hasattr(exc, "error_dict"):
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            form.add_error(None, exc.messages)
+    except Conflict as exc:
+        form.add_error(None, str(exc))
+    return None
 
 
 def home(request):
-    books = selectors.book_listings()[:24]
-    return render(request, "storefront/home.html", {"books": books})
+    week_start = timezone.now().date() - datetime.timedelta(days=6)
+    best = reports.bestsellers(start=week_start, days=7, limit=8)
+    books = catalog.book_listings().in_bulk([row["book_id"] for row in best])
+    return render(
+        request,
+        "storefront/home.html",
+        {
+            "bestsellers": [books[row["book_id"]] for row in best if row["book_id"] in books],
+            "new_books": catalog.new_books(),
+        },
+    )
+
+
+def book_list(request):
+    filters = BookListingFilter(request.GET, queryset=catalog.book_listings())
+    books = filters.qs if filters.is_valid() else catalog.book_listings().none()
+    after_title, after_id = request.GET.get("after_title"), request.GET.get("after_id", "")
+    if after_title is not None and after_id.isdigit():
+        books = catalog.books_after(books, title=after_title, book_id=int(after_id))
+    page = list(books.order_by("title", "book_id")[: PAGE_SIZE + 1])
+    next_query = None
+    if len(page) > PAGE_SIZE:
+        page = page[:PAGE_SIZE]
+        query = request.GET.copy()
+        query["after_title"], query["after_id"] = page[-1].title, str(page[-1].book_id)
+        next_query = query.urlencode()
+    return render(
+        request,
+        "storefront/book_list.html",
+        {"filters": filters, "books": page, "next_query": next_query},
+    )
+
+
+def book_detail(request, book_id: int):
+    try:
+        book = catalog.book_listing_get(book_id=book_id)
+    except ObjectDoesNotExist:
+        raise Http404("No such book.") from None
+    form = AddToCartForm(initial={"book_id": book.book_id, "quantity": 1})
+    return render(request, "storefront/book_detail.html", {"book": book, "form": form})
+
+
+@require_POST
+def cart_add(request):
+    form = AddToCartForm(request.POST)
+    if form.is_valid():
+        book_id = form.cleaned_data["book_id"]
+        if catalog.book_listings().filter(book_id=book_id).exists():
+            cart.add(request.session, book_id=book_id, quantity=form.cleaned_data["quantity"])
+            messages.success(request, "Added to your cart.")
+            return redirect("storefront:cart")
+        form.add_error(None, "That book is not in the catalog.")
+    messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+    back = request.POST.get("book_id", "")
+    if back.isdigit() and catalog.book_listings().filter(book_id=int(back)).exists():
+        return redirect("storefront:book", book_id=int(back))
+    return redirect("storefront:books")
+
+
+def cart_view(request):
+    if request.method == "POST":
+        form = CartLineForm(request.POST)
+        if form.is_valid():
+            cart.set_quantity(request.session, **form.cleaned_data)
+            return redirect("storefront:cart")
+        messages.error(request, "Enter a quantity from 0 to 100.")
+    rows, total = cart.lines(request.session)
+    return render(request, "storefront/cart.html", {"rows": rows, "total": total})
+
+
+@login_required
+def checkout(request):
+    rows, total = cart.lines(request.session)
+    if not rows:
+        messages.info(request, "Your cart is empty.")
+        return redirect("storefront:books")
+    form = CheckoutForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        lines = [{"book_id": r["book"].book_id, "quantity": r["quantity"]} for r in rows]
+        order = _run(
+            form,
+            lambda: order_services.order_place(
+                actor=request.user,
+                lines=lines,
+                shipping_address=form.cleaned_data["shipping_address"],
+            ),
+        )
+        payment = order and _run(
+            form,
+            lambda: order_services.order_pay(
+                actor=request.user, order_id=order.pk, card_number=form.cleaned_data["card_number"]
+            ),
+        )
+        if payment and payment.status == "approved":
+            cart.clear(request.session)
+            position = request.cqrs_scope.last_position
+            url = reverse("storefront:order", args=[order.pk])
+            return HttpResponseRedirect(f"{url}?after={position}")
+        if payment:
+            form.add_error(
+                "card_number",
+                f"{payment.decline_reason} Nothing was charged and the order was cancelled; "
+                "your cart is kept, so you can try another card.",
+            )
+    return render(request, "storefront/checkout.html", {"form": form, "rows": rows, "total": total})
+
+
+@login_required
+def order_list(request):
+    summaries = orders.order_summaries(customer_id=request.user.pk)[:50]
+    totals = orders.customer_totals(customer_id=request.user.pk)
+    return render(request, "storefront/order_list.html", {"orders": summaries, "totals": totals})
+
+
+@login_required
+def order_detail(request, order_id: int):
+    raw = request.GET.get("after", "")
+    after = int(raw) if raw.isdigit() else None
+    consistency = wait_for_position(
+        projector_names=["orders.history"], min_position=after, timeout=CONFIRMATION_WAIT_SECONDS
+    )
+    summary = orders.order_summary_for(customer_id=request.user.pk, order_id=order_id)
+    if summary is None:
+        if after is not None and not consistency.satisfied:
+            return render(request, "storefront/order_processing.html", {"order_id": order_id})
+        raise Http404("No such order.")
+    return render(
+        request,
+        "storefront/order_detail.html",
+        {"order": summary, "can_cancel": summary.status in {"placed", "paid"}},
+    )
+
+
+@login_required
+@require_POST
+def order_cancel(request, order_id: int):
+    try:
+        order_services.order_cancel(
+            actor=request.user, order_id=order_id, reason="Cancelled by the customer"
+        )
+    except ObjectDoesNotExist:
+        raise Http404("No such order.") from None
+    except Conflict as exc:
+        messages.error(request, str(exc))
+        return redirect("storefront:order", order_id=order_id)
+    messages.success(request, "Your order was cancelled; any payment will be refunded.")
+    url = reverse("storefront:order", args=[order_id])
+    return HttpResponseRedirect(f"{url}?after={request.cqrs_scope.last_position}")
+
+
+def sign_up(request):
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        customer = _run(form, lambda: customer_services.customer_sign_up(**form.cleaned_data))
+        if customer:
+            login(request, customer.user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, "Welcome to the bookstore.")
+            return redirect("storefront:home")
+    return render(request, "storefront/form_page.html", {"form": form, "title": "Sign up"})
+
+
+@login_required
+def profile(request):
+    form = ProfileForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        updated = _run(
+            form,
+            lambda: customer_services.customer_update_profile(
+                actor=request.user, **form.cleaned_data
+            ),
+        )
+        if updated:
+            messages.success(request, "Your profile is saved.")
+            return redirect("storefront:profile")
+    return render(request, "storefront/form_page.html", {"form": form, "title": "Your profile"})

@@ -42,3 +42,16 @@ def books_by_author(books: QuerySet[BookListing], *, author_id: int) -> QuerySet
     # SQLite has no JSON containment: narrow by text, then it is exact for ids written by the
     # projector ({"id": N, "name": ...}).
     return books.filter(authors__icontains=f'"id": {author_id},')
+
+
+def books_after(books: QuerySet[BookListing], *, title: str, book_id: int) -> QuerySet[BookListing]:
+    """Keyset pagination by (title, book_id): page N costs what page 1 costs."""
+    return books.filter(Q(title__gt=title) | Q(title=title, book_id__gt=book_id))
+
+
+def new_books(*, limit: int = 8) -> QuerySet[BookListing]:
+    return (
+        BookListing.objects.exclude(availability="discontinued")
+        .exclude(published_on=None)
+        .order_by("-published_on", "-book_id")[:limit]
+    )

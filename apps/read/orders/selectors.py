@@ -11,3 +11,7 @@ def order_summaries(*, customer_id: int | None) -> QuerySet[OrderSummary]:
 
 def customer_totals(*, customer_id: int) -> CustomerTotals | None:
     return CustomerTotals.objects.filter(customer_id=customer_id).first()
+
+
+def order_summary_for(*, customer_id: int, order_id: int) -> OrderSummary | None:
+    return OrderSummary.objects.filter(customer_id=customer_id, order_id=order_id).first()
