@@ -161,6 +161,7 @@ CELERY_TASK_DEFAULT_QUEUE = "projections"
 # `celery -A config worker -Q projections` and `celery -A config worker -Q side-effects`.
 CELERY_TASK_ROUTES = {
     "cqrs.sweep": {"queue": "projections"},
+    "cqrs.rebuild": {"queue": "projections"},
     "orders.cancel_unpaid": {"queue": "side-effects"},
 }
 CQRS_SWEEP_SECONDS = float(os.environ.get("CQRS_SWEEP_SECONDS", "5"))

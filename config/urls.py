@@ -7,6 +7,8 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.routers import DefaultRouter
 
+from apps.audit.views import history_view
+from apps.cqrs import admin_views
 from apps.read.catalog.api import BookViewSet
 from apps.read.orders.api import OrderViewSet
 from apps.read.reports.api import BestsellerViewSet, LowStockViewSet, RevenueViewSet
@@ -49,6 +51,16 @@ def api_root(request, format=None):
 
 urlpatterns = [
     path("", include("apps.storefront.urls")),
+    path("admin/cqrs/projections/", admin_views.projections, name="admin-projections"),
+    path(
+        "admin/cqrs/projections/<str:name>/<str:action>/",
+        admin_views.projection_action,
+        name="admin-projection-action",
+    ),
+    path("admin/cqrs/flow/<uuid:correlation_id>/", admin_views.flow, name="admin-flow"),
+    path(
+        "admin/history/<str:aggregate_type>/<str:aggregate_id>/", history_view, name="admin-history"
+    ),
     path("admin/", admin.site.urls),
     path("api/", api_root, name="api-root"),
     path("api/", include(router.urls)),

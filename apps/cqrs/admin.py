@@ -15,7 +15,14 @@ def events_link(aggregate_type: str, aggregate_id) -> str:
     count = DomainEvent.objects.filter(
         aggregate_type=aggregate_type, aggregate_id=str(aggregate_id)
     ).count()
-    return format_html('<a href="{}?{}">{} events</a>', url, query, count)
+    history = reverse("admin-history", args=[aggregate_type, aggregate_id])
+    return format_html(
+        '<a href="{}?{}">{} events</a> · <a href="{}">history with state after each</a>',
+        url,
+        query,
+        count,
+        history,
+    )
 
 
 def run_command(modeladmin: admin.ModelAdmin, request, label: str, call) -> bool:
@@ -70,7 +77,7 @@ class DomainEventAdmin(ReadOnlyAdmin):
         "aggregate_version",
         "actor",
         "command",
-        "correlation_id",
+        "flow",
         "recorded_at",
     )
     list_filter = ("event_type", "aggregate_type", "command", "recorded_at")
@@ -78,6 +85,11 @@ class DomainEventAdmin(ReadOnlyAdmin):
     date_hierarchy = "recorded_at"
     ordering = ("-position",)
     show_full_result_count = False
+
+    @admin.display(description="Correlation id")
+    def flow(self, event):
+        url = reverse("admin-flow", args=[event.correlation_id])
+        return format_html('<a href="{}">{}</a>', url, str(event.correlation_id)[:8])
 
     def lookup_allowed(self, lookup, value, request=None):
         # Links from orders, books and stock items filter by aggregate; a flow by correlation.

@@ -5,9 +5,15 @@ from apps.cqrs.projectors import registry
 
 
 @shared_task(name="cqrs.project", ignore_result=True)
-def project(name: str) -> int:
+def project(name: str, force: bool = False) -> int:
     """Catch one projector up from its checkpoint. Safe to run any number of times."""
-    return runtime.catch_up(registry.get(name)).applied
+    return runtime.catch_up(registry.get(name), force=force).applied
+
+
+@shared_task(name="cqrs.rebuild", ignore_result=True)
+def rebuild(name: str) -> int:
+    """Empty one read model and replay the log into it (staff's rebuild button)."""
+    return runtime.rebuild(registry.get(name)).applied
 
 
 @shared_task(name="cqrs.sweep", ignore_result=True)

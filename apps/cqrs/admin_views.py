@@ -1,0 +1,77 @@
+"""Staff pages for the CQRS machinery, inside the admin: projector health, and one correlation
+id's whole flow (command, events, and how far each projector has got with them)."""
+
+import uuid
+
+from django.contrib import admin, messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.cqrs import runtime, tasks
+from apps.cqrs.models import DomainEvent
+from apps.cqrs.projectors import registry
+
+
+@staff_member_required
+def projections(request):
+    context = {
+        **admin.site.each_context(request),
+        "title": "Projections",
+        "rows": [(row, registry.get(row.name)) for row in runtime.status()],
+        "can_rebuild": request.user.has_perm("cqrs.change_projectorcheckpoint"),
+    }
+    return render(request, "admin/cqrs/projections.html", context)
+
+
+@staff_member_required
+@require_POST
+def projection_action(request, name: str, action: str):
+    try:
+        projector = registry.get(name)
+    except LookupError:
+        raise Http404(name) from None
+    if action == "retry":
+        # Ignores the back-off: staff have looked at the error and want another try now.
+        tasks.project.apply_async((name,), queue=projector.queue, kwargs={"force": True})
+        messages.success(request, f"Catching up {name} now.")
+    elif action == "rebuild":
+        if not request.user.has_perm("cqrs.change_projectorcheckpoint"):
+            raise PermissionDenied
+        if not projector.replayable:
+            messages.error(request, f"Not rebuilt: {name} causes side effects, never replayed.")
+        else:
+            tasks.rebuild.apply_async((name,), queue=projector.queue)
+            messages.success(request, f"Rebuild of {name} queued.")
+    else:
+        raise Http404(action)
+    return redirect("admin-projections")
+
+
+@staff_member_required
+def flow(request, correlation_id: uuid.UUID):
+    events = list(DomainEvent.objects.filter(correlation_id=correlation_id).order_by("position"))
+    if not events:
+        raise Http404("No event has this correlation id.")
+    checkpoints = {row.name: row for row in runtime.status()}
+    steps = []
+    for event in events:
+        runs = []
+        for projector in registry.interested_in([event.event_type]):
+            cp = checkpoints[projector.name]
+            if cp.position >= event.position:
+                state = "applied"
+            elif cp.failed_position == event.position:
+                state = "failed"
+            else:
+                state = "pending"
+            runs.append({"name": projector.name, "state": state})
+        steps.append({"event": event, "runs": runs})
+    context = {
+        **admin.site.each_context(request),
+        "title": f"Flow {correlation_id}",
+        "steps": steps,
+    }
+    return render(request, "admin/cqrs/flow.html", context)
