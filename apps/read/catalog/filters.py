@@ -1,16 +1,16 @@
 import django_filters
 
 from apps.read.catalog import selectors
-from apps.read.catalog.models import Availability, BookListing
+from apps.read.catalog.models import FORMATS, Availability, BookListing
 
 
 class BookListingFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search title, author, ISBN")
     author = django_filters.NumberFilter(method="by_author", label="Author id")
-    price_min = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
-    price_max = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
+    price_min = django_filters.NumberFilter(field_name="price", lookup_expr="gte", label="From $")
+    price_max = django_filters.NumberFilter(field_name="price", lookup_expr="lte", label="To $")
     availability = django_filters.ChoiceFilter(choices=Availability.choices)
-    format = django_filters.CharFilter()
+    format = django_filters.ChoiceFilter(choices=FORMATS)
     published_after = django_filters.DateFilter(field_name="published_on", lookup_expr="gte")
     published_before = django_filters.DateFilter(field_name="published_on", lookup_expr="lte")
 

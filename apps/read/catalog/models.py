@@ -10,6 +10,13 @@ class Availability(models.TextChoices):
 
 
 LOW_STOCK = 5
+# The formats the catalog sells, as its events name them.
+FORMATS = [
+    ("hardcover", "Hardcover"),
+    ("paperback", "Paperback"),
+    ("ebook", "E-book"),
+    ("audiobook", "Audiobook"),
+]
 
 
 def availability_of(*, on_hand: int, allow_backorder: bool, discontinued: bool) -> str:
