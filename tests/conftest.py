@@ -25,6 +25,25 @@ def pytest_configure(config):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _no_session_left_on_the_test_databases(django_db_setup, django_db_blocker):
+    """Before the test databases are dropped, end any session still attached to them.
+
+    Connections opened inside Playwright's event-loop context (tests/browser/) belong to a
+    context Django never closes, and one idle session is enough to stop DROP DATABASE.
+    """
+    yield
+    with django_db_blocker.unblock():
+        for alias in ("default", "read"):
+            connection = connections[alias]
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            connection.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _empty_test_redis():
     # Ids start again with every new test database: entries of an earlier run must go.
     redis.Redis.from_url(settings.CACHES["default"]["LOCATION"]).flushdb()
