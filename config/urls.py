@@ -11,6 +11,7 @@ from apps.audit.views import history_view
 from apps.cqrs import admin_views
 from apps.read.catalog.api import BookViewSet
 from apps.read.orders.api import OrderViewSet
+from apps.read.reports import admin_views as reports_admin
 from apps.read.reports.api import BestsellerViewSet, LowStockViewSet, RevenueViewSet
 from apps.write.catalog.api import commands as catalog_commands
 from apps.write.customers.api import commands as customer_commands
@@ -58,6 +59,7 @@ urlpatterns = [
         name="admin-projection-action",
     ),
     path("admin/cqrs/flow/<uuid:correlation_id>/", admin_views.flow, name="admin-flow"),
+    path("admin/reports/", reports_admin.reports, name="admin-reports"),
     path(
         "admin/history/<str:aggregate_type>/<str:aggregate_id>/", history_view, name="admin-history"
     ),

@@ -91,3 +91,28 @@ def test_history_reconstructs_the_state_after_each_event(staff_client):
     assert staff_client.get("/admin/history/order/999999/").status_code == 404
     order_admin = staff_client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
     assert f"/admin/history/order/{order.pk}/" in order_admin
+
+
+def test_the_reports_page_charts_revenue_and_lists_bestsellers_and_low_stock(staff_client):
+    from apps.read.reports.admin_views import CHART_HEIGHT, revenue_bars
+
+    customer = UserFactory()
+    book = stocked_book(title="Chart Topper", on_hand=4, price="20.00")
+    order = place_order(customer, (book, 2))
+    services.order_pay(actor=customer, order_id=order.pk, card_number=APPROVE)
+    for projector in registry.replayable():
+        runtime.catch_up(projector)
+
+    bars = revenue_bars(end=order.placed_at.date())
+    assert len(bars) == 30
+    assert (str(bars[-1]["revenue"]), bars[-1]["height"]) == ("40.00", CHART_HEIGHT - 20)
+    assert {bar["height"] for bar in bars[:-1]} == {0.0}
+
+    page = staff_client.get("/admin/reports/").content.decode()
+    assert page.count("<rect ") == 30
+    assert "Revenue, last 30 days: $40.00" in page
+    assert "<td>Chart Topper</td><td>2</td>" in page  # this week's bestseller
+    assert ">Chart Topper</a></td><td>2</td>" in page  # and low on stock now
+    customer_client = staff_client.__class__()
+    customer_client.force_login(customer)
+    assert customer_client.get("/admin/reports/").status_code == 302
