@@ -214,7 +214,11 @@ def sign_up(request):
 
 @login_required
 def profile(request):
-    form = ProfileForm(request.POST or None)
+    current = orders.customer_profile(customer_id=request.user.pk)
+    initial = {}
+    if current:
+        initial = {"full_name": current.full_name, "shipping_address": current.shipping_address}
+    form = ProfileForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         updated = _run(
             form,

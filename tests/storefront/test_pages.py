@@ -191,3 +191,29 @@ def test_pages_carry_csrf_tokens_and_refuse_posts_without_them():
     client = Client(enforce_csrf_checks=True)
     assert b"csrfmiddlewaretoken" in client.get(f"/books/{book.pk}/").content
     assert client.post("/cart/add/", {"book_id": book.pk, "quantity": 1}).status_code == 403
+
+
+def test_the_profile_page_shows_the_current_profile_and_saves_changes():
+    client = Client()
+    client.post(
+        "/sign-up/",
+        {
+            "username": "profiled",
+            "email": "p@example.com",
+            "full_name": "Pat Reader",
+            "password": "a long and unusual passphrase",
+            "shipping_address": "3 Mill Lane",
+        },
+    )
+    project_all()
+    page = client.get("/profile/").content.decode()
+    assert 'value="Pat Reader"' in page
+    assert "3 Mill Lane" in page
+
+    saved = client.post("/profile/", {"full_name": "Pat Q. Reader", "shipping_address": "4 Elm"})
+    assert saved.status_code == 302
+    project_all()
+    assert 'value="Pat Q. Reader"' in client.get("/profile/").content.decode()
+    refused = client.post("/profile/", {"full_name": "", "shipping_address": "x"})
+    assert refused.status_code == 200
+    assert "This field is required." in refused.content.decode()

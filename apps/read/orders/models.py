@@ -34,6 +34,18 @@ class OrderSummary(models.Model):
         return f"Order {self.order_id}"
 
 
+class CustomerProfile(models.Model):
+    """A customer's name and address as their profile page shows them."""
+
+    customer_id = models.BigIntegerField(primary_key=True)
+    full_name = models.CharField(max_length=200)
+    shipping_address = models.TextField(blank=True)
+    position = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return self.full_name
+
+
 class CustomerTotals(models.Model):
     customer_id = models.BigIntegerField(primary_key=True)
     orders = models.PositiveIntegerField(default=0)

@@ -5,7 +5,7 @@ from django.db.models.functions import Greatest
 
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import Projector, register
-from apps.read.orders.models import CustomerTotals, OrderSummary
+from apps.read.orders.models import CustomerProfile, CustomerTotals, OrderSummary
 
 STATUS_AFTER = {
     "OrderPaid": "paid",
@@ -91,3 +91,26 @@ class OrderHistoryProjector(Projector):
     @staticmethod
     def _step(status: str, event: DomainEvent) -> dict:
         return {"status": status, "at": event.recorded_at.isoformat(), "position": event.position}
+
+
+@register
+class CustomerProfileProjector(Projector):
+    name = "customers.profile"
+    handles = frozenset({"CustomerSignedUp", "CustomerProfileChanged"})
+    models = (CustomerProfile,)
+
+    def apply(self, event: DomainEvent) -> None:
+        p = event.payload
+        CustomerProfile.objects.bulk_create(
+            [
+                CustomerProfile(
+                    customer_id=p["customer_id"],
+                    full_name=p["full_name"],
+                    shipping_address=p["shipping_address"],
+                    position=event.position,
+                )
+            ],
+            update_conflicts=True,
+            unique_fields=["customer_id"],
+            update_fields=["full_name", "shipping_address", "position"],
+        )

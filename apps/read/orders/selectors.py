@@ -1,6 +1,6 @@
 from django.db.models import QuerySet
 
-from apps.read.orders.models import CustomerTotals, OrderSummary
+from apps.read.orders.models import CustomerProfile, CustomerTotals, OrderSummary
 
 
 def order_summaries(*, customer_id: int | None) -> QuerySet[OrderSummary]:
@@ -15,3 +15,7 @@ def customer_totals(*, customer_id: int) -> CustomerTotals | None:
 
 def order_summary_for(*, customer_id: int, order_id: int) -> OrderSummary | None:
     return OrderSummary.objects.filter(customer_id=customer_id, order_id=order_id).first()
+
+
+def customer_profile(*, customer_id: int) -> CustomerProfile | None:
+    return CustomerProfile.objects.filter(customer_id=customer_id).first()

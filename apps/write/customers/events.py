@@ -14,6 +14,7 @@ class CustomerEvent(Event):
 class CustomerSignedUp(CustomerEvent):
     username: str
     full_name: str
+    shipping_address: str
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -43,7 +43,14 @@ def customer_sign_up(
     customer = Customer.objects.create(
         user=user, full_name=full_name.strip(), shipping_address=shipping_address.strip()
     )
-    record(CustomerSignedUp(customer_id=user.pk, username=username, full_name=customer.full_name))
+    record(
+        CustomerSignedUp(
+            customer_id=user.pk,
+            username=username,
+            full_name=customer.full_name,
+            shipping_address=customer.shipping_address,
+        )
+    )
     return customer
 
 
