@@ -33,8 +33,13 @@ def _no_session_left_on_the_test_databases(django_db_setup, django_db_blocker):
     """
     yield
     with django_db_blocker.unblock():
+        connections.close_all()
+        seen = set()
         for alias in ("default", "read"):
             connection = connections[alias]
+            if connection.settings_dict["NAME"] in seen:
+                continue
+            seen.add(connection.settings_dict["NAME"])
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
