@@ -10,6 +10,8 @@ from django.contrib.auth import get_user_model
 
 from apps.write.catalog import services
 from apps.write.catalog.validators import isbn13_check_digit
+from apps.write.inventory import services as inventory
+from apps.write.orders import services as orders
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -54,7 +56,6 @@ def add_book(*, title: str = "Kindred", price: str = "12.50", authors=None, acto
 
 
 def stocked_book(*, on_hand: int = 10, allow_backorder: bool = False, price: str = "10.00", **kw):
-    from apps.write.inventory import services as inventory
 
     book = add_book(price=price, **kw)
     if on_hand:
@@ -65,7 +66,6 @@ def stocked_book(*, on_hand: int = 10, allow_backorder: bool = False, price: str
 
 
 def place_order(customer, *books_and_quantities, address: str = "1 Main St, Springfield"):
-    from apps.write.orders import services as orders
 
     return orders.order_place(
         actor=customer,

@@ -78,6 +78,12 @@ class Checkpoint(models.Model):
     def __str__(self) -> str:
         return f"{self.name} @ {self.position}"
 
+    def clear_failure(self) -> None:
+        self.last_error = ""
+        self.failed_position = None
+        self.attempts = 0
+        self.retry_at = None
+
 
 class ProjectorCheckpoint(Checkpoint):
     """How far one projector has read the log. Lives in the read database (config/db_router.py)

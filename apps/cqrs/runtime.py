@@ -57,6 +57,11 @@ def _ensure_checkpoints(projectors: list[Projector]) -> None:
         )
 
 
+def _ensure_replayable(projector: Projector) -> None:
+    if not projector.replayable:
+        raise ValueError(f"{projector.name} causes side effects: it is never replayed.")
+
+
 def _locked_checkpoint(projector: Projector) -> Checkpoint:
     checkpoints = projector.checkpoint_model.objects.using(projector.database)
     return checkpoints.select_for_update().get(name=projector.name)
@@ -90,10 +95,7 @@ def _run_batch(projector: Projector, batch_size: int, force: bool) -> tuple[int,
         new_position = events[-1].position if more else head
         if new_position != checkpoint.position or checkpoint.attempts:
             checkpoint.position = new_position
-            checkpoint.last_error = ""
-            checkpoint.failed_position = None
-            checkpoint.attempts = 0
-            checkpoint.retry_at = None
+            checkpoint.clear_failure()
             checkpoint.save()
         return len(events), new_position, more
 
@@ -186,17 +188,13 @@ def rebuild(
     The reset and the checkpoint's return to zero commit together, so live runners that take
     turns with the replay continue from wherever it has got to.
     """
-    if not projector.replayable:
-        raise ValueError(f"{projector.name} causes side effects: it is never replayed.")
+    _ensure_replayable(projector)
     _ensure_checkpoints([projector])
     with transaction.atomic(using=projector.database):
         checkpoint = _locked_checkpoint(projector)
         projector.reset()
         checkpoint.position = 0
-        checkpoint.last_error = ""
-        checkpoint.failed_position = None
-        checkpoint.attempts = 0
-        checkpoint.retry_at = None
+        checkpoint.clear_failure()
         checkpoint.save()
     return catch_up(
         projector, force=True, batch_size=max(settings.CQRS_BATCH_SIZE, 2000), on_batch=on_batch
@@ -209,8 +207,7 @@ def replay_rows(
     """Rebuild some rows of a replayable projector: `delete` removes them, then `events` (the
     ones those rows are made of) are applied again, up to the checkpoint, under the projector's
     lock so that no live runner interleaves. Returns the number of events applied."""
-    if not projector.replayable:
-        raise ValueError(f"{projector.name} causes side effects: it is never replayed.")
+    _ensure_replayable(projector)
     _ensure_checkpoints([projector])
     with transaction.atomic(using=projector.database):
         checkpoint = _locked_checkpoint(projector)

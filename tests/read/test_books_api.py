@@ -7,7 +7,10 @@ from rest_framework.test import APIClient
 
 from apps.cqrs import runtime
 from apps.cqrs.projectors import registry
-from tests.factories import add_author, add_book
+from apps.read.catalog.models import BookListing
+from apps.write.catalog import services as catalog
+from apps.write.inventory import services as inventory
+from tests.factories import UserFactory, add_author, add_book, place_order, stocked_book
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
 WRITE_TABLES = ("catalog_", "cqrs_domainevent", "auth_")
@@ -54,10 +57,6 @@ def test_rebuilding_an_unknown_projector_is_an_error_that_changes_nothing():
 
 
 def test_availability_follows_stock_orders_and_the_catalog_and_replays_the_same():
-    from apps.read.catalog.models import BookListing
-    from apps.write.catalog import services as catalog
-    from apps.write.inventory import services as inventory
-    from tests.factories import UserFactory, place_order, stocked_book
 
     listing = registry.get("catalog.book_listing")
 
@@ -87,7 +86,6 @@ def test_availability_follows_stock_orders_and_the_catalog_and_replays_the_same(
 
 
 def test_search_filters_and_ordering():
-    from apps.read.catalog.models import BookListing
     from tests.factories import stocked_book
 
     tolkien, le_guin = add_author(name="J. R. R. Tolkien"), add_author(name="Ursula K. Le Guin")

@@ -4,6 +4,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.cqrs.models import DomainEvent
+from apps.write.catalog import services as catalog
+from apps.write.orders import services
 from config.urls import command_routes
 from tests.factories import APPROVE, StaffFactory, UserFactory, new_isbn, place_order, stocked_book
 
@@ -78,16 +80,10 @@ def test_command_permission_matrix(name, role):
     book = stocked_book(on_hand=5)
     order = place_order(owner, (book, 1))
     if name == "reinstate-book":
-        from apps.write.catalog import services as catalog
-
         catalog.book_discontinue(actor=None, book_id=book.pk)
     if name == "ship-order":
-        from apps.write.orders import services
-
         services.order_pay(actor=owner, order_id=order.pk, card_number=APPROVE)
     if name == "deliver-order":
-        from apps.write.orders import services
-
         services.order_pay(actor=owner, order_id=order.pk, card_number=APPROVE)
         services.order_ship(actor=None, order_id=order.pk)
     users = {"owner": owner, "other": UserFactory(), "staff": StaffFactory(), "anonymous": None}

@@ -87,7 +87,6 @@ class BookListingProjector(Projector):
             pending = []
             touched.update(self.apply(event) or ())
         self._flush(pending)
-        touched.update(listing.book_id for listing in pending)
         touched.update(e.payload["book_id"] for e in events if "book_id" in e.payload)
         if touched:
             transaction.on_commit(

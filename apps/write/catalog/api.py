@@ -44,6 +44,13 @@ class BookResultSerializer(CommandResultSerializer):
     book_id = serializers.IntegerField()
 
 
+class BookCommandView(CommandView):
+    """A staff command on an existing book: answers 200 with its id."""
+
+    result_serializer_class = BookResultSerializer
+    success_status = 200
+
+
 class BookAddView(CommandView):
     """Add a book to the catalog (staff)."""
 
@@ -60,12 +67,10 @@ class BookChangePriceInputSerializer(serializers.Serializer):
     price = serializers.DecimalField(**PRICE)
 
 
-class BookChangePriceView(CommandView):
+class BookChangePriceView(BookCommandView):
     """Change a book's price (staff)."""
 
     serializer_class = BookChangePriceInputSerializer
-    result_serializer_class = BookResultSerializer
-    success_status = 200
 
     def execute(self, data):
         book = services.book_change_price(actor=self.request.user, **data)
@@ -98,12 +103,10 @@ class BookChangeDetailsInputSerializer(serializers.Serializer):
     published_on = serializers.DateField(required=False, allow_null=True)
 
 
-class BookChangeDetailsView(CommandView):
+class BookChangeDetailsView(BookCommandView):
     """Change a book's title, subtitle, description, format or publication date (staff)."""
 
     serializer_class = BookChangeDetailsInputSerializer
-    result_serializer_class = BookResultSerializer
-    success_status = 200
 
     def execute(self, data):
         book = services.book_change_details(actor=self.request.user, **data)
@@ -114,12 +117,10 @@ class BookIdInputSerializer(serializers.Serializer):
     book_id = serializers.IntegerField(min_value=1)
 
 
-class BookDiscontinueView(CommandView):
+class BookDiscontinueView(BookCommandView):
     """Stop selling a book (staff)."""
 
     serializer_class = BookIdInputSerializer
-    result_serializer_class = BookResultSerializer
-    success_status = 200
 
     def execute(self, data):
         return {"book_id": services.book_discontinue(actor=self.request.user, **data).pk}

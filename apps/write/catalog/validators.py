@@ -12,8 +12,7 @@ def validate_isbn13(value: str) -> None:
         raise ValidationError("An ISBN-13 has exactly 13 digits.", code="isbn_length")
     if not digits.startswith(("978", "979")):
         raise ValidationError("An ISBN-13 starts with 978 or 979.", code="isbn_prefix")
-    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(digits[:12]))
-    if (10 - total % 10) % 10 != int(digits[12]):
+    if isbn13_check_digit(digits[:12]) != digits[12]:
         raise ValidationError("This ISBN-13's check digit is wrong.", code="isbn_checksum")
 
 
