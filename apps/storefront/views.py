@@ -132,29 +132,18 @@ def checkout(request):
         lines = [{"book_id": r["book"].book_id, "quantity": r["quantity"]} for r in rows]
         order = _run(
             form,
-            lambda: order_services.order_place(
+            lambda: order_services.order_checkout(
                 actor=request.user,
                 lines=lines,
                 shipping_address=form.cleaned_data["shipping_address"],
+                card_number=form.cleaned_data["card_number"],
             ),
         )
-        payment = order and _run(
-            form,
-            lambda: order_services.order_pay(
-                actor=request.user, order_id=order.pk, card_number=form.cleaned_data["card_number"]
-            ),
-        )
-        if payment and payment.status == "approved":
+        if order:
             cart.clear(request.session)
             position = request.cqrs_scope.last_position
             url = reverse("storefront:order", args=[order.pk])
             return HttpResponseRedirect(f"{url}?after={position}")
-        if payment:
-            form.add_error(
-                "card_number",
-                f"{payment.decline_reason} Nothing was charged and the order was cancelled; "
-                "your cart is kept, so you can try another card.",
-            )
     return render(request, "storefront/checkout.html", {"form": form, "rows": rows, "total": total})
 
 

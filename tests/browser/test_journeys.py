@@ -60,7 +60,9 @@ def test_a_customer_finds_a_book_checks_out_and_follows_the_order(
     shoot("my-orders")
 
 
-def test_a_declined_card_shows_a_clear_error(live_server, celery_worker, page, shoot):
+def test_a_declined_card_shows_a_clear_error_and_leaves_no_order(
+    live_server, celery_worker, page, shoot
+):
     customer = UserFactory(username="unlucky")
     stocked_book(title="Kindred Spirits", on_hand=5)
     base = live_server.url
@@ -70,7 +72,10 @@ def test_a_declined_card_shows_a_clear_error(live_server, celery_worker, page, s
 
     expect(page.locator("main")).to_contain_text("The card was declined.")
     shoot("declined")
-    assert not Order.objects.filter(customer=customer, status="paid").exists()
+    assert not Order.objects.filter(customer=customer).exists()
+    page.click("text=My orders")
+    expect(page.locator("main")).to_contain_text("You have no orders yet")
+    shoot("declined-my-orders")
 
 
 def test_staff_change_a_price_in_the_admin_and_the_book_page_shows_it(

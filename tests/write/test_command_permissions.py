@@ -24,7 +24,7 @@ STAFF_ONLY = {
     "deliver-order",
 }
 OWN_ORDER = {"pay-order", "cancel-order"}
-ANY_SIGNED_IN = {"place-order", "update-profile"}
+ANY_SIGNED_IN = {"place-order", "checkout", "update-profile"}
 ANYONE = {"sign-up"}
 
 
@@ -50,6 +50,11 @@ def valid_body(name, *, book, order, author_id):
         "pay-order": {"order_id": order.pk, "card_number": APPROVE},
         "cancel-order": {"order_id": order.pk},
         "place-order": {"lines": [{"book_id": book.pk, "quantity": 1}], "shipping_address": "X"},
+        "checkout": {
+            "lines": [{"book_id": book.pk, "quantity": 1}],
+            "shipping_address": "X",
+            "card_number": APPROVE,
+        },
         "update-profile": {"full_name": "New Name", "shipping_address": "Elsewhere"},
         "sign-up": {
             "username": f"new{new_isbn()}",

@@ -5,10 +5,12 @@ import pytest
 from django.db import connections
 from rest_framework.test import APIClient
 
+from apps.cqrs.exceptions import Conflict
 from apps.cqrs.models import DomainEvent, IdempotencyKey
 from apps.write.inventory.models import StockItem
 from apps.write.orders import services
 from apps.write.orders.models import Order, OrderLine, Payment
+from apps.write.orders.payments import TestGateway
 from tests.factories import (
     APPROVE,
     DECLINE,
@@ -273,6 +275,84 @@ def test_a_declined_card_is_a_402_recorded_as_a_fact():
         "/api/commands/pay-order/", {"order_id": order.pk, "card_number": APPROVE}, format="json"
     )
     assert again.status_code == 409
+
+
+class RecordingGateway(TestGateway):
+    """The test gateway, keeping a note of the holds it voided (a stand-in for the card network,
+    which is outside the system under test)."""
+
+    voided: list[str] = []
+
+    def void(self, *, authorization):
+        self.voided.append(authorization)
+
+
+@pytest.fixture
+def recording_gateway(settings):
+    settings.PAYMENT_GATEWAY = "tests.write.test_orders.RecordingGateway"
+    RecordingGateway.voided = []
+    return RecordingGateway
+
+
+@pytest.mark.django_db
+def test_checkout_places_and_pays_in_one_transaction():
+    customer = UserFactory()
+    book = stocked_book(on_hand=4, price="12.50")
+    response = client_for(customer).post(
+        "/api/commands/checkout/",
+        {
+            "lines": [{"book_id": book.pk, "quantity": 2}],
+            "shipping_address": "Here",
+            "card_number": APPROVE,
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    order = Order.objects.get(pk=response.json()["order_id"])
+    assert (order.status, order.total) == ("paid", Decimal("25.00"))
+    assert order.payments.get().status == Payment.Status.APPROVED
+    events = DomainEvent.objects.filter(correlation_id=DomainEvent.objects.last().correlation_id)
+    assert list(events.order_by("position").values_list("event_type", "command")) == [
+        ("StockReserved", "inventory.stock_reserve"),
+        ("OrderPlaced", "orders.place"),
+        ("OrderPaid", "orders.checkout"),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_declined_card_at_checkout_is_a_402_and_leaves_no_order(recording_gateway):
+    customer = UserFactory()
+    book = stocked_book(on_hand=4)
+    before = snapshot()
+    response = client_for(customer).post(
+        "/api/commands/checkout/",
+        {
+            "lines": [{"book_id": book.pk, "quantity": 1}],
+            "shipping_address": "H",
+            "card_number": DECLINE,
+        },
+        format="json",
+    )
+    assert response.status_code == 402
+    assert response.json()["card_number"] == ["The card was declined. Nothing was charged."]
+    assert snapshot() == before
+    assert recording_gateway.voided == []  # nothing was held
+
+
+@pytest.mark.django_db
+def test_checkout_voids_the_hold_when_the_order_cannot_be_placed(recording_gateway):
+    customer = UserFactory()
+    book = stocked_book(on_hand=1)
+    before = snapshot()
+    with pytest.raises(Conflict, match="Only 1"):
+        services.order_checkout(
+            actor=customer,
+            lines=[{"book_id": book.pk, "quantity": 2}],
+            shipping_address="Here",
+            card_number=APPROVE,
+        )
+    assert snapshot() == before
+    assert len(recording_gateway.voided) == 1
 
 
 @pytest.mark.django_db

@@ -4,6 +4,7 @@ from rest_framework.permissions import IsAuthenticated
 from apps.cqrs.api import CommandResultSerializer, CommandView
 from apps.write.orders import services
 from apps.write.orders.models import Payment
+from apps.write.orders.payments import CardDeclined
 from apps.write.orders.services import MAX_LINES, MAX_QUANTITY
 
 
@@ -49,6 +50,26 @@ class PlaceOrderView(CustomerCommandMixin, OrderCommandView):
 
     def execute(self, data):
         return self.result(services.order_place(actor=self.request.user, **data))
+
+
+class CheckoutInputSerializer(PlaceOrderInputSerializer):
+    card_number = serializers.CharField(max_length=23, write_only=True)
+
+
+class CheckoutView(CustomerCommandMixin, OrderCommandView):
+    """Place and pay an order in one step. The card is authorized before anything is written:
+    a declined card answers 402 and leaves no order. Send an Idempotency-Key header to make
+    retries safe."""
+
+    serializer_class = CheckoutInputSerializer
+    success_status = status.HTTP_201_CREATED
+    idempotent = True
+
+    def execute(self, data):
+        try:
+            return self.result(services.order_checkout(actor=self.request.user, **data))
+        except CardDeclined as exc:
+            return exc.message_dict, status.HTTP_402_PAYMENT_REQUIRED
 
 
 class PayOrderInputSerializer(serializers.Serializer):
@@ -124,6 +145,7 @@ class DeliverOrderView(OrderCommandView):
 commands = [
     ("place-order/", PlaceOrderView, "place-order"),
     ("pay-order/", PayOrderView, "pay-order"),
+    ("checkout/", CheckoutView, "checkout"),
     ("cancel-order/", CancelOrderView, "cancel-order"),
     ("ship-order/", ShipOrderView, "ship-order"),
     ("deliver-order/", DeliverOrderView, "deliver-order"),

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.utils.module_loading import import_string
 
 
@@ -20,8 +21,22 @@ class ChargeResult:
     decline_reason: str = ""
 
 
+class CardDeclined(ValidationError):
+    """The gateway refused the card; nothing was charged."""
+
+    def __init__(self, reason: str):
+        super().__init__({"card_number": f"{reason} Nothing was charged."})
+
+
 class PaymentGateway(Protocol):
     def charge(self, *, amount: Decimal, card_number: str, reference: str) -> ChargeResult: ...
+
+    # Authorize holds the amount on the card; capture takes it; void lets the hold go.
+    def authorize(self, *, amount: Decimal, card_number: str, reference: str) -> ChargeResult: ...
+
+    def capture(self, *, amount: Decimal, authorization: str) -> str: ...
+
+    def void(self, *, authorization: str) -> None: ...
 
     def refund(self, *, amount: Decimal, payment_reference: str) -> str: ...
 
@@ -36,12 +51,31 @@ class TestGateway:
     }
 
     def charge(self, *, amount: Decimal, card_number: str, reference: str) -> ChargeResult:
+        return self._decide(card_number, prefix="test_ch")
+
+    def authorize(self, *, amount: Decimal, card_number: str, reference: str) -> ChargeResult:
+        return self._decide(card_number, prefix="test_au")
+
+    def capture(self, *, amount: Decimal, authorization: str) -> str:
+        return f"test_ch_{uuid.uuid4().hex[:16]}"
+
+    def void(self, *, authorization: str) -> None:
+        pass
+
+    def _decide(self, card_number: str, *, prefix: str) -> ChargeResult:
         if card_number in self.DECLINES:
             return ChargeResult(approved=False, decline_reason=self.DECLINES[card_number])
-        return ChargeResult(approved=True, reference=f"test_ch_{uuid.uuid4().hex[:16]}")
+        return ChargeResult(approved=True, reference=f"{prefix}_{uuid.uuid4().hex[:16]}")
 
     def refund(self, *, amount: Decimal, payment_reference: str) -> str:
         return f"test_re_{uuid.uuid4().hex[:16]}"
+
+
+def clean_card_number(card_number: str) -> str:
+    number = card_number.replace(" ", "").replace("-", "")
+    if not luhn_valid(number):
+        raise ValidationError({"card_number": "Enter a valid card number."})
+    return number
 
 
 def luhn_valid(number: str) -> bool:

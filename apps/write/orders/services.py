@@ -25,7 +25,7 @@ from apps.write.orders.events import (
     PaymentDeclined,
 )
 from apps.write.orders.models import Order, OrderLine, Payment
-from apps.write.orders.payments import gateway, luhn_valid
+from apps.write.orders.payments import CardDeclined, clean_card_number, gateway
 from apps.write.orders.state import ensure_allowed
 
 MAX_LINES = 50
@@ -55,12 +55,8 @@ def _event_fields(order: Order) -> dict:
     return {"order_id": order.pk, "customer_id": order.customer_id}
 
 
-@command("orders.place")
-def order_place(
-    *, actor: AbstractBaseUser, lines: list[LineInput], shipping_address: str = ""
-) -> Order:
-    """Place an order for `actor`: prices come from the catalog, never from the client, and
-    stock is reserved in the same transaction (or backordered where the book allows it)."""
+def _validated_lines(lines: list[LineInput]) -> tuple[Counter[int], dict[int, Book]]:
+    """Quantities wanted per book, and the books, or a ValidationError naming what is wrong."""
     if not lines:
         raise ValidationError({"lines": "An order needs at least one line."})
     if len(lines) > MAX_LINES:
@@ -82,16 +78,30 @@ def order_place(
     gone = [b.title for b in books.values() if b.discontinued]
     if gone:
         raise ValidationError({"lines": f"No longer sold: {', '.join(gone)}."})
-    if not shipping_address.strip():
-        customer = Customer.objects.filter(user=actor).first()
-        shipping_address = customer.shipping_address if customer else ""
-    if not shipping_address.strip():
-        raise ValidationError({"shipping_address": "Where should we send the books?"})
+    return wanted, books
 
+
+def _shipping_address(actor: AbstractBaseUser, given: str) -> str:
+    """The address given, or else the one on the customer's profile."""
+    if not given.strip():
+        customer = Customer.objects.filter(user=actor).first()
+        given = customer.shipping_address if customer else ""
+    if not given.strip():
+        raise ValidationError({"shipping_address": "Where should we send the books?"})
+    return given.strip()
+
+
+@command("orders.place")
+def order_place(
+    *, actor: AbstractBaseUser, lines: list[LineInput], shipping_address: str = ""
+) -> Order:
+    """Place an order for `actor`: prices come from the catalog, never from the client, and
+    stock is reserved in the same transaction (or backordered where the book allows it)."""
+    wanted, books = _validated_lines(lines)
     order = Order.objects.create(
         customer=actor,
         total=sum((books[b].price * q for b, q in wanted.items()), Decimal("0")),
-        shipping_address=shipping_address.strip(),
+        shipping_address=_shipping_address(actor, shipping_address),
     )
     stock = inventory.stock_lock(wanted)
     order_lines = []
@@ -142,9 +152,7 @@ def order_place(
 def order_pay(*, actor: AbstractBaseUser, order_id: int, card_number: str) -> Payment:
     """Charge the order's total. A declined card is recorded (PaymentDeclined) rather than
     raised: the decline is a fact, and a process manager cancels the order because of it."""
-    card_number = card_number.replace(" ", "").replace("-", "")
-    if not luhn_valid(card_number):
-        raise ValidationError({"card_number": "Enter a valid card number."})
+    card_number = clean_card_number(card_number)
     order = _locked_order(actor, order_id)
     ensure_allowed(order, "pay")
     if order.payments.filter(status=Payment.Status.DECLINED).exists():
@@ -183,6 +191,70 @@ def order_pay(*, actor: AbstractBaseUser, order_id: int, card_number: str) -> Pa
             )
         )
     return payment
+
+
+def order_checkout(
+    *, actor: AbstractBaseUser, lines: list[LineInput], shipping_address: str = "", card_number: str
+) -> Order:
+    """Place and pay in one step, as the storefront's checkout does. The card is authorized
+    first, outside any transaction, so a declined card leaves no order behind and no lock is
+    held while the gateway answers; then the order is placed and the authorization captured
+    in one transaction. If placing fails (stock ran out, a price changed), the hold is voided."""
+    card_number = clean_card_number(card_number)
+    wanted, books = _validated_lines(lines)
+    shipping_address = _shipping_address(actor, shipping_address)
+    amount = sum((books[b].price * q for b, q in wanted.items()), Decimal("0"))
+    authorization = gateway().authorize(
+        amount=amount, card_number=card_number, reference=f"checkout-{actor.pk}"
+    )
+    if not authorization.approved:
+        raise CardDeclined(authorization.decline_reason)
+    try:
+        return _place_and_capture(
+            actor=actor,
+            lines=lines,
+            shipping_address=shipping_address,
+            amount=amount,
+            authorization=authorization.reference,
+            card_last4=card_number[-4:],
+        )
+    except BaseException:
+        gateway().void(authorization=authorization.reference)
+        raise
+
+
+@command("orders.checkout")
+def _place_and_capture(
+    *,
+    actor: AbstractBaseUser,
+    lines: list[LineInput],
+    shipping_address: str,
+    amount: Decimal,
+    authorization: str,
+    card_last4: str,
+) -> Order:
+    order = order_place(actor=actor, lines=lines, shipping_address=shipping_address)
+    if order.total != amount:
+        raise Conflict("A price changed while you were checking out. Please review your cart.")
+    payment = Payment.objects.create(
+        order=order,
+        amount=amount,
+        status=Payment.Status.APPROVED,
+        reference=gateway().capture(amount=amount, authorization=authorization),
+        card_last4=card_last4,
+    )
+    order.status = Order.Status.PAID
+    order.save(update_fields=["status", "updated_at"])
+    record(
+        OrderPaid(
+            **_event_fields(order),
+            amount=payment.amount,
+            payment_id=payment.pk,
+            payment_reference=payment.reference,
+            card_last4=payment.card_last4,
+        )
+    )
+    return order
 
 
 @command("orders.cancel")

@@ -1,0 +1,73 @@
+"""Log in, password reset and what the session keeps across them."""
+
+import re
+
+import pytest
+from django.test import Client
+
+from apps.cqrs import runtime
+from apps.cqrs.projectors import registry
+from tests.factories import UserFactory, stocked_book
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
+PASSWORD = "a long and unusual passphrase"
+
+
+def test_the_cart_filled_before_logging_in_is_still_there_after():
+    book = stocked_book(title="The Left Hand of Darkness")
+    for projector in registry.all():
+        runtime.catch_up(projector)
+    UserFactory(username="reader", password=PASSWORD)
+    client = Client()
+    client.post("/cart/add/", {"book_id": book.pk, "quantity": 2})
+
+    checkout = client.get("/checkout/")
+    assert checkout.status_code == 302
+    assert "/log-in/" in checkout["Location"]
+    response = client.post(
+        "/log-in/?next=/checkout/",
+        {"username": "reader", "password": PASSWORD, "next": "/checkout/"},
+    )
+
+    assert response["Location"] == "/checkout/"
+    assert "The Left Hand of Darkness" in client.get("/checkout/").content.decode()
+
+
+def test_a_customer_resets_a_forgotten_password_through_the_emailed_link(mailoutbox):
+    user = UserFactory(username="forgetful", email="forgetful@example.com", password=PASSWORD)
+    client = Client()
+    assert "Forgot your password?" in client.get("/log-in/").content.decode()
+
+    sent = client.post("/password-reset/", {"email": "forgetful@example.com"})
+    assert sent["Location"] == "/password-reset/sent/"
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == ["forgetful@example.com"]
+    link = re.search(r"http://testserver(/password-reset/\S+/)", mailoutbox[0].body).group(1)
+
+    form = client.get(link, follow=True)
+    assert "Choose a new password" in form.content.decode()
+    new = "another long passphrase entirely"
+    done = client.post(form.redirect_chain[-1][0], {"new_password1": new, "new_password2": new})
+    assert done["Location"] == "/password-reset/complete/"
+    user.refresh_from_db()
+    assert user.check_password(new)
+    assert not user.check_password(PASSWORD)
+    # The link works once.
+    assert "This link no longer works" in client.get(link, follow=True).content.decode()
+
+
+def test_a_reset_for_an_unknown_address_looks_the_same_and_sends_nothing(mailoutbox):
+    response = Client().post("/password-reset/", {"email": "nobody@example.com"})
+    assert response["Location"] == "/password-reset/sent/"
+    assert mailoutbox == []
+
+
+def test_a_reset_with_a_mismatched_new_password_is_a_form_error(mailoutbox):
+    UserFactory(username="typo", email="typo@example.com", password=PASSWORD)
+    client = Client()
+    client.post("/password-reset/", {"email": "typo@example.com"})
+    link = re.search(r"http://testserver(/password-reset/\S+/)", mailoutbox[0].body).group(1)
+    form_url = client.get(link, follow=True).redirect_chain[-1][0]
+    response = client.post(form_url, {"new_password1": "one long phrase", "new_password2": "two"})
+    assert response.status_code == 200
+    assert "didn’t match" in response.content.decode()
