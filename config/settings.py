@@ -75,7 +75,8 @@ MIDDLEWARE = [
     "apps.cqrs.middleware.CorrelationIdMiddleware",
 ]
 
-ROOT_URLCONF = "config.urls"
+# The benchmarks serve bench.urls: the project plus the naive baseline they compare against.
+ROOT_URLCONF = os.environ.get("DJANGO_ROOT_URLCONF", "config.urls")
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 

@@ -26,6 +26,11 @@ tracking with a timeout (a timeout skips real events under load). SQLite, the em
 allows one writer at a time anyway.
 """
 
+import json
+import uuid
+from collections.abc import Iterable
+
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections
 from django.db.models import Max
 from django.utils import timezone
@@ -108,3 +113,63 @@ def append_pending(outer: Scope) -> list[DomainEvent]:
     outer.positions.extend(row.position for row in rows)
     event_recorded.send(sender=DomainEvent, events=rows, using=WRITE_ALIAS)
     return rows
+
+
+COPY_COLUMNS = (
+    "event_id",
+    "aggregate_type",
+    "aggregate_id",
+    "aggregate_version",
+    "event_type",
+    "schema_version",
+    "payload",
+    "command",
+    "actor_id",
+    "actor",
+    "correlation_id",
+    "causation_id",
+    "recorded_at",
+)
+
+
+def copy_new_aggregates(items: Iterable[tuple[Event, str]]) -> int:
+    """Append, with PostgreSQL's COPY, the first events of aggregates that the caller has just
+    created in the same transaction: each `(event, command name)` becomes the row the command
+    would have recorded as the system, with its own correlation id, numbering versions from 1.
+
+    This is the bulk path for seeding benchmark catalogs: the rows equal what the services write,
+    at a hundredth of the cost. It takes the append lock like any command and sends no signal, so
+    projectors pick the events up on their next sweep. Returns the number of rows written.
+    """
+    connection = connections[WRITE_ALIAS]
+    if connection.vendor != "postgresql" or not connection.in_atomic_block:
+        raise RecordError("copy_new_aggregates() needs a PostgreSQL transaction.")
+    take_append_lock()
+    now = timezone.now()
+    versions: dict[tuple[str, str], int] = {}
+    table = connection.ops.quote_name(DomainEvent._meta.db_table)
+    sql = f"COPY {table} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
+    written = 0
+    with connection.cursor() as cursor, cursor.copy(sql) as copy:
+        for event, command_name in items:
+            key = (event.aggregate_type, event.aggregate_id)
+            versions[key] = versions.get(key, 0) + 1
+            copy.write_row(
+                (
+                    uuid.uuid4(),
+                    event.aggregate_type,
+                    event.aggregate_id,
+                    versions[key],
+                    event.event_type,
+                    event.schema_version,
+                    json.dumps(event.payload(), cls=DjangoJSONEncoder),
+                    command_name,
+                    None,
+                    "system",
+                    uuid.uuid4(),
+                    None,
+                    now,
+                )
+            )
+            written += 1
+    return written

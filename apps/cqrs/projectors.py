@@ -36,10 +36,14 @@ class Projector:
     def apply(self, event: DomainEvent) -> None:
         raise NotImplementedError
 
-    def apply_batch(self, events: Sequence[DomainEvent]) -> None:
-        """Apply events in position order. Override to batch writes (bulk upserts)."""
+    def apply_batch(self, events: Sequence[DomainEvent]) -> int | None:
+        """Apply events in position order. Override to batch writes (bulk upserts).
+
+        May return how many of the events it applied, when it stops early; the checkpoint then
+        moves past those only, and the rest come in the next batch. None means all of them."""
         for event in events:
             self.apply(event)
+        return None
 
     def reset(self) -> None:
         """Empty this projector's tables before a replay from the start of the log."""
@@ -55,16 +59,29 @@ class Subscriber(Projector):
 
     It runs on the same checkpointed runtime, with its checkpoint in the write database: the
     commands it runs commit in the same transaction as its checkpoint, so each event's commands
-    take effect exactly once. Each event gets its own transaction (a command's append lock is
-    held until that transaction commits). Effects outside the database (an e-mail) can still be
-    repeated after a crash, so those must be idempotent per event id.
+    take effect exactly once. Effects outside the database (an e-mail) can still be repeated
+    after a crash, so those must be idempotent per event id.
+
+    `apply` returns whether it acted (ran a command, sent something). A batch ends after the
+    first event that acted, so its effects commit with the checkpoint before the next event is
+    looked at: the log's append lock, taken by the command, is never held across another event's
+    work, and an e-mail is never rolled back by a later event's failure. Events that need
+    nothing are passed over many to a transaction.
     """
 
     queue = "side-effects"
     replayable = False
     database = WRITE_ALIAS
     checkpoint_model = SubscriberCheckpoint
-    batch_size = 1
+
+    def apply(self, event: DomainEvent) -> bool:
+        raise NotImplementedError
+
+    def apply_batch(self, events: Sequence[DomainEvent]) -> int | None:
+        for applied, event in enumerate(events, 1):
+            if self.apply(event):
+                return applied
+        return None
 
     @staticmethod
     def caused_by(event: DomainEvent):

@@ -85,19 +85,20 @@ def _run_batch(projector: Projector, batch_size: int, force: bool) -> tuple[int,
             )
             .order_by("position")[:batch_size]
         )
-        more = len(events) == batch_size
         try:
-            projector.apply_batch(events)
+            applied = projector.apply_batch(events)
         except Exception as exc:
             if len(events) == 1:
                 raise ProjectionFailed(events[0], exc) from exc
             raise _BatchFailed(len(events)) from exc
-        new_position = events[-1].position if more else head
+        applied = len(events) if applied is None else applied
+        more = applied < len(events) or len(events) == batch_size
+        new_position = events[applied - 1].position if more else head
         if new_position != checkpoint.position or checkpoint.attempts:
             checkpoint.position = new_position
             checkpoint.clear_failure()
             checkpoint.save()
-        return len(events), new_position, more
+        return applied, new_position, more
 
 
 class _BatchFailed(Exception):

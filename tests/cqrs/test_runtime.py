@@ -7,8 +7,8 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from apps.cqrs import runtime
-from apps.cqrs.models import DomainEvent, ProjectorCheckpoint
-from apps.cqrs.projectors import Projector, registry
+from apps.cqrs.models import DomainEvent, ProjectorCheckpoint, SubscriberCheckpoint
+from apps.cqrs.projectors import Projector, Subscriber, registry
 from apps.read.catalog.models import BookListing
 from apps.write.catalog import services
 from apps.write.catalog.models import Author, Book
@@ -168,3 +168,32 @@ def test_projection_status_reports_lag_and_errors(failing_projector, capsys):
     out = capsys.readouterr().out
     assert "test.failing" in out
     assert "cannot project this book" in out
+
+
+class ActingSubscriber(Subscriber):
+    """Acts on books whose title starts with "Act"; passes over the rest."""
+
+    name = "test.acting"
+    handles = frozenset({"BookAdded"})
+
+    def apply(self, event):
+        return event.payload["title"].startswith("Act")
+
+
+def test_a_subscriber_batch_ends_after_the_first_event_that_acted():
+    subscriber = ActingSubscriber()
+    registry._projectors[subscriber.name] = subscriber
+    try:
+        author = add_author()
+        for title in ["Pass 1", "Pass 2", "Act 1", "Pass 3", "Act 2", "Pass 4", "Pass 5"]:
+            add_book(title=title, authors=[author])
+        batches = []
+
+        runtime.catch_up(subscriber, batch_size=50, on_batch=lambda n, _pos: batches.append(n))
+
+        # Each action commits with the checkpoint before the next event is looked at.
+        assert batches == [3, 2, 2]
+        checkpoint = SubscriberCheckpoint.objects.get(name=subscriber.name)
+        assert checkpoint.position == runtime.head_position()
+    finally:
+        registry.unregister(subscriber.name)

@@ -326,6 +326,17 @@ def orders_unpaid_since(cutoff) -> list[int]:
     )
 
 
+def books_with_open_backorders(*, book_ids: set[int]) -> set[int]:
+    """Those of `book_ids` that some order still waits for."""
+    if not book_ids:
+        return set()
+    return set(
+        OrderLine.objects.filter(book_id__in=book_ids, backordered__gt=0)
+        .exclude(order__status=Order.Status.CANCELLED)
+        .values_list("book_id", flat=True)
+    )
+
+
 @command("orders.fill_backorders")
 def backorders_fill(*, actor: AbstractBaseUser | None, book_id: int) -> int:
     """Reserve stock for open backorders of a book, oldest first. Returns units filled.

@@ -1,5 +1,6 @@
 """Process managers of the order flow. Each is idempotent per event (see Subscriber)."""
 
+from collections.abc import Sequence
 from contextlib import suppress
 
 from django.contrib.auth import get_user_model
@@ -20,12 +21,13 @@ class PaymentCompensation(Subscriber):
     name = "orders.payment_compensation"
     handles = frozenset({"PaymentDeclined"})
 
-    def apply(self, event: DomainEvent) -> None:
+    def apply(self, event: DomainEvent) -> bool:
         # Conflict: already cancelled (a repeat of this event), or beyond cancelling.
         with self.caused_by(event), suppress(Conflict):
             services.order_cancel(
                 actor=None, order_id=event.payload["order_id"], reason="Payment declined"
             )
+        return True
 
 
 @register
@@ -37,10 +39,24 @@ class BackorderFulfilment(Subscriber):
         {"StockReceived", "StockAdjusted", "StockReleased", "BackorderPolicyChanged"}
     )
 
-    def apply(self, event: DomainEvent) -> None:
-        if event.payload["on_hand"] > 0:
-            with self.caused_by(event):
-                services.backorders_fill(actor=None, book_id=event.payload["book_id"])
+    def apply_batch(self, events: Sequence[DomainEvent]) -> int | None:
+        # Almost no stock event meets an open backorder: one query for the whole batch finds
+        # the books that have any, instead of a command per event.
+        stocked = [e for e in events if e.payload["on_hand"] > 0]
+        waiting = services.books_with_open_backorders(
+            book_ids={e.payload["book_id"] for e in stocked}
+        )
+        for applied, event in enumerate(events, 1):
+            if event in stocked and event.payload["book_id"] in waiting and self.fill(event):
+                return applied
+        return None
+
+    def apply(self, event: DomainEvent) -> bool:
+        return self.apply_batch([event]) is not None
+
+    def fill(self, event: DomainEvent) -> bool:
+        with self.caused_by(event):
+            return services.backorders_fill(actor=None, book_id=event.payload["book_id"]) > 0
 
 
 @register
@@ -55,10 +71,10 @@ class OrderEmails(Subscriber):
         "OrderCancelled": "Order {order_id} was cancelled",
     }
 
-    def apply(self, event: DomainEvent) -> None:
+    def apply(self, event: DomainEvent) -> bool:
         customer = get_user_model().objects.get(pk=event.payload["customer_id"])
         if not customer.email:
-            return
+            return False
         subject = self.SUBJECTS[event.event_type].format(order_id=event.payload["order_id"])
         with transaction.atomic():
             _, created = NotificationSent.objects.get_or_create(
@@ -67,6 +83,7 @@ class OrderEmails(Subscriber):
             )
             if created:  # a failure to send rolls the row back, and the event is retried
                 send_mail(subject, self.body(event), None, [customer.email])
+        return created
 
     @staticmethod
     def body(event: DomainEvent) -> str:

@@ -10,99 +10,13 @@ from apps.cqrs.context import scope
 from apps.cqrs.exceptions import Conflict
 from apps.write.catalog import services as catalog
 from apps.write.catalog.models import Book
-from apps.write.catalog.validators import isbn13_check_digit
 from apps.write.customers import services as customers
+from apps.write.demo.words import FIRST, LAST, PATTERNS, STREETS, WORDS, isbn_for
 from apps.write.inventory import services as inventory
 from apps.write.orders import services as orders
 
-FIRST = [
-    "Ada",
-    "Boris",
-    "Chiara",
-    "Dmitri",
-    "Elena",
-    "Farid",
-    "Grace",
-    "Hiro",
-    "Ines",
-    "Jonas",
-    "Kemi",
-    "Lars",
-    "Mei",
-    "Nadia",
-    "Omar",
-    "Priya",
-    "Quentin",
-    "Rosa",
-    "Sven",
-    "Tomoko",
-]
-LAST = [
-    "Abara",
-    "Berg",
-    "Castell",
-    "Dunmore",
-    "Eklund",
-    "Ferrante",
-    "Gallo",
-    "Hoshino",
-    "Ivanova",
-    "Jensen",
-    "Kowalski",
-    "Lindqvist",
-    "Moreau",
-    "Nakamura",
-    "Okafor",
-    "Petrov",
-    "Quinn",
-    "Rossi",
-    "Sato",
-    "Tanaka",
-]
-WORDS = [
-    "River",
-    "Glass",
-    "Winter",
-    "Garden",
-    "Machine",
-    "Silence",
-    "Harbour",
-    "Atlas",
-    "Ember",
-    "Lantern",
-    "Orchard",
-    "Signal",
-    "Tide",
-    "Compass",
-    "Meadow",
-    "Archive",
-    "Cipher",
-    "Falcon",
-    "Mirror",
-    "Summit",
-    "Ledger",
-    "Voyage",
-    "Thread",
-    "Quarry",
-]
-PATTERNS = [
-    "The {a} of {b}",
-    "{a} and {b}",
-    "A {a} in {b}",
-    "The Last {a}",
-    "{a} Season",
-    "Notes on the {a}",
-    "Beyond the {a}",
-    "The {a} Keeper",
-]
-STREETS = ["Elm Street", "Harbour Road", "Mill Lane", "Station Square", "Orchard Way"]
 APPROVE, DECLINE = "4242424242424242", "4000000000000002"
 CUSTOMER_PASSWORD = "demo-customer-pass"
-
-
-def isbn_for(n: int) -> str:
-    first12 = f"979{n:09d}"
-    return first12 + isbn13_check_digit(first12)
 
 
 class Command(BaseCommand):

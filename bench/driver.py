@@ -1,0 +1,126 @@
+"""Command load, from its own process: place orders over HTTP and time every request.
+
+    python -m bench.driver closed --base URL --setup setup.json --books 1,2,3 --requests 2000
+    python -m bench.driver open --base URL --setup setup.json --books 1,2,3 --rate 50 --seconds 15
+
+`closed`: `--concurrency` clients place orders back to back until `--requests` are done.
+`open`: orders start on a fixed schedule (`--rate` per second) whatever the latency, so a slow
+server cannot slow the load down; a poller reads the read side's checkpoint every 2 ms, and each
+order's lag is the time from its event's commit to the checkpoint passing it.
+Prints one JSON object: per request its start time, latency, status and position.
+"""
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+
+import httpx
+import psycopg
+
+PLACE = "/api/commands/place-order/"
+
+
+async def place(client: httpx.AsyncClient, token: str, book_id: int) -> dict:
+    body = {"lines": [{"book_id": book_id, "quantity": 1}], "shipping_address": "1 Bench Road"}
+    started = time.time()
+    t0 = time.perf_counter()
+    response = await client.post(PLACE, json=body, headers={"Authorization": f"Token {token}"})
+    latency = time.perf_counter() - t0
+    position = response.json().get("position") if response.status_code == 201 else None
+    return {
+        "start": started,
+        "latency": latency,
+        "status": response.status_code,
+        "position": position,
+    }
+
+
+def progress(done: int, total: int) -> None:
+    if done % max(total // 20, 1) == 0 or done == total:
+        print(f"\r  {done}/{total} orders", end="", file=sys.stderr, flush=True)
+
+
+async def closed(args, tokens: list[str], books: list[int]) -> dict:
+    results: list[dict] = []
+    remaining = iter(range(args.requests))
+    limits = httpx.Limits(max_connections=args.concurrency)
+    async with httpx.AsyncClient(base_url=args.base, limits=limits, timeout=30) as client:
+
+        async def client_loop(n: int) -> None:
+            rng = random.Random(n)
+            for _ in remaining:
+                results.append(await place(client, tokens[n % len(tokens)], rng.choice(books)))
+                progress(len(results), args.requests)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client_loop(n) for n in range(args.concurrency)))
+        elapsed = time.perf_counter() - started
+    print(file=sys.stderr)
+    return {"elapsed": elapsed, "requests": results}
+
+
+async def poll_checkpoint(dsn: str, projector: str, stop: asyncio.Event, samples: list) -> None:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        while not stop.is_set():
+            cursor = await conn.execute(
+                "SELECT position FROM cqrs_projectorcheckpoint WHERE name = %s", [projector]
+            )
+            row = await cursor.fetchone()
+            samples.append((time.time(), row[0] if row else 0))
+            await asyncio.sleep(0.002)
+
+
+async def open_loop(args, tokens: list[str], books: list[int]) -> dict:
+    total = int(args.rate * args.seconds)
+    samples: list[tuple[float, int]] = []
+    stop = asyncio.Event()
+    poller = asyncio.create_task(poll_checkpoint(args.read_dsn, args.projector, stop, samples))
+    limits = httpx.Limits(max_connections=200)
+    rng = random.Random(1)
+    async with httpx.AsyncClient(base_url=args.base, limits=limits, timeout=30) as client:
+        begin = time.perf_counter()
+        tasks = []
+        for i in range(total):
+            delay = begin + i / args.rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            token = tokens[i % len(tokens)]
+            tasks.append(asyncio.create_task(place(client, token, rng.choice(books))))
+            progress(i + 1, total)
+        results = await asyncio.gather(*tasks)
+        sent_for = time.perf_counter() - begin
+    last = max((r["position"] for r in results if r["position"]), default=0)
+    deadline = time.time() + 60
+    while (not samples or samples[-1][1] < last) and time.time() < deadline:
+        await asyncio.sleep(0.01)
+    stop.set()
+    await poller
+    print(file=sys.stderr)
+    return {"elapsed": sent_for, "requests": results, "samples": samples}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=["closed", "open"])
+    parser.add_argument("--base", required=True)
+    parser.add_argument("--setup", required=True, help="JSON file with customer tokens")
+    parser.add_argument("--books", required=True, help="comma-separated book ids")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--read-dsn", default="")
+    parser.add_argument("--projector", default="orders.history")
+    args = parser.parse_args()
+    with open(args.setup) as f:
+        tokens = json.load(f)["tokens"]
+    books = [int(b) for b in args.books.split(",")]
+    run = closed if args.mode == "closed" else open_loop
+    json.dump(asyncio.run(run(args, tokens, books)), sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
