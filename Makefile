@@ -14,7 +14,7 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	DJANGO_SECRET_KEY=test-only-secret DJANGO_HTTPS=0 CQRS_SWEEP_SECONDS=1 \
 	DJANGO_EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend
 
-.PHONY: install run test test-separate-read-db lint format check-services clean
+.PHONY: install run test test-separate-read-db lint format check-services clean bench bench-quick
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,18 @@ test: install check-services
 # The same suite with the read models in their own PostgreSQL database.
 test-separate-read-db: install check-services
 	$(TEST_ENV) READ_DATABASE_URL=$(TEST_READ_DATABASE_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+# Benchmarks (not part of the tests): bench/run.py writes bench/REPORT.md and its plots.
+$(BIN)/.bench-installed: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
+	touch $@
+
+bench: $(BIN)/.bench-installed check-services
+	$(BIN)/python -m bench.run
+
+bench-quick: $(BIN)/.bench-installed check-services
+	$(BIN)/python -m bench.run --quick
 
 lint: install
 	$(BIN)/ruff check .

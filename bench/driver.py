@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import random
+import socket
 import sys
 import time
 
@@ -21,13 +22,23 @@ import httpx
 import psycopg
 
 PLACE = "/api/commands/place-order/"
+# Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm holds the
+# body back until the server's delayed ACK (up to 40 ms), which would be timed as server latency.
+NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
-async def place(client: httpx.AsyncClient, token: str, book_id: int) -> dict:
+def client(base: str, connections: int) -> httpx.AsyncClient:
+    transport = httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_connections=connections), socket_options=NODELAY
+    )
+    return httpx.AsyncClient(base_url=base, transport=transport, timeout=30)
+
+
+async def place(http: httpx.AsyncClient, token: str, book_id: int) -> dict:
     body = {"lines": [{"book_id": book_id, "quantity": 1}], "shipping_address": "1 Bench Road"}
     started = time.time()
     t0 = time.perf_counter()
-    response = await client.post(PLACE, json=body, headers={"Authorization": f"Token {token}"})
+    response = await http.post(PLACE, json=body, headers={"Authorization": f"Token {token}"})
     latency = time.perf_counter() - t0
     position = response.json().get("position") if response.status_code == 201 else None
     return {
@@ -46,13 +57,12 @@ def progress(done: int, total: int) -> None:
 async def closed(args, tokens: list[str], books: list[int]) -> dict:
     results: list[dict] = []
     remaining = iter(range(args.requests))
-    limits = httpx.Limits(max_connections=args.concurrency)
-    async with httpx.AsyncClient(base_url=args.base, limits=limits, timeout=30) as client:
+    async with client(args.base, args.concurrency) as http:
 
         async def client_loop(n: int) -> None:
             rng = random.Random(n)
             for _ in remaining:
-                results.append(await place(client, tokens[n % len(tokens)], rng.choice(books)))
+                results.append(await place(http, tokens[n % len(tokens)], rng.choice(books)))
                 progress(len(results), args.requests)
 
         started = time.perf_counter()
@@ -78,9 +88,8 @@ async def open_loop(args, tokens: list[str], books: list[int]) -> dict:
     samples: list[tuple[float, int]] = []
     stop = asyncio.Event()
     poller = asyncio.create_task(poll_checkpoint(args.read_dsn, args.projector, stop, samples))
-    limits = httpx.Limits(max_connections=200)
     rng = random.Random(1)
-    async with httpx.AsyncClient(base_url=args.base, limits=limits, timeout=30) as client:
+    async with client(args.base, 200) as http:
         begin = time.perf_counter()
         tasks = []
         for i in range(total):
@@ -88,7 +97,7 @@ async def open_loop(args, tokens: list[str], books: list[int]) -> dict:
             if delay > 0:
                 await asyncio.sleep(delay)
             token = tokens[i % len(tokens)]
-            tasks.append(asyncio.create_task(place(client, token, rng.choice(books))))
+            tasks.append(asyncio.create_task(place(http, token, rng.choice(books))))
             progress(i + 1, total)
         results = await asyncio.gather(*tasks)
         sent_for = time.perf_counter() - begin

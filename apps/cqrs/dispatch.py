@@ -8,6 +8,7 @@ catches every projector up every few seconds whatever happens here.
 import logging
 from functools import partial
 
+from django.core.cache import cache
 from django.db import transaction
 from django.dispatch import receiver
 
@@ -16,15 +17,30 @@ from apps.cqrs.projectors import registry
 from apps.cqrs.signals import event_recorded
 
 logger = logging.getLogger(__name__)
+# Set while a catch-up is queued and not yet started; see `wake`.
+WAKE_PENDING_KEY = "cqrs:wake-pending:{name}"
+WAKE_PENDING_SECONDS = 10
+
+
+def wake_pending_key(name: str) -> str:
+    return WAKE_PENDING_KEY.format(name=name)
 
 
 def wake(names: list[str], head: int) -> None:
-    """Queue a catch-up for each named projector on its own queue. Never raises."""
+    """Queue a catch-up for each named projector on its own queue, unless one is queued and has
+    not started yet: that one reads the head when it starts, after this commit, so it covers
+    these events too. Under load this keeps one task per projector in the queue instead of one
+    per command. Never raises."""
     from apps.cqrs.tasks import project
 
     note_head(head)
     for name in names:
         projector = registry.get(name)
+        try:
+            if not cache.add(wake_pending_key(name), 1, WAKE_PENDING_SECONDS):
+                continue
+        except Exception:
+            pass  # without the cache, wake every time
         try:
             # No publish retries: a request must not hang on a dead broker for a nudge.
             project.apply_async((name,), queue=projector.queue, retry=False)

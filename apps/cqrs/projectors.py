@@ -7,6 +7,7 @@ once in effect. Subscribers that cause side effects use the same base and runtim
 """
 
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from typing import ClassVar
 
 from django.db.models import Model
@@ -16,6 +17,13 @@ from apps.cqrs.models import Checkpoint, DomainEvent, ProjectorCheckpoint, Subsc
 
 READ_ALIAS = "read"
 WRITE_ALIAS = "default"
+_replaying: ContextVar[bool] = ContextVar("cqrs_replaying", default=False)
+
+
+def replaying() -> bool:
+    """True while `runtime.rebuild` replays the log into a projector: it may skip work that only
+    serves live readers (cache refreshes) and make up for it in `finish_replay`."""
+    return _replaying.get()
 
 
 class Projector:
@@ -49,6 +57,9 @@ class Projector:
         """Empty this projector's tables before a replay from the start of the log."""
         for model in self.models:
             model.objects.using(READ_ALIAS).all().delete()
+
+    def finish_replay(self) -> None:
+        """Called once a replay has reached the head of the log."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

@@ -24,7 +24,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from apps.cqrs.models import Checkpoint, DomainEvent
-from apps.cqrs.projectors import Projector, registry
+from apps.cqrs.projectors import Projector, _replaying, registry
 
 logger = logging.getLogger(__name__)
 WRITE_ALIAS = "default"
@@ -197,9 +197,18 @@ def rebuild(
         checkpoint.position = 0
         checkpoint.clear_failure()
         checkpoint.save()
-    return catch_up(
-        projector, force=True, batch_size=max(settings.CQRS_BATCH_SIZE, 2000), on_batch=on_batch
-    )
+    token = _replaying.set(True)
+    try:
+        result = catch_up(
+            projector,
+            force=True,
+            batch_size=max(settings.CQRS_BATCH_SIZE, 2000),
+            on_batch=on_batch,
+        )
+    finally:
+        _replaying.reset(token)
+    projector.finish_replay()
+    return result
 
 
 def replay_rows(

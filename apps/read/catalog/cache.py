@@ -36,8 +36,8 @@ def _version() -> int:
     return cache.get_or_set(VERSION_KEY, 1, timeout=None)
 
 
-def book_key(book_id: int) -> str:
-    return f"catalog:v{_version()}:book:{book_id}"
+def book_key(book_id: int, version: int | None = None) -> str:
+    return f"catalog:v{version or _version()}:book:{book_id}"
 
 
 def get_book(book_id: int) -> dict | None:
@@ -75,7 +75,8 @@ def refresh(book_ids: Iterable[int], serialize: Callable[[Iterable[int]], dict[i
     """After a projector commits: rewrite the changed books' entries, retire list pages."""
 
     def run() -> None:
-        entries = {book_key(book_id): data for book_id, data in serialize(book_ids).items()}
+        version = _version()
+        entries = {book_key(i, version): data for i, data in serialize(book_ids).items()}
         cache.set_many(entries, TIMEOUT)
         try:
             cache.incr(GENERATION_KEY)

@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from decimal import Decimal
 
 from django.db.models import F
@@ -8,6 +9,14 @@ from apps.cqrs.projectors import Projector, register
 from apps.read.reports.models import DailyRevenue, DailySales, StockLevel
 
 STOCK_EVENTS = {"StockReceived", "StockAdjusted", "StockReserved", "StockReleased"}
+BOOK_EVENTS = {
+    "BookAdded",
+    "BookDetailsChanged",
+    "BookDiscontinued",
+    "BookReinstated",
+    "BackorderPolicyChanged",
+    *STOCK_EVENTS,
+}
 
 
 @register
@@ -28,25 +37,50 @@ class ReportsProjector(Projector):
     )
     models = (DailySales, DailyRevenue, StockLevel)
 
+    def apply_batch(self, events: Sequence[DomainEvent]) -> None:
+        # Stock levels, one row per book, are read once per batch, changed in memory and
+        # written back in one upsert (as the catalog listing does); sales and revenue, a few
+        # rows per day, are counted in SQL event by event.
+        per_book = [e for e in events if e.event_type in BOOK_EVENTS]
+        levels = StockLevel.objects.in_bulk({e.payload["book_id"] for e in per_book})
+        dirty: set[int] = set()
+        for event in events:
+            if event.event_type in BOOK_EVENTS:
+                dirty.update(self._level(levels, event))
+            else:
+                self._figures(event)
+        if dirty:
+            StockLevel.objects.bulk_create(
+                [levels[i] for i in sorted(dirty)],
+                update_conflicts=True,
+                unique_fields=["book_id"],
+                update_fields=["title", "on_hand", "allow_backorder", "discontinued"],
+            )
+
     def apply(self, event: DomainEvent) -> None:
+        self.apply_batch([event])
+
+    @staticmethod
+    def _level(levels: dict[int, StockLevel], event: DomainEvent) -> list[int]:
         p, kind = event.payload, event.event_type
         if kind == "BookAdded":
-            StockLevel.objects.bulk_create(
-                [StockLevel(book_id=p["book_id"], title=p["title"])], ignore_conflicts=True
-            )
-        elif kind == "BookDetailsChanged" and "title" in p["changes"]:
-            StockLevel.objects.filter(book_id=p["book_id"]).update(title=p["changes"]["title"])
+            levels.setdefault(p["book_id"], StockLevel(book_id=p["book_id"], title=p["title"]))
+            return [p["book_id"]]
+        level = levels.get(p["book_id"])
+        if level is None:
+            return []
+        if kind == "BookDetailsChanged":
+            level.title = p["changes"].get("title", level.title)
         elif kind in {"BookDiscontinued", "BookReinstated"}:
-            StockLevel.objects.filter(book_id=p["book_id"]).update(
-                discontinued=kind == "BookDiscontinued"
-            )
-        elif kind in STOCK_EVENTS:
-            StockLevel.objects.filter(book_id=p["book_id"]).update(on_hand=p["on_hand"])
-        elif kind == "BackorderPolicyChanged":
-            StockLevel.objects.filter(book_id=p["book_id"]).update(
-                on_hand=p["on_hand"], allow_backorder=p["allow_backorder"]
-            )
-        elif kind == "OrderPlaced":
+            level.discontinued = kind == "BookDiscontinued"
+        else:  # the stock events and BackorderPolicyChanged, with the units on hand after them
+            level.on_hand = p["on_hand"]
+            level.allow_backorder = p.get("allow_backorder", level.allow_backorder)
+        return [p["book_id"]]
+
+    def _figures(self, event: DomainEvent) -> None:
+        p, kind = event.payload, event.event_type
+        if kind == "OrderPlaced":
             self._sales(event.recorded_at.date(), p["lines"], sign=1)
         elif kind == "OrderPaid":
             self._revenue(event, Decimal(p["amount"]), payments=1)
