@@ -2,6 +2,7 @@
 position a client's command returned."""
 
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -11,6 +12,18 @@ from apps.cqrs.projectors import Projector, registry
 
 POLL_SECONDS = 0.02
 HEAD_CACHE_KEY = "cqrs:head-position"
+CHECKPOINT_CACHE_KEY = "cqrs:checkpoint:{name}"
+# Long enough to spare the database on every read, short enough that a value written out of
+# order (always a lower one, so never a false claim of freshness) does not linger.
+CHECKPOINT_CACHE_SECONDS = 60
+
+
+def note_checkpoint(name: str, position: int) -> None:
+    """Remember a projector's checkpoint after its batch committed, so that queries can say how
+    fresh they are without asking the read database. Written after the commit, the cached
+    value is never ahead of the table."""
+    with suppress(Exception):
+        cache.set(CHECKPOINT_CACHE_KEY.format(name=name), position, CHECKPOINT_CACHE_SECONDS)
 
 
 def note_head(position: int) -> None:
@@ -21,13 +34,6 @@ def note_head(position: int) -> None:
             cache.set(HEAD_CACHE_KEY, position, timeout=None)
     except Exception:
         pass
-
-
-def known_head(at_least: int) -> int:
-    try:
-        return max(cache.get(HEAD_CACHE_KEY) or 0, at_least)
-    except Exception:
-        return at_least
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,22 @@ class ReadConsistency:
         return max(self.head - self.position, 0)
 
 
+def _cached_positions(projectors: list[Projector]) -> tuple[int | None, int]:
+    """From one cache round trip: the position every projector has passed (None unless all are
+    cached) and the head of the log (0 when unknown)."""
+    keys = [CHECKPOINT_CACHE_KEY.format(name=p.name) for p in projectors]
+    try:
+        values = cache.get_many([*keys, HEAD_CACHE_KEY])
+    except Exception:
+        return None, 0
+    head = values.get(HEAD_CACHE_KEY) or 0
+    if not projectors or not all(key in values for key in keys):
+        return None, head
+    return min(values[key] for key in keys), head
+
+
 def read_position(projectors: list[Projector]) -> int:
-    """The position every one of these projectors has passed."""
+    """The position every one of these projectors has passed, from their checkpoints."""
     positions = [
         p.checkpoint_model.objects.using(p.database)
         .filter(name=p.name)
@@ -64,7 +84,9 @@ def wait_for_position(
     projectors = [registry.get(name) for name in projector_names]
     timeout = settings.CQRS_READ_WAIT_SECONDS if timeout is None else timeout
     started = time.monotonic()
-    position = read_position(projectors)
+    position, head = _cached_positions(projectors)
+    if position is None or (min_position is not None and position < min_position):
+        position = read_position(projectors)
     while min_position is not None and position < min_position:
         if time.monotonic() - started >= timeout:
             break
@@ -73,7 +95,7 @@ def wait_for_position(
     satisfied = min_position is None or position >= min_position
     return ReadConsistency(
         position=position,
-        head=known_head(position),
+        head=max(head, position),
         waited=time.monotonic() - started,
         satisfied=satisfied,
     )

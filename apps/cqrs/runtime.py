@@ -23,6 +23,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
+from apps.cqrs.consistency import note_checkpoint
 from apps.cqrs.models import Checkpoint, DomainEvent
 from apps.cqrs.projectors import Projector, _replaying, registry
 
@@ -175,6 +176,7 @@ def catch_up(
             )
         one_by_one = max(one_by_one - count, 0)
         applied += count
+        note_checkpoint(projector.name, position)
         if on_batch and count:
             on_batch(count, position)
         if not more:
@@ -197,6 +199,7 @@ def rebuild(
         checkpoint.position = 0
         checkpoint.clear_failure()
         checkpoint.save()
+    note_checkpoint(projector.name, 0)
     token = _replaying.set(True)
     try:
         result = catch_up(

@@ -54,13 +54,14 @@ def list_key(params: dict[str, str]) -> str | None:
         return None
     canonical = "&".join(f"{k}={params[k]}" for k in sorted(params))
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:24]
-    return _safely(
-        None,
-        lambda: (
-            f"catalog:v{_version()}:list:"
-            f"{cache.get_or_set(GENERATION_KEY, 1, timeout=None)}:{digest}"
-        ),
-    )
+
+    def key() -> str:
+        known = cache.get_many([VERSION_KEY, GENERATION_KEY])
+        version = known.get(VERSION_KEY) or _version()
+        generation = known.get(GENERATION_KEY) or cache.get_or_set(GENERATION_KEY, 1, None)
+        return f"catalog:v{version}:list:{generation}:{digest}"
+
+    return _safely(None, key)
 
 
 def get_list(key: str) -> dict | None:
