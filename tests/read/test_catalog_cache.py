@@ -53,7 +53,9 @@ def test_a_price_change_is_never_served_stale_once_projected():
 def test_a_rebuild_leaves_no_old_entry_behind():
     book = add_book(title="Right Title")
     project()
-    django_cache.set(cache.book_key(book.pk), {"id": book.pk, "title": "A stale title"})
+    django_cache.set(
+        cache.book_key(book.pk), cache.render({"id": book.pk, "title": "A stale title"})
+    )
     assert APIClient().get(f"/api/books/{book.pk}/").json()["title"] == "A stale title"
 
     call_command("rebuild_read_models", projector=["catalog.book_listing"], verbosity=0)

@@ -1,3 +1,7 @@
+import json
+
+from django.http import HttpResponse, HttpResponseBase
+from django.utils.cache import patch_vary_headers
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import serializers, viewsets
 from rest_framework.filters import OrderingFilter
@@ -63,22 +67,32 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
         # becomes visible a moment before the projector refreshes the cache.
         return self.min_position is None
 
+    def cached(self, body: bytes) -> HttpResponseBase:
+        """A cache hit: the stored JSON as it is, or parsed again for the browsable API."""
+        if self.request.accepted_renderer.format == "json":
+            response = HttpResponse(body, content_type="application/json")
+            patch_vary_headers(response, ["Accept"])  # as DRF does for its own responses
+            return response
+        return Response(json.loads(body))
+
     def retrieve(self, request, *args, **kwargs):
         book_id = self.kwargs[self.lookup_url_kwarg]
         if not self.uses_cache() or not str(book_id).isdigit():
             return super().retrieve(request, *args, **kwargs)
-        data = cache.get_book(int(book_id))
-        if data is None:
-            data = self.get_serializer(self.get_object()).data
-            cache.add_book(int(book_id), data)
+        body = cache.get_book(int(book_id))
+        if body is not None:
+            return self.cached(body)
+        data = self.get_serializer(self.get_object()).data
+        cache.add_book(int(book_id), data)
         return Response(data)
 
     def list(self, request, *args, **kwargs):
         key = cache.list_key(request.query_params.dict()) if self.uses_cache() else None
         if key is None:
             return super().list(request, *args, **kwargs)
-        data = cache.get_list(key)
-        if data is None:
-            data = super().list(request, *args, **kwargs).data
-            cache.add_list(key, data)
-        return Response(data)
+        body = cache.get_list(key)
+        if body is not None:
+            return self.cached(body)
+        response = super().list(request, *args, **kwargs)
+        cache.add_list(key, response.data)
+        return response

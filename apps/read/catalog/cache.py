@@ -6,6 +6,7 @@
 - List pages are keyed by a generation that every committed change bumps, so a changed price
   or stock level is never served from an older page.
 - Every key carries a version that a rebuild bumps, so a rebuild leaves nothing old behind.
+- Entries hold the JSON body as it is sent, so a hit costs neither unpickling nor rendering.
 The cache is an accelerator only: when Redis is away, queries read the tables.
 """
 
@@ -15,7 +16,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.core.cache import cache
+from rest_framework.renderers import JSONRenderer
 
+render = JSONRenderer().render
 logger = logging.getLogger(__name__)
 TIMEOUT = 3600
 VERSION_KEY = "catalog:version"
@@ -40,12 +43,12 @@ def book_key(book_id: int, version: int | None = None) -> str:
     return f"catalog:v{version or _version()}:book:{book_id}"
 
 
-def get_book(book_id: int) -> dict | None:
+def get_book(book_id: int) -> bytes | None:
     return _safely(None, lambda: cache.get(book_key(book_id)))
 
 
 def add_book(book_id: int, data: dict) -> None:
-    _safely(None, lambda: cache.add(book_key(book_id), data, TIMEOUT))
+    _safely(None, lambda: cache.add(book_key(book_id), render(data), TIMEOUT))
 
 
 def list_key(params: dict[str, str]) -> str | None:
@@ -64,12 +67,12 @@ def list_key(params: dict[str, str]) -> str | None:
     return _safely(None, key)
 
 
-def get_list(key: str) -> dict | None:
+def get_list(key: str) -> bytes | None:
     return _safely(None, lambda: cache.get(key))
 
 
 def add_list(key: str, data: dict) -> None:
-    _safely(None, lambda: cache.add(key, data, TIMEOUT))
+    _safely(None, lambda: cache.add(key, render(data), TIMEOUT))
 
 
 def refresh(book_ids: Iterable[int], serialize: Callable[[Iterable[int]], dict[int, dict]]) -> None:
@@ -77,7 +80,7 @@ def refresh(book_ids: Iterable[int], serialize: Callable[[Iterable[int]], dict[i
 
     def run() -> None:
         version = _version()
-        entries = {book_key(i, version): data for i, data in serialize(book_ids).items()}
+        entries = {book_key(i, version): render(data) for i, data in serialize(book_ids).items()}
         cache.set_many(entries, TIMEOUT)
         try:
             cache.incr(GENERATION_KEY)

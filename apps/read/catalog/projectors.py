@@ -3,6 +3,7 @@ from functools import partial
 
 from django.db import transaction
 
+from apps.cqrs.bulk import save_rows
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import READ_ALIAS, Projector, register, replaying
 from apps.read.catalog import cache
@@ -95,18 +96,19 @@ class BookListingProjector(Projector):
         # events costs two queries per batch rather than two per event. Runners of a projector
         # take turns (apps/cqrs/runtime.py), so nothing else writes these rows meanwhile.
         listings = BookListing.objects.in_bulk(_book_ids(events))
+        stored = set(listings)
         dirty: set[int] = set()
         touched = _book_ids(events)
         for event in events:
             if event.event_type == "AuthorRenamed":
                 # Touches rows beyond the batch: write what we have, rename in SQL, re-read.
-                self._save(listings, dirty)
+                self._save(listings, dirty, stored)
                 renamed = self._rename_author(event)
                 listings.update(BookListing.objects.in_bulk(renamed))
                 touched.update(renamed)
             else:
                 dirty.update(self._change(listings, event))
-        self._save(listings, dirty)
+        self._save(listings, dirty, stored)
         if touched and not replaying():
             transaction.on_commit(
                 partial(cache.refresh, touched, serialized_listings), using=READ_ALIAS
@@ -170,14 +172,17 @@ class BookListingProjector(Projector):
         return [p["book_id"]]
 
     @staticmethod
-    def _save(listings: dict[int, BookListing], dirty: set[int]) -> None:
+    def _save(listings: dict[int, BookListing], dirty: set[int], stored: set[int]) -> None:
+        """Write the changed listings; `stored` holds the ids already in the table."""
         if dirty:
-            BookListing.objects.bulk_create(
+            save_rows(
+                BookListing,
                 [listings[i] for i in sorted(dirty)],
-                update_conflicts=True,
-                unique_fields=["book_id"],
+                new=dirty - stored,
                 update_fields=_ALL_FIELDS,
+                using=READ_ALIAS,
             )
+            stored |= dirty
             dirty.clear()
 
     @staticmethod

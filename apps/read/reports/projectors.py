@@ -4,8 +4,9 @@ from decimal import Decimal
 from django.db.models import F
 from django.utils.dateparse import parse_datetime
 
+from apps.cqrs.bulk import save_rows
 from apps.cqrs.models import DomainEvent
-from apps.cqrs.projectors import Projector, register
+from apps.cqrs.projectors import READ_ALIAS, Projector, register
 from apps.read.reports.models import DailyRevenue, DailySales, StockLevel
 
 STOCK_EVENTS = {"StockReceived", "StockAdjusted", "StockReserved", "StockReleased"}
@@ -43,6 +44,7 @@ class ReportsProjector(Projector):
         # rows per day, are counted in SQL event by event.
         per_book = [e for e in events if e.event_type in BOOK_EVENTS]
         levels = StockLevel.objects.in_bulk({e.payload["book_id"] for e in per_book})
+        stored = set(levels)
         dirty: set[int] = set()
         for event in events:
             if event.event_type in BOOK_EVENTS:
@@ -50,11 +52,12 @@ class ReportsProjector(Projector):
             else:
                 self._figures(event)
         if dirty:
-            StockLevel.objects.bulk_create(
+            save_rows(
+                StockLevel,
                 [levels[i] for i in sorted(dirty)],
-                update_conflicts=True,
-                unique_fields=["book_id"],
+                new=dirty - stored,
                 update_fields=["title", "on_hand", "allow_backorder", "discontinued"],
+                using=READ_ALIAS,
             )
 
     def apply(self, event: DomainEvent) -> None:
