@@ -121,7 +121,7 @@ def plot_reads(results: dict, size: int) -> None:
     ax.set_title(f"Reads at {size:,} books")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(BENCH / "reads.png", dpi=110)
+    fig.savefig(BENCH / f"{PREFIX}reads.png", dpi=110)
     plt.close(fig)
 
 
@@ -147,7 +147,7 @@ def plot_growth(results: dict) -> None:
     ax.set_title("Read latency against catalog size")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(BENCH / "growth.png", dpi=110)
+    fig.savefig(BENCH / f"{PREFIX}growth.png", dpi=110)
     plt.close(fig)
 
 
@@ -163,11 +163,17 @@ def plot_lag(results: dict) -> None:
     ax.set_title("Projection lag against write rate")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(BENCH / "lag.png", dpi=110)
+    fig.savefig(BENCH / f"{PREFIX}lag.png", dpi=110)
     plt.close(fig)
 
 
+# The quick run writes beside the full report, not over it.
+PREFIX = ""
+
+
 def write_report(results: dict) -> None:
+    global PREFIX
+    PREFIX = "quick-" if results["profile"]["name"] == "quick" else ""
     # JSON keys are strings once the results have been saved and read back.
     results["lag"] = {str(k): v for k, v in results["lag"].items()}
     profile = results["profile"]
@@ -278,13 +284,13 @@ def write_report(results: dict) -> None:
             "",
             "## 1. Reads",
             "",
-            "![reads](reads.png)",
+            f"![reads]({PREFIX}reads.png)",
             "",
             *read_lines,
             "",
             "## 2. Growth",
             "",
-            "![growth](growth.png)",
+            f"![growth]({PREFIX}growth.png)",
             "",
             *growth_lines,
             "",
@@ -301,7 +307,7 @@ def write_report(results: dict) -> None:
             "",
             "## 4. Lag: commit to visible on the read side",
             "",
-            "![lag](lag.png)",
+            f"![lag]({PREFIX}lag.png)",
             "",
             "Orders start on a fixed schedule whatever the latency (open loop). A poller reads the "
             "`orders.history` checkpoint every 2 ms; an order's lag runs from its event's "
@@ -318,4 +324,4 @@ def write_report(results: dict) -> None:
             "",
         ]
     )
-    (BENCH / "REPORT.md").write_text(text)
+    (BENCH / ("REPORT-quick.md" if PREFIX else "REPORT.md")).write_text(text)

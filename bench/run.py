@@ -566,7 +566,7 @@ def main() -> None:
     from bench.report import write_report
 
     write_report(results)
-    say(f"done in {results['elapsed_s'] / 60:.1f} min: bench/REPORT.md")
+    say(f"done in {results['elapsed_s'] / 60:.1f} min: see bench/")
 
 
 if __name__ == "__main__":
