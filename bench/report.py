@@ -1,4 +1,9 @@
-"""bench/REPORT.md and its plots, from the results bench/run.py collected."""
+"""bench/REPORT.md and its plots, from the results bench/run.py collected.
+
+To write them again from saved figures:
+    python -c "import json; from bench.report import write_report as w; \\
+               w(json.load(open('bench/results-full.json')))"
+"""
 
 import statistics
 from pathlib import Path
@@ -324,4 +329,8 @@ def write_report(results: dict) -> None:
             "",
         ]
     )
+    # The causes of missed targets come from profiles, written by hand beside the figures.
+    findings = BENCH / "findings.md"
+    if findings.exists():
+        text += "\n" + findings.read_text()
     (BENCH / ("REPORT-quick.md" if PREFIX else "REPORT.md")).write_text(text)
