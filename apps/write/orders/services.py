@@ -169,17 +169,7 @@ def order_pay(*, actor: AbstractBaseUser, order_id: int, card_number: str) -> Pa
         decline_reason=result.decline_reason,
     )
     if result.approved:
-        order.status = Order.Status.PAID
-        order.save(update_fields=["status", "updated_at"])
-        record(
-            OrderPaid(
-                **_event_fields(order),
-                amount=payment.amount,
-                payment_id=payment.pk,
-                payment_reference=payment.reference,
-                card_last4=payment.card_last4,
-            )
-        )
+        _mark_paid(order, payment)
     else:
         record(
             PaymentDeclined(
@@ -243,6 +233,11 @@ def _place_and_capture(
         reference=gateway().capture(amount=amount, authorization=authorization),
         card_last4=card_last4,
     )
+    _mark_paid(order, payment)
+    return order
+
+
+def _mark_paid(order: Order, payment: Payment) -> None:
     order.status = Order.Status.PAID
     order.save(update_fields=["status", "updated_at"])
     record(
@@ -254,7 +249,6 @@ def _place_and_capture(
             card_last4=payment.card_last4,
         )
     )
-    return order
 
 
 @command("orders.cancel")
