@@ -1,9 +1,19 @@
-"""Writing many read-model rows at once."""
+"""Writing many rows at once."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from django.db import connections
 from django.db.models import Model
+
+
+def copy_rows(*, using: str, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
+    """Insert rows with PostgreSQL's COPY, values given in the order of `columns`."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    sql = f"COPY {quote(table)} ({', '.join(map(quote, columns))}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def save_rows(
@@ -24,17 +34,16 @@ def save_rows(
     connection = connections[using]
     fresh = [row for row in rows if row.pk in new]
     if fresh and connection.vendor == "postgresql":
-        fields = [f for f in model._meta.concrete_fields]
-        table = connection.ops.quote_name(model._meta.db_table)
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-        with (
-            connection.cursor() as cursor,
-            cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
-        ):
-            for row in fresh:
-                copy.write_row(
-                    [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
-                )
+        fields = model._meta.concrete_fields
+        copy_rows(
+            using=using,
+            table=model._meta.db_table,
+            columns=[f.column for f in fields],
+            rows=(
+                [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+                for row in fresh
+            ),
+        )
         rows = [row for row in rows if row.pk not in new]
     if rows:
         model.objects.using(using).bulk_create(

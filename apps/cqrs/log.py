@@ -35,6 +35,7 @@ from django.db import connections
 from django.db.models import Max
 from django.utils import timezone
 
+from apps.cqrs.bulk import copy_rows
 from apps.cqrs.context import Scope, current_scope
 from apps.cqrs.events import Event
 from apps.cqrs.models import DomainEvent
@@ -147,29 +148,31 @@ def copy_new_aggregates(items: Iterable[tuple[Event, str]]) -> int:
     take_append_lock()
     now = timezone.now()
     versions: dict[tuple[str, str], int] = {}
-    table = connection.ops.quote_name(DomainEvent._meta.db_table)
-    sql = f"COPY {table} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
     written = 0
-    with connection.cursor() as cursor, cursor.copy(sql) as copy:
+
+    def rows():
+        nonlocal written
         for event, command_name in items:
             key = (event.aggregate_type, event.aggregate_id)
             versions[key] = versions.get(key, 0) + 1
-            copy.write_row(
-                (
-                    uuid.uuid4(),
-                    event.aggregate_type,
-                    event.aggregate_id,
-                    versions[key],
-                    event.event_type,
-                    event.schema_version,
-                    json.dumps(event.payload(), cls=DjangoJSONEncoder),
-                    command_name,
-                    None,
-                    "system",
-                    uuid.uuid4(),
-                    None,
-                    now,
-                )
-            )
             written += 1
+            yield (
+                uuid.uuid4(),
+                event.aggregate_type,
+                event.aggregate_id,
+                versions[key],
+                event.event_type,
+                event.schema_version,
+                json.dumps(event.payload(), cls=DjangoJSONEncoder),
+                command_name,
+                None,
+                "system",
+                uuid.uuid4(),
+                None,
+                now,
+            )
+
+    copy_rows(
+        using=WRITE_ALIAS, table=DomainEvent._meta.db_table, columns=COPY_COLUMNS, rows=rows()
+    )
     return written

@@ -122,9 +122,6 @@ class BookListingProjector(Projector):
         # The replay refreshed no entry; retire those readers cached from half-rebuilt rows.
         cache.retire_everything()
 
-    def apply(self, event: DomainEvent) -> None:
-        self.apply_batch([event])
-
     @staticmethod
     def _change(listings: dict[int, BookListing], event: DomainEvent) -> list[int]:
         """Apply one event to the listings in memory; returns the ids of those it changed."""

@@ -60,9 +60,6 @@ class ReportsProjector(Projector):
                 using=READ_ALIAS,
             )
 
-    def apply(self, event: DomainEvent) -> None:
-        self.apply_batch([event])
-
     @staticmethod
     def _level(levels: dict[int, StockLevel], event: DomainEvent) -> list[int]:
         p, kind = event.payload, event.event_type

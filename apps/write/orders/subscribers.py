@@ -51,9 +51,6 @@ class BackorderFulfilment(Subscriber):
                 return applied
         return None
 
-    def apply(self, event: DomainEvent) -> bool:
-        return self.apply_batch([event]) is not None
-
     def fill(self, event: DomainEvent) -> bool:
         with self.caused_by(event):
             return services.backorders_fill(actor=None, book_id=event.payload["book_id"]) > 0

@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from tqdm import tqdm
 
+from apps.cqrs.bulk import copy_rows
 from apps.cqrs.log import copy_new_aggregates
 from apps.write.catalog.events import AuthorAdded, BookAdded
 from apps.write.catalog.models import Author, Book, BookAuthor
@@ -32,11 +33,7 @@ def _reserve_ids(model, count: int) -> list[int]:
 
 
 def _copy(model, columns: list[str], rows) -> None:
-    table = connection.ops.quote_name(model._meta.db_table)
-    sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.copy(sql) as copy:
-        for row in rows:
-            copy.write_row(row)
+    copy_rows(using="default", table=model._meta.db_table, columns=columns, rows=rows)
 
 
 class Command(BaseCommand):
