@@ -14,7 +14,7 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	DJANGO_SECRET_KEY=test-only-secret DJANGO_HTTPS=0 CQRS_SWEEP_SECONDS=1 \
 	DJANGO_EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend
 
-.PHONY: install run test test-separate-read-db lint format check-services clean bench bench-quick
+.PHONY: install run test test-faults test-separate-read-db lint format check-services clean bench bench-quick
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,11 +47,16 @@ check-services: install
 	@$(TEST_ENV) $(BIN)/python -m tests.services
 
 test: install check-services
-	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/pytest -m "not faults" $(PYTEST_ARGS)
+
+# Fault injection, mixed load and hostile input (tests/faults/): stops Redis, kills workers and
+# database connections. Figures are printed at the end and kept in test-artifacts/faults.json.
+test-faults: install check-services
+	$(TEST_ENV) $(BIN)/pytest -m faults tests/faults $(PYTEST_ARGS)
 
 # The same suite with the read models in their own PostgreSQL database.
 test-separate-read-db: install check-services
-	$(TEST_ENV) READ_DATABASE_URL=$(TEST_READ_DATABASE_URL) $(BIN)/pytest $(PYTEST_ARGS)
+	$(TEST_ENV) READ_DATABASE_URL=$(TEST_READ_DATABASE_URL) $(BIN)/pytest -m "not faults" $(PYTEST_ARGS)
 
 # Benchmarks (not part of the tests): bench/run.py writes bench/REPORT.md and its plots.
 $(BIN)/.bench-installed: $(BIN)/.installed

@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.cqrs.middleware.CorrelationIdMiddleware",
+    "apps.cqrs.middleware.DatabaseUnavailableMiddleware",
 ]
 
 # The benchmarks serve bench.urls: the project plus the naive baseline they compare against.
@@ -130,8 +131,10 @@ CACHE_URL = os.environ.get("CACHE_URL", REDIS_URL)
 if CACHE_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.ResilientRedisCache",
             "LOCATION": CACHE_URL,
+            # A Redis that stops answering must not hold requests up (config/cache.py).
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "bookstore"),
             "TIMEOUT": 3600,
         }
@@ -155,7 +158,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis redelivers a message nobody acknowledged after this long (a worker host that vanished).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600, "socket_connect_timeout": 2}
+# A publish to an unreachable broker fails at once instead of retrying for seconds (max_retries
+# 0): the only things published are wake-ups, which the beat sweep makes up for, and a request
+# must not wait on them. The worker's own consumer reconnects by broker_connection_max_retries.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 600,
+    "socket_connect_timeout": 2,
+    "max_retries": 0,
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "projections"
 # Projection wake-ups and side effects (e-mails, process managers) scale separately:

@@ -1,18 +1,11 @@
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
 from django.conf import settings
 from django.db import connections
 
-from config.celery import app as celery_app
-
-WORKER_QUEUES = "projections,side-effects"
+from tests.processes import start_worker, subprocess_env
 
 
 def pytest_configure(config):
@@ -65,11 +58,6 @@ def _test_only_settings(settings):
     }
 
 
-def _url_for_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
 @pytest.fixture
 def celery_worker(django_db_setup, tmp_path_factory):
     """A real `celery worker --beat` process on the test databases and the test Redis.
@@ -79,41 +67,14 @@ def celery_worker(django_db_setup, tmp_path_factory):
     worker, would only be noise.
     """
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-    env = dict(os.environ)
-    env["DATABASE_URL"] = _url_for_database(
-        os.environ["DATABASE_URL"], connections["default"].settings_dict["NAME"]
-    )
-    if settings.READ_DATABASE_IS_SEPARATE:
-        env["READ_DATABASE_URL"] = _url_for_database(
-            os.environ["READ_DATABASE_URL"], connections["read"].settings_dict["NAME"]
-        )
     logdir = tmp_path_factory.mktemp("worker")
-    log_path = Path(logdir) / "worker.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", "config", "worker", "--beat",
-                "-Q", WORKER_QUEUES, "--concurrency", "2", "--loglevel", "INFO",
-                "--hostname", f"test-{os.getpid()}@%h",
-                "--schedule", str(Path(logdir) / "beat-schedule"),
-            ],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    worker = start_worker(env=subprocess_env(), logdir=logdir, name="test")
     try:
-        deadline = time.monotonic() + 30
-        while not celery_app.control.ping(timeout=0.5):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"The Celery worker did not start:\n{log_path.read_text()}")
-        yield process
+        yield worker.process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.returncode not in (0, -15):
-            print(f"Celery worker log ({log_path}):\n{log_path.read_text()[-4000:]}")
+        worker.stop()
+        if worker.process.returncode not in (0, -15):
+            print(f"Celery worker log ({worker.log_path}):\n{worker.log()[-4000:]}")
 
 
 def wait_for(predicate, *, timeout: float = 10.0, interval: float = 0.05):

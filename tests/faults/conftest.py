@@ -1,0 +1,148 @@
+"""Fault tests: real PostgreSQL, a Redis of their own that they stop and start, and gunicorn
+and Celery worker processes that they kill. `make test-faults` runs them."""
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.apps import apps
+from django.core.management import call_command
+from django.db.models.fields import AutoFieldMixin
+
+from apps.cqrs import runtime
+from tests.conftest import wait_for
+from tests.processes import RedisServer, start_web, start_worker, subprocess_env
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+class Stack:
+    """gunicorn and a Celery worker with beat, both on `private_redis` and the test databases."""
+
+    def __init__(self, redis: RedisServer, logdir) -> None:
+        self.redis = redis
+        self.logdir = logdir
+        # These tests measure the system, not the per-customer throttle.
+        self.env = {**subprocess_env(redis_url=redis.url), "CUSTOMER_COMMAND_RATE": "100000/min"}
+        self.web = start_web(env=self.env, logdir=logdir)
+        self.workers = [start_worker(env=self.env, logdir=logdir, name="worker")]
+
+    @property
+    def url(self) -> str:
+        return self.web.url
+
+    def add_worker(self, name: str, *, beat: bool = False):
+        worker = start_worker(env=self.env, logdir=self.logdir, name=name, beat=beat)
+        self.workers.append(worker)
+        return worker
+
+    def stop(self) -> None:
+        for service in [self.web, *self.workers]:
+            service.stop()
+
+
+@pytest.fixture
+def stack(private_redis, tmp_path):
+    running = Stack(private_redis, tmp_path)
+    yield running
+    running.stop()
+
+
+def call(method: str, url: str, *, token: str | None = None, body: dict | None = None,
+         headers: dict | None = None, timeout: float = 30) -> tuple[int, dict]:  # fmt: skip
+    """One HTTP request; returns (status, JSON body or {}) for every status, 5xx included."""
+    request = urllib.request.Request(url, method=method)
+    request.add_header("Accept", "application/json")
+    if token:
+        request.add_header("Authorization", f"Token {token}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, data=data, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    try:
+        return status, json.loads(raw) if raw else {}
+    except ValueError:
+        return status, {"body": raw[:200].decode(errors="replace")}
+
+
+def read_model_rows() -> dict[str, set[str]]:
+    """Every row of every read model, as text (rows hold JSON lists), without surrogate ids,
+    which a replay numbers afresh; checkpoints excluded."""
+    rows = {}
+    for config in apps.get_app_configs():
+        if config.name.startswith("apps.read."):
+            for model in config.get_models():
+                fields = [
+                    f.attname
+                    for f in model._meta.concrete_fields
+                    if not isinstance(f, AutoFieldMixin)
+                ]
+                rows[model._meta.label] = {repr(r) for r in model.objects.values_list(*fields)}
+    return rows
+
+
+def wait_until_caught_up(*, timeout: float = 60) -> float:
+    """Wait until every projector and subscriber has passed the head of the log; returns the
+    seconds it took."""
+    started = time.monotonic()
+
+    def caught_up():
+        """every projector has applied the whole log"""
+        return all(row.lag_events == 0 for row in runtime.status())
+
+    wait_for(caught_up, timeout=timeout, interval=0.1)
+    return time.monotonic() - started
+
+
+def differences_from_a_fresh_rebuild() -> dict[str, int]:
+    """Replays the whole log into empty read models and counts, per model, the rows that differ
+    from what live projection had built (0 everywhere when nothing was lost or applied twice)."""
+    live = read_model_rows()
+    call_command("rebuild_read_models", verbosity=0)
+    rebuilt = read_model_rows()
+    return {
+        label: len(live[label] ^ rebuilt[label]) for label in live if live[label] != rebuilt[label]
+    }
+
+
+FIGURES: dict[str, dict] = {}
+
+
+@pytest.fixture
+def report():
+    """`report(name, **figures)` keeps a test's figures for the summary at the end of the run
+    and for test-artifacts/faults.json."""
+
+    def keep(name: str, **figures) -> None:
+        FIGURES[name] = figures
+
+    return keep
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not FIGURES:
+        return
+    terminalreporter.section("fault and load figures")
+    for name, figures in FIGURES.items():
+        line = ", ".join(f"{key}={value}" for key, value in figures.items())
+        terminalreporter.write_line(f"{name}: {line}")
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "faults.json").write_text(json.dumps(FIGURES, indent=2) + "\n")

@@ -1,0 +1,157 @@
+"""Real processes for the tests that need them: Celery workers, a gunicorn server, and a Redis
+of their own that a test may stop and start."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from django.conf import settings
+from django.db import connections
+
+WORKER_QUEUES = "projections,side-effects"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _url_for_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def subprocess_env(*, redis_url: str | None = None) -> dict[str, str]:
+    """The environment of the test run, pointed at the test databases (and at `redis_url` for
+    broker and cache, when given)."""
+    env = dict(os.environ)
+    env["DATABASE_URL"] = _url_for_database(
+        os.environ["DATABASE_URL"], connections["default"].settings_dict["NAME"]
+    )
+    if settings.READ_DATABASE_IS_SEPARATE:
+        env["READ_DATABASE_URL"] = _url_for_database(
+            os.environ["READ_DATABASE_URL"], connections["read"].settings_dict["NAME"]
+        )
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+        env.pop("CELERY_BROKER_URL", None)
+        env.pop("CACHE_URL", None)
+    return env
+
+
+class Service:
+    """One child process with its log file."""
+
+    def __init__(self, name: str, args: list[str], *, env: dict[str, str], logdir: Path) -> None:
+        self.name = name
+        self.log_path = Path(logdir) / f"{name}.log"
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_until(self, ready, *, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.name} did not start:\n{self.log()[-4000:]}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL, as when the host or the OOM killer takes the process."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_worker(
+    *, env: dict[str, str], logdir: Path, name: str = "worker", beat: bool = True,
+    concurrency: int = 2,
+) -> Service:  # fmt: skip
+    """A `celery worker` (with beat unless told otherwise), returned once it is ready."""
+    args = [
+        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", WORKER_QUEUES,
+        "--concurrency", str(concurrency), "--loglevel", "INFO",
+        "--hostname", f"{name}-{os.getpid()}@%h",
+    ]  # fmt: skip
+    if beat:
+        args += ["--beat", "--schedule", str(Path(logdir) / f"{name}-beat-schedule")]
+    service = Service(name, args, env=env, logdir=logdir)
+    service.wait_until(lambda: " ready." in service.log())
+    return service
+
+
+def start_web(*, env: dict[str, str], logdir: Path, workers: int = 2) -> Service:
+    """gunicorn serving the project as production does; `service.url` is its address."""
+    port = free_port()
+    service = Service(
+        "web",
+        [
+            sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
+            "--workers", str(workers), "--timeout", "60",
+        ],
+        env=env, logdir=logdir,
+    )  # fmt: skip
+    service.url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"{service.url}/api/", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    service.wait_until(answers)
+    return service
+
+
+class RedisServer:
+    """A redis-server on a port of its own, which a test may stop and start again (it keeps
+    nothing on disk, like the machine's: a restart loses every queued message)."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.port = free_port()
+        self.logdir = Path(logdir)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.service: Service | None = None
+
+    def start(self) -> None:
+        self.service = Service(
+            "redis",
+            [
+                "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no",
+            ],
+            env=dict(os.environ), logdir=self.logdir,
+        )  # fmt: skip
+        self.service.wait_until(self.answers, timeout=10)
+
+    def answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.service:
+            self.service.kill()
+            self.service = None
