@@ -52,7 +52,7 @@ test: install check-services
 # Fault injection, mixed load and hostile input (tests/faults/): stops Redis, kills workers and
 # database connections. Figures are printed at the end and kept in test-artifacts/faults.json.
 test-faults: install check-services
-	$(TEST_ENV) $(BIN)/pytest -m faults tests/faults $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/pytest -m faults $(PYTEST_ARGS)
 
 # The same suite with the read models in their own PostgreSQL database.
 test-separate-read-db: install check-services

@@ -1,6 +1,7 @@
 """Real processes for the tests that need them: Celery workers, a gunicorn server, and a Redis
 of their own that a test may stop and start."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -53,7 +54,10 @@ class Service:
         self.name = name
         self.log_path = Path(logdir) / f"{name}.log"
         with open(self.log_path, "w") as log:
-            self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+            # A session of its own, so that a kill takes the worker's pool processes with it.
+            self.process = subprocess.Popen(
+                args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -67,8 +71,9 @@ class Service:
             time.sleep(0.1)
 
     def kill(self) -> None:
-        """SIGKILL, as when the host or the OOM killer takes the process."""
-        self.process.send_signal(signal.SIGKILL)
+        """SIGKILL to the process and its children, as when the host goes down."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
     def stop(self) -> None:
