@@ -5,12 +5,12 @@ import uuid
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.cqrs import runtime, tasks
+from apps.cqrs import runtime, skips, tasks
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import registry
 
@@ -45,6 +45,24 @@ def projection_action(request, name: str, action: str):
         else:
             tasks.rebuild.apply_async((name,), queue=projector.queue)
             messages.success(request, f"Rebuild of {name} queued.")
+    elif action == "skip":
+        if not request.user.has_perm("cqrs.change_projectorcheckpoint"):
+            raise PermissionDenied
+        try:
+            position = int(request.POST.get("position", ""))
+            skips.event_skip(
+                actor=request.user,
+                projector_name=name,
+                position=position,
+                reason=request.POST.get("reason", ""),
+            )
+        except ValueError:
+            messages.error(request, "Not skipped: no event position was sent.")
+        except ValidationError as exc:
+            messages.error(request, f"Not skipped: {' '.join(exc.messages)}")
+        else:
+            tasks.project.apply_async((name,), queue=projector.queue, kwargs={"force": True})
+            messages.success(request, f"{name} skips event #{position}; the skip is in the log.")
     else:
         raise Http404(action)
     return redirect("admin-projections")

@@ -10,6 +10,8 @@ another runner finishes its last batch must still see the event that caused it.
 
 A failing event stops only its projector: the events before it are kept, the error is stored on
 the checkpoint with a retry time that backs off exponentially, and the sweep tries again then.
+It goes on once the cause is fixed, or once staff skip the event with a reason: the skip is an
+event in the log (apps/cqrs/skips.py), which every batch, live or replayed, honours.
 """
 
 import logging
@@ -26,6 +28,7 @@ from django.utils import timezone
 from apps.cqrs.consistency import note_checkpoint
 from apps.cqrs.models import Checkpoint, DomainEvent
 from apps.cqrs.projectors import Projector, _replaying, registry
+from apps.cqrs.skips import skipped_positions
 
 logger = logging.getLogger(__name__)
 WRITE_ALIAS = "default"
@@ -77,7 +80,7 @@ def _run_batch(projector: Projector, batch_size: int, force: bool) -> tuple[int,
         # Everything at or below `head` is visible or never will be (apps/cqrs/log.py), so the
         # checkpoint may move to `head` once no handled event is left below it.
         head = head_position()
-        events = list(
+        fetched = list(
             DomainEvent.objects.using(WRITE_ALIAS)
             .filter(
                 position__gt=checkpoint.position,
@@ -86,15 +89,20 @@ def _run_batch(projector: Projector, batch_size: int, force: bool) -> tuple[int,
             )
             .order_by("position")[:batch_size]
         )
+        skipped = skipped_positions(projector.name)
+        events = [e for e in fetched if e.position not in skipped]
         try:
             applied = projector.apply_batch(events)
         except Exception as exc:
             if len(events) == 1:
                 raise ProjectionFailed(events[0], exc) from exc
-            raise _BatchFailed(len(events)) from exc
+            raise _BatchFailed(len(fetched)) from exc
         applied = len(events) if applied is None else applied
-        more = applied < len(events) or len(events) == batch_size
-        new_position = events[applied - 1].position if more else head
+        full = len(fetched) == batch_size
+        if applied < len(events):  # a subscriber stopped after an event that acted
+            more, new_position = True, events[applied - 1].position
+        else:
+            more, new_position = full, fetched[-1].position if full else head
         if new_position != checkpoint.position or checkpoint.attempts:
             checkpoint.position = new_position
             checkpoint.clear_failure()
@@ -230,6 +238,8 @@ def replay_rows(
             .filter(position__lte=checkpoint.position, event_type__in=projector.handles)
             .order_by("position")
         )
+        skipped = skipped_positions(projector.name)
+        chosen = [e for e in chosen if e.position not in skipped]
         projector.apply_batch(chosen)
     return len(chosen)
 
