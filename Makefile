@@ -50,7 +50,7 @@ test: install check-services
 	$(TEST_ENV) $(BIN)/pytest -m "not faults" $(PYTEST_ARGS)
 
 # Fault injection, mixed load and hostile input (tests/faults/): stops Redis, kills workers and
-# database connections. Figures are printed at the end and kept in test-artifacts/faults.json.
+# database connections. Figures are printed at the end and kept in test-artifacts/figures.json.
 test-faults: install check-services
 	$(TEST_ENV) $(BIN)/pytest -m faults $(PYTEST_ARGS)
 

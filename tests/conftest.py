@@ -1,4 +1,6 @@
+import json
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -89,3 +91,29 @@ def wait_for(predicate, *, timeout: float = 10.0, interval: float = 0.05):
                 f"Waited {timeout}s and it did not happen: {predicate.__doc__ or predicate}"
             )
         time.sleep(interval)
+
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+FIGURES: dict[str, dict] = {}
+
+
+@pytest.fixture
+def report():
+    """`report(name, **figures)` keeps a test's figures (fault, load and security tests) for the
+    summary at the end of the run and for test-artifacts/figures.json."""
+
+    def keep(name: str, **figures) -> None:
+        FIGURES[name] = figures
+
+    return keep
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not FIGURES:
+        return
+    terminalreporter.section("fault and load figures")
+    for name, figures in FIGURES.items():
+        line = ", ".join(f"{key}={value}" for key, value in figures.items())
+        terminalreporter.write_line(f"{name}: {line}")
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "figures.json").write_text(json.dumps(FIGURES, indent=2) + "\n")

@@ -9,9 +9,12 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -39,17 +42,83 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     return drf_exception_handler(exc, context)
 
 
+# The JSON type each kind of input field takes, as the schema documents it. DRF would also
+# take 0 for false, 12 for "12" and "3" for 3; a command takes what its schema says, no more.
+_JSON_TYPES = [
+    (serializers.BooleanField, (bool,), "Must be true or false."),
+    (serializers.IntegerField, (int,), "Must be a whole number."),
+    (serializers.CharField, (str,), "Must be a string."),
+    (serializers.ChoiceField, (str,), "Must be a string."),
+    (serializers.DecimalField, (str,), 'Must be a string, like "12.50".'),
+    (serializers.DateField, (str,), 'Must be a string, like "2026-11-23".'),
+]
+
+
+def json_type_errors(serializer: serializers.Serializer, data: Any) -> dict[str, Any]:
+    """Field messages for values whose JSON type differs from the schema's (nested too)."""
+    if not isinstance(data, dict):
+        return {}
+    errors: dict[str, Any] = {}
+    for name, field in serializer.fields.items():
+        value = data.get(name)
+        if field.read_only or value is None:
+            continue
+        if isinstance(field, serializers.ListSerializer) and isinstance(value, list):
+            nested = [json_type_errors(field.child, item) for item in value]
+            if any(nested):
+                errors[name] = nested
+        elif isinstance(field, serializers.Serializer):
+            if nested := json_type_errors(field, value):
+                errors[name] = nested
+        elif isinstance(field, serializers.ListField) and isinstance(value, list):
+            if isinstance(field.child, serializers.Serializer):
+                nested = [json_type_errors(field.child, item) for item in value]
+                if any(nested):
+                    errors[name] = nested
+            elif any(not _json_type_ok(field.child, item) for item in value):
+                errors[name] = [_json_type_message(field.child)]
+        elif not _json_type_ok(field, value):
+            errors[name] = [_json_type_message(field)]
+    return errors
+
+
+def _json_type_ok(field: serializers.Field, value: Any) -> bool:
+    for kind, types, _message in _JSON_TYPES:
+        if isinstance(field, kind):
+            return isinstance(value, types) and not (types == (int,) and isinstance(value, bool))
+    return True
+
+
+def _json_type_message(field: serializers.Field) -> str:
+    return next(message for kind, _types, message in _JSON_TYPES if isinstance(field, kind))
+
+
 class CommandResultSerializer(serializers.Serializer):
     position = serializers.IntegerField(
         allow_null=True, help_text="Position of the last event the command recorded."
     )
 
 
+def _error(description: str) -> OpenApiResponse:
+    # Field errors ({"field": ["message"]}) and {"detail": "message"} alike.
+    return OpenApiResponse(response=OpenApiTypes.OBJECT, description=description)
+
+
 class CommandSchema(AutoSchema):
-    """Documents a command's response as its `result_serializer_class`, not its input."""
+    """Documents a command's response as its `result_serializer_class`, not its input, with the
+    errors a command answers."""
 
     def get_response_serializers(self):
-        return {self.view.success_status: self.view.result_serializer_class}
+        responses = {
+            self.view.success_status: self.view.result_serializer_class,
+            400: _error("Invalid input: messages per field. Nothing was changed."),
+            404: _error("An object the command names does not exist (or is not yours)."),
+            409: _error("The command conflicts with the current state (stock, order status)."),
+            **{code: _error(text) for code, text in self.view.error_responses.items()},
+        }
+        if self.view.idempotent:
+            responses[422] = _error("This Idempotency-Key was used for a different request.")
+        return responses
 
     def get_tags(self):
         return ["commands"]
@@ -61,11 +130,16 @@ class CommandView(GenericAPIView):
     `execute`, which calls the command service and returns those ids."""
 
     permission_classes = [IsAdminUser]
+    # Commands take JSON only: their input has nested lists that form encodings cannot carry,
+    # and a form's "absent means false" would turn a missing field into a decision.
+    parser_classes = [JSONParser]
     success_status = status.HTTP_201_CREATED
     result_serializer_class: type[serializers.Serializer] = CommandResultSerializer
     schema = CommandSchema()
     # Honour an Idempotency-Key header: a repeat gets the first response and does nothing.
     idempotent = False
+    # Other answers the command may give, for the schema: {status: description}.
+    error_responses: dict[int, str] = {}
 
     def execute(self, data: dict[str, Any]) -> dict[str, Any] | tuple[dict[str, Any], int]:
         """Run the command; return the ids it created (and, optionally, a status code)."""
@@ -79,6 +153,8 @@ class CommandView(GenericAPIView):
 
     def _run(self, request: Request) -> Response:
         serializer = self.get_serializer(data=request.data)
+        if errors := json_type_errors(serializer, request.data):
+            raise ValidationError(errors)
         serializer.is_valid(raise_exception=True)
         result = self.execute(serializer.validated_data)
         body, code = result if isinstance(result, tuple) else (result, self.success_status)
@@ -123,6 +199,35 @@ class CommandView(GenericAPIView):
             stored.response_body = response.data
             stored.save(update_fields=["response_status", "response_body"])
             return response
+
+
+def document_common_responses(result: dict, generator, request, public) -> dict:
+    """drf-spectacular post-processing hook: every operation may answer 401 or 403 (a bad
+    token, a missing permission), 429 (throttled) and 503 (database away); a query also 400
+    (a bad filter) and 404 (an unknown id or cursor), and takes empty query parameters."""
+    common = {
+        "401": "Authentication credentials were not provided or are invalid.",
+        "403": "You do not have permission to perform this action.",
+        "429": "Too many requests; retry after the time given.",
+        "503": "The database is briefly unavailable; retry after the time given.",
+    }
+    query = {"400": "Invalid query parameters.", "404": "Not found."}
+    for operations in result.get("paths", {}).values():
+        for method, operation in operations.items():
+            # Queries read an empty parameter as an absent one (an empty form field).
+            for parameter in operation.get("parameters", []):
+                if method == "get" and parameter.get("in") == "query":
+                    parameter["allowEmptyValue"] = True
+            responses = operation.setdefault("responses", {})
+            for code, text in (common | (query if method == "get" else {})).items():
+                responses.setdefault(
+                    code,
+                    {
+                        "description": text,
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                )
+    return result
 
 
 MIN_POSITION_HEADER = "X-Min-Position"

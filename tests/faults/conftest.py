@@ -2,10 +2,12 @@
 and Celery worker processes that they kill. `make test-faults` runs them."""
 
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 from django.apps import apps
@@ -15,8 +17,6 @@ from django.db.models.fields import AutoFieldMixin
 from apps.cqrs import runtime
 from tests.conftest import wait_for
 from tests.processes import RedisServer, start_web, start_worker, subprocess_env
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.fixture
@@ -52,8 +52,17 @@ class Stack:
             service.stop()
 
 
+@pytest.fixture(scope="session")
+def collected_static():
+    """The static files gunicorn serves in production (whitenoise's manifest), collected once."""
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+        env={**os.environ, "DJANGO_SECRET_KEY": "collectstatic"}, check=True, timeout=120,
+    )  # fmt: skip
+
+
 @pytest.fixture
-def stack(private_redis, tmp_path):
+def stack(private_redis, tmp_path, collected_static):
     running = Stack(private_redis, tmp_path)
     yield running
     running.stop()
@@ -121,28 +130,3 @@ def differences_from_a_fresh_rebuild() -> dict[str, int]:
     return {
         label: len(live[label] ^ rebuilt[label]) for label in live if live[label] != rebuilt[label]
     }
-
-
-FIGURES: dict[str, dict] = {}
-
-
-@pytest.fixture
-def report():
-    """`report(name, **figures)` keeps a test's figures for the summary at the end of the run
-    and for test-artifacts/faults.json."""
-
-    def keep(name: str, **figures) -> None:
-        FIGURES[name] = figures
-
-    return keep
-
-
-def pytest_terminal_summary(terminalreporter):
-    if not FIGURES:
-        return
-    terminalreporter.section("fault and load figures")
-    for name, figures in FIGURES.items():
-        line = ", ".join(f"{key}={value}" for key, value in figures.items())
-        terminalreporter.write_line(f"{name}: {line}")
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "faults.json").write_text(json.dumps(FIGURES, indent=2) + "\n")

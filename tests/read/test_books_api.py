@@ -39,6 +39,12 @@ def test_books_endpoint_reads_the_read_model_only():
     assert not [s for s in sql if any(f'"{t}' in s for t in WRITE_TABLES)], sql
 
 
+def test_an_unknown_api_path_is_a_json_404():
+    response = APIClient().get("/api/books/1.5/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
 def test_an_unknown_book_is_a_404():
     assert APIClient().get("/api/books/987654/").status_code == 404
 
@@ -117,6 +123,9 @@ def test_search_filters_and_ordering():
     assert ids("availability=in_stock") == [lathe.pk]
     assert ids("published_before=1970-01-01&ordering=-price") == [hobbit.pk, earthsea.pk]
     assert ids("ordering=price") == [earthsea.pk, hobbit.pk, lathe.pk]
+    # `format` is the book format here, not DRF's renderer override
+    assert ids("format=paperback") == [earthsea.pk, hobbit.pk, lathe.pk]
+    assert ids("format=audiobook") == []
     assert client.get("/api/books/?price_min=cheap").status_code == 400
     assert client.get("/api/books/?availability=plenty").status_code == 400
     assert BookListing.objects.count() == 3

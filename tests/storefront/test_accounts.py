@@ -71,3 +71,24 @@ def test_a_reset_with_a_mismatched_new_password_is_a_form_error(mailoutbox):
     response = client.post(form_url, {"new_password1": "one long phrase", "new_password2": "two"})
     assert response.status_code == 200
     assert "didn’t match" in response.content.decode()
+
+
+@pytest.mark.parametrize("login_url", ["/log-in/", "/admin/login/", "/api-auth/login/"])
+def test_repeated_failed_log_ins_lock_that_username_out(login_url, settings):
+    UserFactory(username="target", password=PASSWORD, is_staff=True)
+    UserFactory(username="bystander", password=PASSWORD, is_staff=True)
+    attacker = Client()
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        wrong = attacker.post(login_url, {"username": "target", "password": "guess"})
+        assert wrong.status_code == 200  # the form again, with its error
+
+    locked = attacker.post(login_url, {"username": "target", "password": "guess"})
+    assert locked.status_code == 429
+    assert "Too many failed log-ins" in locked.content.decode()
+    # Now even the right password is refused, and no session is opened
+    right = attacker.post(login_url, {"username": "target", "password": PASSWORD})
+    assert right.status_code == 429
+    assert "_auth_user_id" not in attacker.session
+    # Another username from the same address still logs in
+    other = Client().post(login_url, {"username": "bystander", "password": PASSWORD})
+    assert other.status_code == 302

@@ -48,6 +48,11 @@ def test_staff_adds_a_book_and_gets_its_id_and_event_position(staff_client):
         ({"author_ids": "1"}, "author_ids"),
         ({"title": ""}, "title"),
         ({"format": "scroll"}, "format"),
+        # JSON types are the schema's: no 12.5 for "12.50", no 7 for a title, no "1" for an id
+        ({"price": 12.5}, "price"),
+        ({"title": 7}, "title"),
+        ({"author_ids": ["1"]}, "author_ids"),
+        ({"published_on": 20260101}, "published_on"),
     ],
 )
 def test_bad_input_is_a_400_with_field_messages_and_changes_nothing(staff_client, change, field):
@@ -116,3 +121,9 @@ def test_change_price_records_old_and_new_price(staff_client):
     assert book.price == Decimal("12.00")
     event = DomainEvent.objects.get(event_type="PriceChanged")
     assert event.payload == {"book_id": book.pk, "old_price": "10.00", "new_price": "12.00"}
+
+
+def test_commands_take_json_only(staff_client):
+    response = staff_client.post("/api/commands/add-author/", {"name": "Form Poster"})
+    assert response.status_code == 415
+    assert not Author.objects.exists()

@@ -6,6 +6,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import serializers, viewsets
 from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from apps.cqrs.api import ConsistentReadMixin
@@ -54,7 +55,7 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
     lookup_field = "book_id"
     lookup_url_kwarg = "id"
     pagination_class = BookCursorPagination
-    permission_classes = []
+    permission_classes = [AllowAny]  # also documents that auth is optional
     filterset_class = BookListingFilter
     filter_backends = [DjangoFilterBackend, OrderingFilter]
     ordering_fields = ["title", "price", "published_on", "units_sold"]

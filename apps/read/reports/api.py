@@ -57,8 +57,8 @@ class BestsellerViewSet(ReportViewSet):
         ],
         responses=BestsellerSerializer(many=True),
     )
-    def list(self, request):
-        period = request.query_params.get("period", "week")
+    def list(self, request, *args, **kwargs):
+        period = request.query_params.get("period") or "week"
         if period not in PERIOD_DAYS:
             raise ValidationError({"period": f"Choose one of: {', '.join(PERIOD_DAYS)}."})
         days = PERIOD_DAYS[period]
@@ -78,7 +78,7 @@ class RevenueViewSet(ReportViewSet):
         ],
         responses=RevenueSerializer(many=True),
     )
-    def list(self, request):
+    def list(self, request, *args, **kwargs):
         today = timezone.now().date()
         end = _date(request.query_params, "end", today)
         start = _date(request.query_params, "start", end - datetime.timedelta(days=29))
@@ -92,5 +92,5 @@ class LowStockViewSet(ReportViewSet):
     """Books still sold with few or no units on hand (staff)."""
 
     @extend_schema(responses=LowStockSerializer(many=True))
-    def list(self, request):
+    def list(self, request, *args, **kwargs):
         return Response(LowStockSerializer(selectors.low_stock(), many=True).data)

@@ -34,7 +34,8 @@ class LineSerializer(serializers.Serializer):
 
 
 class PlaceOrderInputSerializer(serializers.Serializer):
-    lines = LineSerializer(many=True, min_length=1, max_length=MAX_LINES)
+    # A ListField rather than many=True, so that the schema carries minItems and maxItems.
+    lines = serializers.ListField(child=LineSerializer(), min_length=1, max_length=MAX_LINES)
     shipping_address = serializers.CharField(
         max_length=1000, required=False, default="", allow_blank=True
     )
@@ -64,6 +65,7 @@ class CheckoutView(CustomerCommandMixin, OrderCommandView):
     serializer_class = CheckoutInputSerializer
     success_status = status.HTTP_201_CREATED
     idempotent = True
+    error_responses = {402: "The card was declined; no order was placed."}
 
     def execute(self, data):
         try:
@@ -92,6 +94,7 @@ class PayOrderView(CustomerCommandMixin, CommandView):
     result_serializer_class = PaymentResultSerializer
     success_status = status.HTTP_201_CREATED
     idempotent = True
+    error_responses = {402: "The card was declined; the payment is recorded as declined."}
 
     def execute(self, data):
         payment = services.order_pay(actor=self.request.user, **data)
