@@ -204,13 +204,20 @@ class CommandView(GenericAPIView):
 def document_common_responses(result: dict, generator, request, public) -> dict:
     """drf-spectacular post-processing hook: every operation may answer 401 or 403 (a bad
     token, a missing permission), 429 (throttled) and 503 (database away); a query also 400
-    (a bad filter) and 404 (an unknown id or cursor), and takes empty query parameters."""
+    (a bad filter) and 404 (an unknown id or cursor), and takes empty query parameters; a
+    required string input needs a character other than a space."""
     common = {
         "401": "Authentication credentials were not provided or are invalid.",
         "403": "You do not have permission to perform this action.",
         "429": "Too many requests; retry after the time given.",
         "503": "The database is briefly unavailable; retry after the time given.",
     }
+    # DRF strips the spaces around a string before it checks that it is not blank.
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        for field in component.get("properties", {}).values() if name.endswith("Request") else []:
+            plain = not {"format", "pattern", "enum"} & set(field)
+            if field.get("type") == "string" and field.get("minLength", 0) >= 1 and plain:
+                field["pattern"] = r"\S"
     query = {"400": "Invalid query parameters.", "404": "Not found."}
     for operations in result.get("paths", {}).values():
         for method, operation in operations.items():

@@ -51,10 +51,17 @@ class RecordError(RuntimeError):
 
 
 def take_append_lock(using: str = WRITE_ALIAS) -> None:
-    """Serialise event appends until the current transaction ends (see the module docstring)."""
+    """Serialise event appends until the current transaction ends (see the module docstring).
+
+    Django creates foreign keys DEFERRABLE INITIALLY DEFERRED, so PostgreSQL would check them,
+    and take their KEY SHARE row locks, at commit: after this lock, while a writer holding
+    such a row may be waiting for this lock. Deadlock. The checks are run now instead, so every
+    row lock of the command is taken before the append lock (seen under the mixed-load test).
+    """
     connection = connections[using]
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPEND_LOCK_KEY])
 
 

@@ -1,8 +1,10 @@
+import threading
+import time
 import uuid
 from decimal import Decimal
 
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, connections, transaction
 
 from apps.cqrs.context import scope
 from apps.cqrs.log import RecordError, record
@@ -97,3 +99,40 @@ def test_the_event_log_cannot_be_changed_or_emptied():
 
     assert DomainEvent.objects.get().actor == "system"
     assert Author.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "read"])
+def test_a_command_checks_its_foreign_keys_before_it_takes_the_append_lock():
+    # Given a writer that holds a book row locked and will then record an event
+    from tests.factories import UserFactory, place_order, stocked_book
+
+    book = stocked_book(on_hand=5)
+    customer = UserFactory()
+    locked, errors = threading.Event(), []
+
+    def writer_holding_the_book() -> None:
+        try:
+            with transaction.atomic():
+                Book.objects.select_for_update().get(pk=book.pk)  # FOR UPDATE, the strongest
+                locked.set()
+                time.sleep(0.5)  # the order below gets as far as it can meanwhile
+                add_author(name="Needs the append lock")
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=writer_holding_the_book)
+    thread.start()
+    locked.wait()
+    # When an order for that book (an order line refers to it) commits meanwhile
+    try:
+        place_order(customer, (book, 1))
+    except BaseException as exc:
+        errors.append(exc)
+    thread.join()
+
+    # Then the order waited for the row before the append lock: no deadlock, both committed
+    assert errors == []
+    assert Author.objects.filter(name="Needs the append lock").exists()
+    assert DomainEvent.objects.filter(event_type="OrderPlaced").count() == 1

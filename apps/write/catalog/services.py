@@ -51,7 +51,7 @@ def author_rename(*, actor: AbstractBaseUser | None, author_id: int, name: str) 
     name = name.strip()
     if not name:
         raise ValidationError({"name": "An author needs a name."})
-    author = Author.objects.select_for_update().get(pk=author_id)
+    author = Author.objects.select_for_update(no_key=True).get(pk=author_id)
     if author.name != name:
         old_name, author.name = author.name, name
         author.save(update_fields=["name"])
@@ -132,7 +132,7 @@ def book_add(
 @command("catalog.book_change_price")
 def book_change_price(*, actor: AbstractBaseUser | None, book_id: int, price: Decimal) -> Book:
     price = _validate_price(price)
-    book = Book.objects.select_for_update().get(pk=book_id)
+    book = Book.objects.select_for_update(no_key=True).get(pk=book_id)
     if book.price == price:
         return book
     old_price, book.price = book.price, price
@@ -156,7 +156,7 @@ def book_change_details(*, actor: AbstractBaseUser | None, book_id: int, **detai
             raise ValidationError({"title": "A book needs a title."})
     if "format" in details and details["format"] not in Book.Format.values:
         raise ValidationError({"format": f"Choose one of: {', '.join(Book.Format.values)}."})
-    book = Book.objects.select_for_update().get(pk=book_id)
+    book = Book.objects.select_for_update(no_key=True).get(pk=book_id)
     changes = {f: v for f, v in details.items() if getattr(book, f) != v}
     if changes:
         for field, value in changes.items():
@@ -168,7 +168,7 @@ def book_change_details(*, actor: AbstractBaseUser | None, book_id: int, **detai
 
 @command("catalog.book_discontinue")
 def book_discontinue(*, actor: AbstractBaseUser | None, book_id: int) -> Book:
-    book = Book.objects.select_for_update().get(pk=book_id)
+    book = Book.objects.select_for_update(no_key=True).get(pk=book_id)
     if not book.discontinued:
         book.discontinued = True
         book.save(update_fields=["discontinued", "updated_at"])
@@ -178,7 +178,7 @@ def book_discontinue(*, actor: AbstractBaseUser | None, book_id: int) -> Book:
 
 @command("catalog.book_reinstate")
 def book_reinstate(*, actor: AbstractBaseUser | None, book_id: int) -> Book:
-    book = Book.objects.select_for_update().get(pk=book_id)
+    book = Book.objects.select_for_update(no_key=True).get(pk=book_id)
     if book.discontinued:
         book.discontinued = False
         book.save(update_fields=["discontinued", "updated_at"])

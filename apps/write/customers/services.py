@@ -60,7 +60,7 @@ def customer_update_profile(
 ) -> Customer:
     if not full_name.strip():
         raise ValidationError({"full_name": "Tell us your name."})
-    customer, _ = Customer.objects.select_for_update().get_or_create(
+    customer, _ = Customer.objects.select_for_update(no_key=True).get_or_create(
         user=actor, defaults={"full_name": full_name}
     )
     customer.full_name = full_name.strip()

@@ -40,7 +40,9 @@ def stock_lock(book_ids: Iterable[int]) -> dict[int, StockItem]:
     if missing:
         raise ValidationError({"book_id": f"Unknown book id(s): {', '.join(map(str, missing))}."})
     StockItem.objects.bulk_create([StockItem(book_id=i) for i in ids], ignore_conflicts=True)
-    rows = StockItem.objects.select_for_update().filter(book_id__in=ids).order_by("book_id")
+    rows = (
+        StockItem.objects.select_for_update(no_key=True).filter(book_id__in=ids).order_by("book_id")
+    )
     return {row.book_id: row for row in rows}
 
 

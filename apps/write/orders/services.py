@@ -45,7 +45,7 @@ def _is_staff(actor: AbstractBaseUser | None) -> bool:
 def _locked_order(actor: AbstractBaseUser | None, order_id: int) -> Order:
     """The order, locked; a customer asking for someone else's order gets DoesNotExist (404),
     so that order ids reveal nothing."""
-    orders = Order.objects.select_for_update()
+    orders = Order.objects.select_for_update(no_key=True)
     if not _is_staff(actor):
         orders = orders.filter(customer=actor)
     return orders.get(pk=order_id)
@@ -263,7 +263,9 @@ def order_cancel(*, actor: AbstractBaseUser | None, order_id: int, reason: str =
     for book_id, quantity in released.items():
         inventory.stock_release(actor=actor, book_id=book_id, quantity=quantity, order_id=order.pk)
     refunded = Decimal("0")
-    for payment in order.payments.select_for_update().filter(status=Payment.Status.APPROVED):
+    for payment in order.payments.select_for_update(no_key=True).filter(
+        status=Payment.Status.APPROVED
+    ):
         gateway().refund(amount=payment.amount, payment_reference=payment.reference)
         payment.status = Payment.Status.REFUNDED
         payment.save(update_fields=["status", "updated_at"])
@@ -343,7 +345,9 @@ def backorders_fill(*, actor: AbstractBaseUser | None, book_id: int) -> int:
     order_ids = sorted(set(candidates))
     if not order_ids:
         return 0
-    orders = {o.pk: o for o in Order.objects.select_for_update().filter(pk__in=order_ids)}
+    orders = {
+        o.pk: o for o in Order.objects.select_for_update(no_key=True).filter(pk__in=order_ids)
+    }
     item = inventory.stock_lock([book_id])[book_id]
     available, filled = item.on_hand, 0
     open_lines = (
