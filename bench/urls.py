@@ -13,8 +13,7 @@ CONSTANT = {"id": 1, "title": "A constant body", "price": "10.00", "authors": ["
 class UncachedBookViewSet(BookViewSet):
     """The read model without the Redis cache in front of it."""
 
-    def uses_cache(self) -> bool:
-        return False
+    cache_enabled = False
 
 
 def constant(request):

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.http import HttpResponseBase
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
@@ -20,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from apps.cqrs.consistency import wait_for_position
+from apps.cqrs.consistency import ReadConsistency, wait_for_position
 from apps.cqrs.context import current_scope
 from apps.cqrs.exceptions import Conflict
 from apps.cqrs.models import IdempotencyKey
@@ -268,7 +269,13 @@ class ConsistentReadMixin:
         response = super().finalize_response(request, response, *args, **kwargs)
         consistency = getattr(self, "read_consistency", None)
         if consistency is not None:
-            response["X-Read-Position"] = str(consistency.position)
-            response["X-Read-Lag"] = str(consistency.lag)
-            response["X-Read-Consistency"] = "fresh" if consistency.satisfied else "stale"
+            add_consistency_headers(response, consistency)
         return response
+
+
+def add_consistency_headers(response: HttpResponseBase, consistency: ReadConsistency) -> None:
+    """Say how fresh a read is: the position it reflects, how far behind the log's head, and
+    whether it reached the position the client asked for."""
+    response["X-Read-Position"] = str(consistency.position)
+    response["X-Read-Lag"] = str(consistency.lag)
+    response["X-Read-Consistency"] = "fresh" if consistency.satisfied else "stale"

@@ -48,18 +48,30 @@ class ReadConsistency:
         return max(self.head - self.position, 0)
 
 
-def _cached_positions(projectors: list[Projector]) -> tuple[int | None, int]:
-    """From one cache round trip: the position every projector has passed (None unless all are
-    cached) and the head of the log (0 when unknown)."""
-    keys = [CHECKPOINT_CACHE_KEY.format(name=p.name) for p in projectors]
-    try:
-        values = cache.get_many([*keys, HEAD_CACHE_KEY])
-    except Exception:
-        return None, 0
+def position_keys(projector_names: list[str]) -> list[str]:
+    """The cache keys that say how fresh a read of these projectors' tables is; a caller may
+    fetch them in the same round trip as its own entries and pass the values to
+    `cached_positions`."""
+    return [*(CHECKPOINT_CACHE_KEY.format(name=name) for name in projector_names), HEAD_CACHE_KEY]
+
+
+def cached_positions(projector_names: list[str], values: dict) -> tuple[int | None, int]:
+    """From values fetched for `position_keys`: the position every projector has passed (None
+    unless all are cached) and the head of the log (0 when unknown)."""
+    keys = position_keys(projector_names)[:-1]
     head = values.get(HEAD_CACHE_KEY) or 0
-    if not projectors or not all(key in values for key in keys):
+    if not keys or not all(key in values for key in keys):
         return None, head
     return min(values[key] for key in keys), head
+
+
+def _cached_positions(projectors: list[Projector]) -> tuple[int | None, int]:
+    names = [p.name for p in projectors]
+    try:
+        values = cache.get_many(position_keys(names))
+    except Exception:
+        return None, 0
+    return cached_positions(names, values)
 
 
 def read_position(projectors: list[Projector]) -> int:

@@ -3,16 +3,23 @@
 - Detail entries are written by the projector right after its transaction commits (`refresh`),
   and by readers only when absent (`cache.add`): a reader that loaded a row just before a
   change cannot overwrite the projector's newer entry.
-- List pages are keyed by a generation that every committed change bumps, so a changed price
-  or stock level is never served from an older page.
-- Every key carries a version that a rebuild bumps, so a rebuild leaves nothing old behind.
+- List pages are stored under their request's digest, tagged with the version and the list
+  generation read before the page was loaded from the tables. Every committed change bumps the
+  generation, so a page tagged with an older one is never served: a changed price or stock
+  level is never read from an older page. Entry, version and generation come back in one
+  round trip.
+- Every key or tag carries a version that a rebuild bumps, so a rebuild leaves nothing old
+  behind.
 - Entries hold the JSON body as it is sent, so a hit costs neither unpickling nor rendering.
+- A version or generation that has to start again (evicted, or never set) starts from the
+  clock, never from a number an older entry may carry.
 The cache is an accelerator only: when Redis is away, queries read the tables.
 """
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.core.cache import cache
@@ -23,6 +30,7 @@ logger = logging.getLogger(__name__)
 TIMEOUT = 3600
 VERSION_KEY = "catalog:version"
 GENERATION_KEY = "catalog:lists:generation"
+LIST_KEY = "catalog:list:{digest}"
 # Lists whose first page is cached: no cursor, no search, only these parameters.
 CACHEABLE_LIST_PARAMS = {"availability", "format", "ordering", "author"}
 
@@ -35,44 +43,63 @@ def _safely(default: Any, operation: Callable[[], Any]) -> Any:
         return default
 
 
+def _fresh_number() -> int:
+    return time.time_ns()
+
+
 def _version() -> int:
-    return cache.get_or_set(VERSION_KEY, 1, timeout=None)
+    return cache.get_or_set(VERSION_KEY, _fresh_number, timeout=None)
 
 
 def book_key(book_id: int, version: int | None = None) -> str:
     return f"catalog:v{version or _version()}:book:{book_id}"
 
 
-def get_book(book_id: int) -> bytes | None:
-    return _safely(None, lambda: cache.get(book_key(book_id)))
-
-
 def add_book(book_id: int, data: dict) -> None:
     _safely(None, lambda: cache.add(book_key(book_id), render(data), TIMEOUT))
 
 
-def list_key(params: dict[str, str]) -> str | None:
-    """The key of a list request's first page, or None when it is not one we cache."""
+def list_digest(params: dict[str, str]) -> str | None:
+    """The name of a list request's first page, or None when it is not one we cache."""
     if not set(params) <= CACHEABLE_LIST_PARAMS:
         return None
     canonical = "&".join(f"{k}={params[k]}" for k in sorted(params))
-    digest = hashlib.sha256(canonical.encode()).hexdigest()[:24]
-
-    def key() -> str:
-        known = cache.get_many([VERSION_KEY, GENERATION_KEY])
-        version = known.get(VERSION_KEY) or _version()
-        generation = known.get(GENERATION_KEY) or cache.get_or_set(GENERATION_KEY, 1, None)
-        return f"catalog:v{version}:list:{generation}:{digest}"
-
-    return _safely(None, key)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
-def get_list(key: str) -> bytes | None:
-    return _safely(None, lambda: cache.get(key))
+def find_list(digest: str, *, also: Sequence[str] = ()) -> tuple[bytes | None, tuple, dict]:
+    """In one round trip: the page named `digest` if it is current (else None), the tags to
+    store a newly loaded page with, and the values of the `also` keys."""
+    key = LIST_KEY.format(digest=digest)
+    values = _safely({}, lambda: cache.get_many([VERSION_KEY, GENERATION_KEY, key, *also]))
+    tags = (values.get(VERSION_KEY), values.get(GENERATION_KEY))
+    entry = values.get(key)
+    current = entry is not None and None not in tags and tuple(entry[:2]) == tags
+    return (entry[2] if current else None), tags, values
 
 
-def add_list(key: str, data: dict) -> None:
-    _safely(None, lambda: cache.add(key, render(data), TIMEOUT))
+def store_list(digest: str, data: dict, tags: tuple) -> None:
+    """Store a page loaded after `tags` were read (`find_list`): any change committed since
+    has moved the generation on, so the entry can never be served stale."""
+
+    def run() -> None:
+        version, generation = tags
+        version = version or _version()
+        generation = generation or cache.get_or_set(GENERATION_KEY, _fresh_number, None)
+        entry = (version, generation, render(data))
+        cache.set(LIST_KEY.format(digest=digest), entry, TIMEOUT)
+
+    _safely(None, run)
+
+
+def find_book(book_id: int, *, also: Sequence[str] = ()) -> tuple[bytes | None, dict]:
+    """The book's entry (else None) and the values of the `also` keys, in two round trips:
+    the key depends on the version."""
+    values = _safely({}, lambda: cache.get_many([VERSION_KEY, *also]))
+    version = values.get(VERSION_KEY)
+    if version is None:
+        return None, values
+    return _safely(None, lambda: cache.get(book_key(book_id, version))), values
 
 
 def refresh(book_ids: Iterable[int], serialize: Callable[[Iterable[int]], dict[int, dict]]) -> None:
@@ -85,7 +112,7 @@ def refresh(book_ids: Iterable[int], serialize: Callable[[Iterable[int]], dict[i
         try:
             cache.incr(GENERATION_KEY)
         except ValueError:
-            cache.set(GENERATION_KEY, 1, timeout=None)
+            cache.set(GENERATION_KEY, _fresh_number(), timeout=None)
 
     _safely(None, run)
 
@@ -97,6 +124,6 @@ def retire_everything() -> None:
         try:
             cache.incr(VERSION_KEY)
         except ValueError:
-            cache.set(VERSION_KEY, 2, timeout=None)
+            cache.set(VERSION_KEY, _fresh_number(), timeout=None)
 
     _safely(None, run)
