@@ -323,9 +323,11 @@ def write_report(results: dict) -> None:
             "",
             "## 5. Replay",
             "",
-            f"`manage.py rebuild_read_models` over the whole log: {replay['events']:,} events in "
+            f"`manage.py rebuild_read_models --jobs {replay.get('jobs', 1)}` (projectors in "
+            "parallel processes) over the whole log: "
+            f"{replay['events']:,} events in "
             f"{replay['seconds']:.1f} s = **{replay['events_per_second']:,.0f} events/s**, peak "
-            f"memory {replay['peak_rss_mb']:.0f} MB (max RSS of the process).",
+            f"memory {replay['peak_rss_mb']:.0f} MB (max RSS of any one process).",
             "",
         ]
     )

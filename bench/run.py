@@ -439,6 +439,10 @@ def measure_lag(profile: dict, setup: Path) -> dict:
 # --- replay ----------------------------------------------------------------------------------
 
 
+# One replay process per core: projectors share no table (rebuild_read_models --jobs).
+REPLAY_JOBS = os.cpu_count() or 1
+
+
 def measure_replay() -> dict:
     from apps.cqrs.models import DomainEvent
 
@@ -451,7 +455,8 @@ def measure_replay() -> dict:
         "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
         "sys.exit(code)\n"
     )
-    argv = [sys.executable, "-c", wrapper, sys.executable, "manage.py", "rebuild_read_models"]
+    rebuild = ["manage.py", "rebuild_read_models", "--jobs", str(REPLAY_JOBS)]
+    argv = [sys.executable, "-c", wrapper, sys.executable, *rebuild]
     done = subprocess.run(argv, cwd=ROOT, env=os.environ, stdout=subprocess.PIPE, text=True)
     if done.returncode:
         raise SystemExit("rebuild_read_models failed")
@@ -462,6 +467,7 @@ def measure_replay() -> dict:
         "seconds": seconds,
         "events_per_second": events / seconds,
         "peak_rss_mb": int(max_rss_kb) / 1024,
+        "jobs": REPLAY_JOBS,
     }
 
 

@@ -310,5 +310,7 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # One line per task succeeded drowns everything else at the rate projectors are woken.
         "celery.app.trace": {"level": "WARNING"},
+        # django-axes announces itself in every process at INFO; lockouts are WARNING.
+        "axes": {"level": "WARNING"},
     },
 }
