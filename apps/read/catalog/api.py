@@ -75,7 +75,8 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
     def dispatch(self, request, *args, **kwargs):
         # A cache hit costs less than DRF's request cycle (authentication, negotiation,
         # throttles, rendering), so plain JSON reads are answered from the cache before it.
-        # Anything else, and every miss, goes the usual way.
+        # Anything else, and every miss, goes the usual way. (This viewset lets anyone read
+        # and throttles no one; a permission or throttle added to it must be checked here too.)
         return self.cache_hit(request, kwargs) or super().dispatch(request, *args, **kwargs)
 
     def cache_hit(self, request, kwargs) -> HttpResponse | None:
