@@ -64,20 +64,17 @@ def json_type_errors(serializer: serializers.Serializer, data: Any) -> dict[str,
         value = data.get(name)
         if field.read_only or value is None:
             continue
-        if isinstance(field, serializers.ListSerializer) and isinstance(value, list):
-            nested = [json_type_errors(field.child, item) for item in value]
-            if any(nested):
-                errors[name] = nested
-        elif isinstance(field, serializers.Serializer):
-            if nested := json_type_errors(field, value):
-                errors[name] = nested
-        elif isinstance(field, serializers.ListField) and isinstance(value, list):
+        is_list = isinstance(field, (serializers.ListSerializer, serializers.ListField))
+        if is_list and isinstance(value, list):
             if isinstance(field.child, serializers.Serializer):
                 nested = [json_type_errors(field.child, item) for item in value]
                 if any(nested):
                     errors[name] = nested
             elif any(not _json_type_ok(field.child, item) for item in value):
                 errors[name] = [_json_type_message(field.child)]
+        elif isinstance(field, serializers.Serializer):
+            if nested := json_type_errors(field, value):
+                errors[name] = nested
         elif not _json_type_ok(field, value):
             errors[name] = [_json_type_message(field)]
     return errors

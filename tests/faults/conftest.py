@@ -47,9 +47,14 @@ class Stack:
         self.workers.append(worker)
         return worker
 
+    def stop_workers(self) -> None:
+        """Stop projecting, e.g. before comparing the read models with a replay."""
+        for worker in self.workers:
+            worker.stop()
+
     def stop(self) -> None:
-        for service in [self.web, *self.workers]:
-            service.stop()
+        self.stop_workers()
+        self.web.stop()
 
 
 @pytest.fixture(scope="session")

@@ -63,8 +63,7 @@ def test_orders_placed_while_redis_is_down_all_reach_the_read_side_once(stack, r
     placed.add(after["order_id"])
     wait_until_caught_up()
 
-    for worker in stack.workers:
-        worker.stop()
+    stack.stop_workers()
     differences = differences_from_a_fresh_rebuild()
     assert differences == {}
     assert Order.objects.count() == len(placed)

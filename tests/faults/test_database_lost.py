@@ -105,8 +105,7 @@ def test_commands_answer_503_while_the_database_is_away_and_nothing_is_half_appl
     # The worker came back by itself and the read models equal a replay of the log
     recovery = wait_until_caught_up(timeout=120)
     assert OrderSummary.objects.filter(order_id__in=accepted).count() == len(accepted)
-    for worker in stack.workers:
-        worker.stop()
+    stack.stop_workers()
     differences = differences_from_a_fresh_rebuild()
     assert differences == {}
     report(

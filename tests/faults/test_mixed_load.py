@@ -161,8 +161,7 @@ def test_mixed_load_leaves_consistent_read_models_and_no_server_error(stack, rep
         on_hand = StockItem.objects.get(book_id=book_id).on_hand
         assert on_hand == stock_from_the_log(book_id), book_id
         assert on_hand >= 0
-    for worker in stack.workers:
-        worker.stop()
+    stack.stop_workers()
     rebuilt = differences_from_a_fresh_rebuild()
     assert rebuilt == {}
 

@@ -53,8 +53,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice(stack
     assert BookListing.objects.count() == Book.objects.count() == BOOKS
     on_hand = dict(StockItem.objects.values_list("book_id", "on_hand"))
     assert dict(StockLevel.objects.values_list("book_id", "on_hand")) == on_hand
-    for worker in stack.workers:
-        worker.stop()
+    stack.stop_workers()
     differences = differences_from_a_fresh_rebuild()
     assert differences == {}
     report(

@@ -41,6 +41,13 @@ class BookListingSerializer(serializers.ModelSerializer):
         ]
 
 
+def json_body(body: bytes) -> HttpResponse:
+    """A stored JSON body as it is, varying on Accept as DRF's own responses do."""
+    response = HttpResponse(body, content_type="application/json")
+    patch_vary_headers(response, ["Accept"])
+    return response
+
+
 class BookCursorPagination(CursorPagination):
     # Cursor pagination seeks by (title, book_id): a deep page costs what the first one does,
     # and no request counts the whole table.
@@ -102,9 +109,8 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
         position, head = cached_positions(self.projector_names, values)
         if body is None or position is None:
             return None
-        response = HttpResponse(body, content_type="application/json")
+        response = json_body(body)
         response["Allow"] = ", ".join(self.allowed_methods)
-        patch_vary_headers(response, ["Accept"])  # as DRF does for its own responses
         add_consistency_headers(
             response,
             ReadConsistency(
@@ -117,9 +123,7 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
         """A cache hit inside DRF's cycle: the stored JSON as it is, or parsed again for the
         browsable API."""
         if self.request.accepted_renderer.format == "json":
-            response = HttpResponse(body, content_type="application/json")
-            patch_vary_headers(response, ["Accept"])
-            return response
+            return json_body(body)
         return Response(json.loads(body))
 
     def retrieve(self, request, *args, **kwargs):
