@@ -161,6 +161,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes every database connection before and after each task unless this
+# is set, so each catch-up paid for a new PostgreSQL backend (about four per order, most of the
+# database's CPU in the benchmark). Connections are kept instead, and config/celery.py applies
+# Django's own rules between tasks, as between requests: CONN_MAX_AGE and health checks.
+CELERY_DB_REUSE_MAX = 1_000_000
 # Redis redelivers a message nobody acknowledged after this long (a worker host that vanished).
 # A publish to an unreachable broker fails at once instead of retrying for seconds (max_retries
 # 0): the only things published are wake-ups, which the beat sweep makes up for, and a request
