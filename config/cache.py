@@ -9,6 +9,7 @@ answer and handle the outage themselves (apps/cqrs/dispatch.py, apps/read/catalo
 import functools
 import logging
 
+from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import ConnectionError, TimeoutError
 
@@ -40,3 +41,39 @@ class ResilientRedisCache(RedisCache):
     touch = _when_unreachable(lambda *a, **k: False)(RedisCache.touch)
     delete = _when_unreachable(lambda *a, **k: False)(RedisCache.delete)
     delete_many = _when_unreachable(lambda *a, **k: None)(RedisCache.delete_many)
+
+    def add_many(self, keys: list[str], timeout: int) -> list[bool]:
+        """`add(key, 1, timeout)` for several keys in one round trip: whether each was added.
+        Raises when Redis is unreachable, as `add` does."""
+        with self._cache.get_client(write=True).pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.set(self.make_and_validate_key(key), 1, nx=True, ex=timeout)
+            return [bool(added) for added in pipe.execute()]
+
+    @_when_unreachable(lambda *a, **k: None)
+    def set_max(self, key: str, value: int) -> None:
+        """Store `value` unless the stored number is larger, in one round trip (a get and a set
+        would take two, and could lower it between them)."""
+        self._cache.get_client(write=True).eval(SET_MAX, 1, self.make_and_validate_key(key), value)
+
+
+# Django's serializer stores integers as plain numbers, which Lua can compare.
+SET_MAX = """
+local current = tonumber(redis.call('GET', KEYS[1]))
+if current == nil or current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+"""
+
+
+def add_many(cache: BaseCache, keys: list[str], timeout: int) -> list[bool]:
+    """`cache.add_many` where the backend has it (Redis), else one `add` per key."""
+    if isinstance(cache, ResilientRedisCache):
+        return cache.add_many(keys, timeout)
+    return [cache.add(key, 1, timeout) for key in keys]
+
+
+def set_max(cache: BaseCache, key: str, value: int) -> None:
+    """`cache.set_max` where the backend has it (Redis), else a get and a set."""
+    if isinstance(cache, ResilientRedisCache):
+        cache.set_max(key, value)
+    elif value > (cache.get(key) or 0):
+        cache.set(key, value, timeout=None)

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from apps.cqrs.projectors import Projector, registry
+from config.cache import set_max
 
 POLL_SECONDS = 0.02
 HEAD_CACHE_KEY = "cqrs:head-position"
@@ -29,11 +30,8 @@ def note_checkpoint(name: str, position: int) -> None:
 def note_head(position: int) -> None:
     """Remember the newest committed position, so that queries can report their lag without
     asking the write database. Approximate under concurrent commits, which is all a lag needs."""
-    try:
-        if position > (cache.get(HEAD_CACHE_KEY) or 0):
-            cache.set(HEAD_CACHE_KEY, position, timeout=None)
-    except Exception:
-        pass
+    with suppress(Exception):
+        set_max(cache, HEAD_CACHE_KEY, position)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from django.dispatch import receiver
 from apps.cqrs.consistency import note_head
 from apps.cqrs.projectors import registry
 from apps.cqrs.signals import event_recorded
+from config.cache import add_many
 
 logger = logging.getLogger(__name__)
 # Set while a catch-up is queued and not yet started; see `wake`.
@@ -34,13 +35,13 @@ def wake(names: list[str], head: int) -> None:
     from apps.cqrs.tasks import project
 
     note_head(head)
+    try:
+        added = add_many(cache, [wake_pending_key(n) for n in names], WAKE_PENDING_SECONDS)
+        names = [name for name, new in zip(names, added, strict=True) if new]
+    except Exception:
+        pass  # without the cache, wake every time
     for name in names:
         projector = registry.get(name)
-        try:
-            if not cache.add(wake_pending_key(name), 1, WAKE_PENDING_SECONDS):
-                continue
-        except Exception:
-            pass  # without the cache, wake every time
         try:
             # No publish retries: a request must not hang on a dead broker for a nudge.
             project.apply_async((name,), queue=projector.queue, retry=False)

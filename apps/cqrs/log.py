@@ -32,7 +32,7 @@ from collections.abc import Iterable
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from apps.cqrs.bulk import copy_rows
@@ -61,8 +61,10 @@ def take_append_lock(using: str = WRITE_ALIAS) -> None:
     connection = connections[using]
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPEND_LOCK_KEY])
+            # One round trip: without parameters, both statements go in one simple query.
+            cursor.execute(
+                f"SET CONSTRAINTS ALL IMMEDIATE; SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})"
+            )
 
 
 def record(*events: Event) -> None:
@@ -91,15 +93,10 @@ def append_pending(outer: Scope) -> list[DomainEvent]:
     pending, outer.pending[:] = list(outer.pending), []
     take_append_lock()
     now = timezone.now()
-    next_version: dict[tuple[str, str], int] = {}
+    next_version = _current_versions({(e.aggregate_type, e.aggregate_id) for e, _ in pending})
     rows = []
     for event, meta in pending:
         key = (event.aggregate_type, event.aggregate_id)
-        if key not in next_version:
-            current = DomainEvent.objects.filter(
-                aggregate_type=key[0], aggregate_id=key[1]
-            ).aggregate(v=Max("aggregate_version"))["v"]
-            next_version[key] = current or 0
         next_version[key] += 1
         rows.append(
             DomainEvent(
@@ -121,6 +118,23 @@ def append_pending(outer: Scope) -> list[DomainEvent]:
     outer.positions.extend(row.position for row in rows)
     event_recorded.send(sender=DomainEvent, events=rows, using=WRITE_ALIAS)
     return rows
+
+
+def _current_versions(keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The latest version of each (aggregate type, id), 0 for a new one, in one query."""
+    matches = Q()
+    for aggregate_type, aggregate_id in keys:
+        matches |= Q(aggregate_type=aggregate_type, aggregate_id=aggregate_id)
+    versions = dict.fromkeys(keys, 0)
+    found = (
+        DomainEvent.objects.filter(matches)
+        .values_list("aggregate_type", "aggregate_id")
+        .annotate(v=Max("aggregate_version"))
+        .order_by()
+    )
+    for aggregate_type, aggregate_id, version in found:
+        versions[aggregate_type, aggregate_id] = version
+    return versions
 
 
 COPY_COLUMNS = (

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import DatabaseError, transaction
 from django.db.models import Max, QuerySet
 from django.utils import timezone
@@ -67,8 +68,12 @@ def _ensure_replayable(projector: Projector) -> None:
 
 
 def _locked_checkpoint(projector: Projector) -> Checkpoint:
-    checkpoints = projector.checkpoint_model.objects.using(projector.database)
-    return checkpoints.select_for_update().get(name=projector.name)
+    checkpoints = projector.checkpoint_model.objects.using(projector.database).select_for_update()
+    try:
+        return checkpoints.get(name=projector.name)
+    except ObjectDoesNotExist:  # a projector's first run
+        _ensure_checkpoints([projector])
+        return checkpoints.get(name=projector.name)
 
 
 def _run_batch(projector: Projector, batch_size: int, force: bool) -> tuple[int, int, bool]:
@@ -89,8 +94,12 @@ def _run_batch(projector: Projector, batch_size: int, force: bool) -> tuple[int,
             )
             .order_by("position")[:batch_size]
         )
-        skipped = skipped_positions(projector.name)
-        events = [e for e in fetched if e.position not in skipped]
+        # Staff skip only the event a projector is stopped at (apps/cqrs/skips.py), so a
+        # healthy projector has nothing ahead of it to skip, except in a replay from the start.
+        events = fetched
+        if checkpoint.failed_position is not None or _replaying.get():
+            skipped = skipped_positions(projector.name)
+            events = [e for e in fetched if e.position not in skipped]
         try:
             applied = projector.apply_batch(events)
         except Exception as exc:
@@ -159,7 +168,6 @@ def catch_up(
     `on_batch(applied, position)` is called after each committed batch (progress bars).
     """
     batch_size = batch_size or projector.batch_size or settings.CQRS_BATCH_SIZE
-    _ensure_checkpoints([projector])
     applied = 0
     one_by_one = 0  # events left to apply singly after a batch failed
     while True:

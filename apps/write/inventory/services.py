@@ -35,11 +35,21 @@ def _validate_units(quantity: int, field: str = "quantity") -> None:
 def stock_lock(book_ids: Iterable[int]) -> dict[int, StockItem]:
     """Lock the stock rows of these books, creating missing ones, in book id order."""
     ids = sorted(set(book_ids))
-    known = set(Book.objects.filter(pk__in=ids).values_list("pk", flat=True))
-    missing = [i for i in ids if i not in known]
-    if missing:
-        raise ValidationError({"book_id": f"Unknown book id(s): {', '.join(map(str, missing))}."})
-    StockItem.objects.bulk_create([StockItem(book_id=i) for i in ids], ignore_conflicts=True)
+    locked = _lock_rows(ids)
+    if len(locked) < len(ids):  # books never stocked: one query in the usual case, not three
+        new = [i for i in ids if i not in locked]
+        known = set(Book.objects.filter(pk__in=new).values_list("pk", flat=True))
+        unknown = [i for i in new if i not in known]
+        if unknown:
+            raise ValidationError(
+                {"book_id": f"Unknown book id(s): {', '.join(map(str, unknown))}."}
+            )
+        StockItem.objects.bulk_create([StockItem(book_id=i) for i in new], ignore_conflicts=True)
+        locked = _lock_rows(ids)
+    return locked
+
+
+def _lock_rows(ids: list[int]) -> dict[int, StockItem]:
     rows = (
         StockItem.objects.select_for_update(no_key=True).filter(book_id__in=ids).order_by("book_id")
     )
