@@ -136,3 +136,32 @@ def test_a_command_checks_its_foreign_keys_before_it_takes_the_append_lock():
     assert errors == []
     assert Author.objects.filter(name="Needs the append lock").exists()
     assert DomainEvent.objects.filter(event_type="OrderPlaced").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_inner_command_cannot_be_caught_and_committed_by_the_outer_one():
+    # Given an outer command that catches the failure of a command it calls, after that inner
+    # command has recorded an event
+    from apps.cqrs.commands import command
+
+    @command("test.inner")
+    def inner(*, actor=None):
+        record(AuthorAdded(author_id=999_999, name="Rolled Back"))
+        raise ValueError("inner failed")
+
+    @command("test.outer")
+    def outer(*, actor=None):
+        try:
+            inner(actor=actor)
+        except ValueError:
+            pass
+        return Author.objects.create(name="Outer")
+
+    events_before = DomainEvent.objects.count()
+    # When it runs, it cannot go on in the broken transaction
+    with pytest.raises(transaction.TransactionManagementError):
+        outer()
+
+    # Then neither the inner command's event nor the outer command's row was committed
+    assert DomainEvent.objects.count() == events_before
+    assert not Author.objects.filter(name="Outer").exists()
