@@ -10,7 +10,7 @@ import functools
 import logging
 
 from django.core.cache.backends.base import BaseCache
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.exceptions import ConnectionError, TimeoutError
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,28 @@ def _when_unreachable(fallback):
     return decorate
 
 
+class ClientPerPool(RedisCacheClient):
+    """Django's client builds a `redis.Redis` on every cache call, which py-spy showed as a
+    sizeable part of a cached read. A redis-py client is thread-safe and holds nothing but its
+    pool and options, so one per pool does the same job."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict = {}
+
+    def get_client(self, key=None, *, write=False):
+        pool = self._get_connection_pool(write)
+        client = self._clients.get(pool)
+        if client is None:
+            client = self._clients[pool] = self._client(connection_pool=pool)
+        return client
+
+
 class ResilientRedisCache(RedisCache):
+    def __init__(self, server, params) -> None:
+        super().__init__(server, params)
+        self._class = ClientPerPool
+
     get = _when_unreachable(lambda key, default=None, version=None: default)(RedisCache.get)
     get_many = _when_unreachable(lambda keys, version=None: {})(RedisCache.get_many)
     has_key = _when_unreachable(lambda *a, **k: False)(RedisCache.has_key)
@@ -64,16 +85,17 @@ if current == nil or current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1],
 """
 
 
+# `cache` may be Django's proxy for the default cache, so these ask for the method, not the class.
 def add_many(cache: BaseCache, keys: list[str], timeout: int) -> list[bool]:
     """`cache.add_many` where the backend has it (Redis), else one `add` per key."""
-    if isinstance(cache, ResilientRedisCache):
+    if hasattr(cache, "add_many"):
         return cache.add_many(keys, timeout)
     return [cache.add(key, 1, timeout) for key in keys]
 
 
 def set_max(cache: BaseCache, key: str, value: int) -> None:
     """`cache.set_max` where the backend has it (Redis), else a get and a set."""
-    if isinstance(cache, ResilientRedisCache):
+    if hasattr(cache, "set_max"):
         cache.set_max(key, value)
     elif value > (cache.get(key) or 0):
         cache.set(key, value, timeout=None)
