@@ -5,8 +5,12 @@ database for subscribers) that (1) locks the projector's checkpoint row, (2) rea
 events after the checkpoint from the log, (3) applies them and (4) moves the checkpoint. The row
 lock makes runners of the same projector take turns, whichever worker process they are in, and
 each re-reads the checkpoint after taking the lock, so no event is applied twice. A runner
-that finds the lock taken waits for it rather than giving up: a wake-up that arrives while
-another runner finishes its last batch must still see the event that caused it.
+that finds the lock taken must not simply give up: a wake-up that arrives while another runner
+finishes its last batch must still see the event that caused it. Replays and commands wait for
+the lock. Worker tasks (`wait=False`) do not, since a long batch would then hold a second worker
+process idle (under load, a subscriber's duplicate wake-ups starved every projector behind
+it): they ask the holder for one more pass, which reads a newer head, and look once more in
+case it finished before it could see the request.
 
 A failing event stops only its projector: the events before it are kept, the error is stored on
 the checkpoint with a retry time that backs off exponentially, and the sweep tries again then.
@@ -21,8 +25,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.exceptions import ObjectDoesNotExist
-from django.db import DatabaseError, transaction
+from django.core.cache import cache
+from django.db import DatabaseError, OperationalError, transaction
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
@@ -33,6 +37,10 @@ from apps.cqrs.skips import skipped_positions
 
 logger = logging.getLogger(__name__)
 WRITE_ALIAS = "default"
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a NOWAIT lock that is taken
+# Set by a runner that found the projector busy; the runner at work takes one more pass.
+RERUN_KEY = "cqrs:another-pass:{name}"
+RERUN_SECONDS = 60
 
 
 class ProjectionFailed(Exception):
@@ -67,19 +75,38 @@ def _ensure_replayable(projector: Projector) -> None:
         raise ValueError(f"{projector.name} causes side effects: it is never replayed.")
 
 
-def _locked_checkpoint(projector: Projector) -> Checkpoint:
-    checkpoints = projector.checkpoint_model.objects.using(projector.database).select_for_update()
+class _Busy(Exception):
+    """Another runner holds the projector's checkpoint, and this one does not wait."""
+
+
+def _locked_checkpoint(projector: Projector, *, wait: bool = True) -> Checkpoint:
+    checkpoints = projector.checkpoint_model.objects.using(projector.database)
     try:
-        return checkpoints.get(name=projector.name)
-    except ObjectDoesNotExist:  # a projector's first run
-        _ensure_checkpoints([projector])
-        return checkpoints.get(name=projector.name)
+        return checkpoints.select_for_update(nowait=not wait).get(name=projector.name)
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            raise _Busy from exc
+        raise
 
 
-def _run_batch(projector: Projector, batch_size: int, force: bool) -> tuple[int, int, bool]:
+def _ask_for_another_pass(projector: Projector) -> bool:
+    try:
+        cache.add(RERUN_KEY.format(name=projector.name), 1, RERUN_SECONDS)
+    except Exception:
+        return False
+    return True
+
+
+def _another_pass_asked(projector: Projector) -> bool:
+    return bool(cache.delete(RERUN_KEY.format(name=projector.name)))
+
+
+def _run_batch(
+    projector: Projector, batch_size: int, force: bool, wait: bool
+) -> tuple[int, int, bool]:
     """One transaction: returns (events applied, checkpoint after, whether more may follow)."""
     with transaction.atomic(using=projector.database):
-        checkpoint = _locked_checkpoint(projector)
+        checkpoint = _locked_checkpoint(projector, wait=wait)
         if not force and checkpoint.retry_at and checkpoint.retry_at > timezone.now():
             return 0, checkpoint.position, False
         # Everything at or below `head` is visible or never will be (apps/cqrs/log.py), so the
@@ -160,19 +187,37 @@ def catch_up(
     *,
     batch_size: int | None = None,
     force: bool = False,
+    wait: bool = True,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> CatchUpResult:
     """Apply every event after the projector's checkpoint, batch by batch, until none is left.
 
     A projector that failed recently is left alone until its retry time unless `force` is set.
-    `on_batch(applied, position)` is called after each committed batch (progress bars).
+    With `wait=False`, a runner that finds another one at work hands its wake-up to it and
+    returns (see the module docstring). `on_batch(applied, position)` is called after each
+    committed batch (progress bars).
     """
     batch_size = batch_size or projector.batch_size or settings.CQRS_BATCH_SIZE
     applied = 0
+    position = None
+    asked = False  # whether this runner has asked the one at work for another pass
     one_by_one = 0  # events left to apply singly after a batch failed
     while True:
         try:
-            count, position, more = _run_batch(projector, 1 if one_by_one else batch_size, force)
+            size = 1 if one_by_one else batch_size
+            count, position, more = _run_batch(projector, size, force, wait)
+        except projector.checkpoint_model.DoesNotExist:
+            # A projector's first run. The row is committed before the batch: inserted inside
+            # it, it would make every other runner wait for the whole batch on its key.
+            _ensure_checkpoints([projector])
+            continue
+        except _Busy:
+            # After a batch of ours, the runner that took over reads a newer head than ours.
+            if position is None and not asked:
+                asked = True
+                wait = not _ask_for_another_pass(projector)  # without the cache, wait
+                continue
+            return CatchUpResult(applied=applied, position=position or _position(projector))
         except _BatchFailed as failed:
             # Apply that batch one event at a time: the events before the failing one are kept,
             # and the failing one is named in the error.
@@ -195,8 +240,13 @@ def catch_up(
         note_checkpoint(projector.name, position)
         if on_batch and count:
             on_batch(count, position)
-        if not more:
+        if not more and not _another_pass_asked(projector):
             return CatchUpResult(applied=applied, position=position)
+
+
+def _position(projector: Projector) -> int:
+    checkpoints = projector.checkpoint_model.objects.using(projector.database)
+    return checkpoints.filter(name=projector.name).values_list("position", flat=True).first() or 0
 
 
 def rebuild(

@@ -14,7 +14,7 @@ def project(name: str, force: bool = False) -> int:
     # Before reading the head: a command committing from now on queues a new wake-up.
     with suppress(Exception):
         cache.delete(wake_pending_key(name))
-    return runtime.catch_up(registry.get(name), force=force).applied
+    return runtime.catch_up(registry.get(name), force=force, wait=False).applied
 
 
 @shared_task(name="cqrs.rebuild", ignore_result=True)

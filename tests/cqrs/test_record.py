@@ -1,3 +1,4 @@
+import contextlib
 import threading
 import time
 import uuid
@@ -151,10 +152,8 @@ def test_a_failed_inner_command_cannot_be_caught_and_committed_by_the_outer_one(
 
     @command("test.outer")
     def outer(*, actor=None):
-        try:
+        with contextlib.suppress(ValueError):
             inner(actor=actor)
-        except ValueError:
-            pass
         return Author.objects.create(name="Outer")
 
     events_before = DomainEvent.objects.count()

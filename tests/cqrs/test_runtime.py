@@ -1,4 +1,5 @@
 import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -158,6 +159,62 @@ def test_a_failing_event_stops_only_its_projector_and_is_retried_with_backoff(fa
     status = {row.name: row for row in runtime.status()}
     assert status[failing_projector.name].lag_events == 0
     assert status[listing.name].lag_events == 0
+
+
+class BlockingProjector(Projector):
+    """Holds its first batch open until released: a runner busy with a long batch."""
+
+    name = "test.blocking"
+    handles = frozenset({"BookAdded"})
+
+    def __init__(self) -> None:
+        self.started, self.release = threading.Event(), threading.Event()
+        self.applied: list[str] = []
+
+    def apply(self, event):
+        if not self.started.is_set():
+            self.started.set()
+            self.release.wait(10)
+        title = event.payload["title"]
+        transaction.on_commit(lambda: self.applied.append(title), using="read")
+
+
+def test_a_worker_that_finds_its_projector_busy_hands_its_wake_up_over_and_returns():
+    projector = BlockingProjector()
+    registry._projectors[projector.name] = projector
+    author = add_author()
+    add_book(title="First", authors=[author])
+
+    def run() -> None:
+        try:
+            runtime.catch_up(projector)
+        finally:
+            connections.close_all()
+
+    try:
+        # Given a runner in the middle of a batch that read the log before the next book
+        busy = threading.Thread(target=run)
+        busy.start()
+        assert projector.started.wait(10)
+        add_book(title="Second", authors=[author])
+
+        # When a worker's wake-up for the new book finds the projector busy
+        started = time.monotonic()
+        handed_over = runtime.catch_up(projector, wait=False)
+
+        # Then it returns at once, without waiting for that batch or applying anything
+        assert time.monotonic() - started < 5
+        assert busy.is_alive()
+        assert handed_over.applied == 0
+        # ... and the runner at work takes another pass, which applies the new book
+        projector.release.set()
+        busy.join(10)
+        assert projector.applied == ["First", "Second"]
+        checkpoint = ProjectorCheckpoint.objects.get(name=projector.name)
+        assert checkpoint.position == runtime.head_position()
+    finally:
+        projector.release.set()
+        registry.unregister(projector.name)
 
 
 def test_projection_status_reports_lag_and_errors(failing_projector, capsys):
