@@ -11,6 +11,7 @@ from apps.cqrs.projectors import registry
 from apps.read.orders.models import CustomerTotals, OrderSummary
 from apps.write.orders import services
 from tests.factories import APPROVE, StaffFactory, UserFactory, place_order, stocked_book
+from tests.read.replays import replay_one_event_per_batch
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
 
@@ -127,6 +128,9 @@ def test_the_order_timeline_and_totals_follow_the_order_and_replay_to_the_same_r
 
     live = (rows(OrderSummary), rows(CustomerTotals))
     call_command("rebuild_read_models", verbosity=0)
+    assert (rows(OrderSummary), rows(CustomerTotals)) == live
+    # ... and to the same rows again when every event comes in a batch of its own
+    replay_one_event_per_batch("orders.history")
     assert (rows(OrderSummary), rows(CustomerTotals)) == live
 
 

@@ -1,10 +1,9 @@
+from collections.abc import Sequence
 from decimal import Decimal
 
-from django.db.models import F
-from django.db.models.functions import Greatest
-
+from apps.cqrs.bulk import save_rows
 from apps.cqrs.models import DomainEvent
-from apps.cqrs.projectors import Projector, register
+from apps.cqrs.projectors import READ_ALIAS, Projector, register
 from apps.read.orders.models import CustomerProfile, CustomerTotals, OrderSummary
 
 STATUS_AFTER = {
@@ -13,6 +12,7 @@ STATUS_AFTER = {
     "OrderDelivered": "delivered",
     "OrderCancelled": "cancelled",
 }
+SUMMARY_FIELDS = [f.name for f in OrderSummary._meta.concrete_fields if not f.primary_key]
 
 
 @register
@@ -21,72 +21,90 @@ class OrderHistoryProjector(Projector):
     handles = frozenset({"OrderPlaced", "BackorderFilled", *STATUS_AFTER})
     models = (OrderSummary, CustomerTotals)
 
-    def apply(self, event: DomainEvent) -> None:
-        p = event.payload
-        if event.event_type == "OrderPlaced":
-            self._placed(event)
-        elif event.event_type == "BackorderFilled":
-            summary = OrderSummary.objects.get(order_id=p["order_id"])
-            for line in summary.lines:
-                if line["line_id"] == p["line_id"]:
-                    line["backordered"] = p["still_backordered"]
-            summary.position = event.position
-            summary.save(update_fields=["lines", "position"])
-        else:
-            self._status(event, STATUS_AFTER[event.event_type])
-
-    def _placed(self, event: DomainEvent) -> None:
-        p = event.payload
-        OrderSummary.objects.bulk_create(
-            [
-                OrderSummary(
-                    order_id=p["order_id"],
-                    customer_id=p["customer_id"],
-                    status="placed",
-                    total=p["total"],
-                    lines=p["lines"],
-                    item_count=sum(line["quantity"] for line in p["lines"]),
-                    shipping_address=p["shipping_address"],
-                    timeline=[self._step("placed", event)],
-                    placed_at=event.recorded_at,
-                    updated_at=event.recorded_at,
-                    position=event.position,
-                )
-            ],
-            update_conflicts=True,
-            unique_fields=["order_id"],
-            update_fields=["status", "total", "lines", "item_count", "timeline", "position"],
+    def apply_batch(self, events: Sequence[DomainEvent]) -> None:
+        # As the catalog listing does: the batch's rows are read once, changed in memory and
+        # written back in one upsert, or with COPY for new ones (a replay creates nearly all).
+        summaries = OrderSummary.objects.in_bulk({e.payload["order_id"] for e in events})
+        totals = CustomerTotals.objects.in_bulk({e.payload["customer_id"] for e in events})
+        stored_summaries, stored_totals = set(summaries), set(totals)
+        for event in events:
+            if event.event_type == "OrderPlaced":
+                self._placed(summaries, totals, event)
+            elif event.event_type == "BackorderFilled":
+                self._backorder_filled(self._summary(summaries, event), event)
+            else:
+                self._status(self._summary(summaries, event), totals, event)
+        save_rows(
+            OrderSummary,
+            list(summaries.values()),
+            new=set(summaries) - stored_summaries,
+            update_fields=SUMMARY_FIELDS,
+            using=READ_ALIAS,
         )
-        CustomerTotals.objects.bulk_create(
-            [CustomerTotals(customer_id=p["customer_id"], position=event.position)],
-            ignore_conflicts=True,
-        )
-        CustomerTotals.objects.filter(customer_id=p["customer_id"]).update(
-            orders=F("orders") + 1, position=event.position
+        save_rows(
+            CustomerTotals,
+            list(totals.values()),
+            new=set(totals) - stored_totals,
+            update_fields=["orders", "spent", "position"],
+            using=READ_ALIAS,
         )
 
-    def _status(self, event: DomainEvent, status: str) -> None:
+    @staticmethod
+    def _summary(summaries: dict[int, OrderSummary], event: DomainEvent) -> OrderSummary:
+        try:
+            return summaries[event.payload["order_id"]]
+        except KeyError:
+            raise OrderSummary.DoesNotExist(
+                f"No summary of order {event.payload['order_id']}"
+            ) from None
+
+    def _placed(self, summaries: dict, totals: dict, event: DomainEvent) -> None:
         p = event.payload
-        summary = OrderSummary.objects.get(order_id=p["order_id"])
+        summary = summaries.get(p["order_id"]) or OrderSummary(
+            order_id=p["order_id"],
+            customer_id=p["customer_id"],
+            shipping_address=p["shipping_address"],
+            placed_at=event.recorded_at,
+            updated_at=event.recorded_at,
+        )
+        summary.status = "placed"
+        summary.total = Decimal(p["total"])
+        summary.lines = p["lines"]
+        summary.item_count = sum(line["quantity"] for line in p["lines"])
+        summary.timeline = [self._step("placed", event)]
+        summary.position = event.position
+        summaries[summary.order_id] = summary
+        customer = totals.setdefault(p["customer_id"], CustomerTotals(customer_id=p["customer_id"]))
+        customer.orders += 1
+        customer.position = event.position
+
+    @staticmethod
+    def _backorder_filled(summary: OrderSummary, event: DomainEvent) -> None:
+        p = event.payload
+        for line in summary.lines:
+            if line["line_id"] == p["line_id"]:
+                line["backordered"] = p["still_backordered"]
+        summary.position = event.position
+
+    def _status(self, summary: OrderSummary, totals: dict, event: DomainEvent) -> None:
+        p = event.payload
+        status = STATUS_AFTER[event.event_type]
         summary.status = status
         summary.timeline = [*summary.timeline, self._step(status, event)]
         summary.updated_at = event.recorded_at
         summary.position = event.position
-        fields = ["status", "timeline", "updated_at", "position"]
         if event.event_type == "OrderCancelled":
             summary.refunded = Decimal(p["refunded"])
             summary.cancel_reason = p["reason"]
             summary.lines = [{**line, "backordered": 0} for line in summary.lines]
-            fields += ["refunded", "cancel_reason", "lines"]
-        summary.save(update_fields=fields)
         spent = {
             "OrderPaid": Decimal(p.get("amount", "0")),
             "OrderCancelled": -Decimal(p.get("refunded", "0")),
         }.get(event.event_type)
-        if spent:
-            CustomerTotals.objects.filter(customer_id=p["customer_id"]).update(
-                spent=Greatest(F("spent") + spent, Decimal("0")), position=event.position
-            )
+        customer = totals.get(p["customer_id"])
+        if spent and customer is not None:
+            customer.spent = max(customer.spent + spent, Decimal("0"))
+            customer.position = event.position
 
     @staticmethod
     def _step(status: str, event: DomainEvent) -> dict:

@@ -1,7 +1,7 @@
 from collections.abc import Sequence
+from datetime import date
 from decimal import Decimal
 
-from django.db.models import F
 from django.utils.dateparse import parse_datetime
 
 from apps.cqrs.bulk import save_rows
@@ -39,18 +39,20 @@ class ReportsProjector(Projector):
     models = (DailySales, DailyRevenue, StockLevel)
 
     def apply_batch(self, events: Sequence[DomainEvent]) -> None:
-        # Stock levels, one row per book, are read once per batch, changed in memory and
-        # written back in one upsert (as the catalog listing does); sales and revenue, a few
-        # rows per day, are counted in SQL event by event.
+        # Every table is read once per batch, changed in memory and written back in one upsert
+        # (as the catalog listing does): stock levels one row per book, sales one per day and
+        # book, revenue one per day.
         per_book = [e for e in events if e.event_type in BOOK_EVENTS]
         levels = StockLevel.objects.in_bulk({e.payload["book_id"] for e in per_book})
         stored = set(levels)
         dirty: set[int] = set()
+        sales: dict[tuple, list] = {}  # (day, book id) -> [title, units]
+        revenue: dict[date, list] = {}  # day -> [amount, payments, refunds]
         for event in events:
             if event.event_type in BOOK_EVENTS:
                 dirty.update(self._level(levels, event))
             else:
-                self._figures(event)
+                self._figures(event, sales, revenue)
         if dirty:
             save_rows(
                 StockLevel,
@@ -59,6 +61,10 @@ class ReportsProjector(Projector):
                 update_fields=["title", "on_hand", "allow_backorder", "discontinued"],
                 using=READ_ALIAS,
             )
+        if sales:
+            self._save_sales(sales)
+        if revenue:
+            self._save_revenue(revenue)
 
     @staticmethod
     def _level(levels: dict[int, StockLevel], event: DomainEvent) -> list[int]:
@@ -78,35 +84,64 @@ class ReportsProjector(Projector):
             level.allow_backorder = p.get("allow_backorder", level.allow_backorder)
         return [p["book_id"]]
 
-    def _figures(self, event: DomainEvent) -> None:
+    @staticmethod
+    def _figures(event: DomainEvent, sales: dict, revenue: dict) -> None:
         p, kind = event.payload, event.event_type
         if kind == "OrderPlaced":
-            self._sales(event.recorded_at.date(), p["lines"], sign=1)
+            _count_sales(sales, event.recorded_at.date(), p["lines"], sign=1)
         elif kind == "OrderPaid":
-            self._revenue(event, Decimal(p["amount"]), payments=1)
+            _count_revenue(revenue, event.recorded_at.date(), Decimal(p["amount"]), payments=1)
         elif kind == "OrderCancelled":
             # Sales count against the day the order was placed, refunds on the day they happen.
-            self._sales(parse_datetime(p["placed_at"]).date(), p["lines"], sign=-1)
+            _count_sales(sales, parse_datetime(p["placed_at"]).date(), p["lines"], sign=-1)
             if Decimal(p["refunded"]):
-                self._revenue(event, -Decimal(p["refunded"]), refunds=1)
+                day = event.recorded_at.date()
+                _count_revenue(revenue, day, -Decimal(p["refunded"]), refunds=1)
 
     @staticmethod
-    def _sales(day, lines: list[dict], *, sign: int) -> None:
+    def _save_sales(sales: dict[tuple, list]) -> None:
+        days, books = {day for day, _ in sales}, {book for _, book in sales}
+        rows = {
+            (row.day, row.book_id): row
+            for row in DailySales.objects.filter(day__in=days, book_id__in=books)
+            if (row.day, row.book_id) in sales
+        }
+        for key, (title, units) in sales.items():
+            row = rows.setdefault(key, DailySales(day=key[0], book_id=key[1], title=title))
+            row.units += units
         DailySales.objects.bulk_create(
-            [DailySales(day=day, book_id=line["book_id"], title=line["title"]) for line in lines],
-            ignore_conflicts=True,
+            list(rows.values()),
+            update_conflicts=True,
+            unique_fields=["day", "book_id"],
+            update_fields=["units"],
         )
-        for line in lines:
-            DailySales.objects.filter(day=day, book_id=line["book_id"]).update(
-                units=F("units") + sign * line["quantity"]
-            )
 
     @staticmethod
-    def _revenue(event: DomainEvent, amount: Decimal, payments: int = 0, refunds: int = 0):
-        day = event.recorded_at.date()
-        DailyRevenue.objects.bulk_create([DailyRevenue(day=day)], ignore_conflicts=True)
-        DailyRevenue.objects.filter(day=day).update(
-            revenue=F("revenue") + amount,
-            payments=F("payments") + payments,
-            refunds=F("refunds") + refunds,
+    def _save_revenue(revenue: dict[date, list]) -> None:
+        rows = DailyRevenue.objects.in_bulk(list(revenue))
+        stored = set(rows)
+        for day, (amount, payments, refunds) in revenue.items():
+            row = rows.setdefault(day, DailyRevenue(day=day))
+            row.revenue += amount
+            row.payments += payments
+            row.refunds += refunds
+        save_rows(
+            DailyRevenue,
+            list(rows.values()),
+            new=set(rows) - stored,
+            update_fields=["revenue", "payments", "refunds"],
+            using=READ_ALIAS,
         )
+
+
+def _count_sales(sales: dict, day: date, lines: list[dict], *, sign: int) -> None:
+    for line in lines:
+        counted = sales.setdefault((day, line["book_id"]), [line["title"], 0])
+        counted[1] += sign * line["quantity"]
+
+
+def _count_revenue(revenue: dict, day: date, amount: Decimal, payments=0, refunds=0) -> None:
+    counted = revenue.setdefault(day, [Decimal("0"), 0, 0])
+    counted[0] += amount
+    counted[1] += payments
+    counted[2] += refunds
