@@ -193,6 +193,10 @@ def write_report(results: dict) -> None:
 
     place_p50 = median([r["p50"] for r in commands["uncontended, 1 client"]])
     lag_p99 = median([r["p99"] for r in lag["100"]])
+    # Open loop: a server that cannot keep up serves fewer than 100 orders a second, and a
+    # low lag at a lower rate does not meet the target.
+    lag_rate = median([r["achieved_rate"] for r in lag["100"]])
+    lag_ok = lag_p99 <= TARGETS["lag_p99_ms_at_100"] and lag_rate >= 95
     worst_deep = max(growth["deep_ratio"].values())
     list_a_c, _, list_a_d = reads["ratios"]["list"]
     detail_a_c, _, detail_a_d = reads["ratios"]["detail"]
@@ -214,8 +218,8 @@ def write_report(results: dict) -> None:
         f"| {verdict(worst_deep <= TARGETS['deep_vs_first'])} |",
         f"| place order p50 ≤ 10 ms uncontended (1 client) | {place_p50:.1f} ms "
         f"| {verdict(place_p50 <= TARGETS['place_p50_ms'])} |",
-        f"| lag p99 ≤ 250 ms at 100 orders/s | {lag_p99:.0f} ms "
-        f"| {verdict(lag_p99 <= TARGETS['lag_p99_ms_at_100'])} |",
+        f"| lag p99 ≤ 250 ms at 100 orders/s | {lag_p99:.0f} ms, with {lag_rate:.0f} orders/s "
+        f"served | {verdict(lag_ok)} |",
         f"| replay ≥ 20,000 events/s | {replay['events_per_second']:,.0f} events/s "
         f"| {verdict(replay['events_per_second'] >= TARGETS['replay_eps'])} |",
     ]
