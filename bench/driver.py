@@ -109,7 +109,7 @@ async def open_loop(args, tokens: list[str], books: list[int]) -> dict:
     # Orders the server has not taken yet wait for a connection here, in arrival order, and
     # their wait counts in their latency. Left to wait inside httpx's pool instead, a few
     # hundred of them made this process spin at 100 % CPU (seen at 100 orders/s on a server
-    # that managed about 80), which starved the server it measures.
+    # that managed about 75), which starved the server it measures.
     slots = asyncio.Semaphore(CONNECTIONS)
     async with client(args.base, CONNECTIONS) as http:
         begin = time.perf_counter()

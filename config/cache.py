@@ -33,9 +33,9 @@ def _when_unreachable(fallback):
 
 
 class ClientPerPool(RedisCacheClient):
-    """Django's client builds a `redis.Redis` on every cache call, which py-spy showed as a
-    sizeable part of a cached read. A redis-py client is thread-safe and holds nothing but its
-    pool and options, so one per pool does the same job."""
+    """Django's client builds a `redis.Redis` on every cache call, with its response-callback
+    table (cProfile: about 170 dict insertions per call). A redis-py client is thread-safe
+    and holds nothing but its pool and options, so one per pool does the same job."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -74,7 +74,9 @@ class OrderHistoryProjector(Projector):
         summary.timeline = [self._step("placed", event)]
         summary.position = event.position
         summaries[summary.order_id] = summary
-        customer = totals.setdefault(p["customer_id"], CustomerTotals(customer_id=p["customer_id"]))
+        customer = totals.get(p["customer_id"])
+        if customer is None:
+            customer = totals[p["customer_id"]] = CustomerTotals(customer_id=p["customer_id"])
         customer.orders += 1
         customer.position = event.position
 
