@@ -20,7 +20,7 @@ def projections(request):
     context = {
         **admin.site.each_context(request),
         "title": "Projections",
-        "rows": [(row, registry.get(row.name)) for row in runtime.status()],
+        "rows": [(row, registry.get(row.projector)) for row in runtime.status()],
         "can_rebuild": request.user.has_perm("cqrs.change_projectorcheckpoint"),
     }
     return render(request, "admin/cqrs/projections.html", context)
@@ -61,11 +61,38 @@ def projection_action(request, name: str, action: str):
         except ValidationError as exc:
             messages.error(request, f"Not skipped: {' '.join(exc.messages)}")
         else:
+            key = _parked_key_at(projector, position)
+            if key:
+                _retry_key(request, projector, key)
             tasks.project.apply_async((name,), queue=projector.queue, kwargs={"force": True})
             messages.success(request, f"{name} skips event #{position}; the skip is in the log.")
+    elif action == "retry-key":
+        if not request.user.has_perm("cqrs.change_projectorcheckpoint"):
+            raise PermissionDenied
+        _retry_key(request, projector, request.POST.get("key", ""))
     else:
         raise Http404(action)
     return redirect("admin-projections")
+
+
+def _parked_key_at(projector, position: int) -> str | None:
+    for row in runtime.status([projector]):
+        for key, entry in row.parked.items():
+            if entry["position"] == position:
+                return key
+    return None
+
+
+def _retry_key(request, projector, key: str) -> None:
+    try:
+        still = runtime.retry_parked(projector, key=key)
+    except runtime.NotParked as exc:
+        messages.error(request, str(exc))
+    else:
+        if still:
+            messages.error(request, f"{key} failed again at event #{still['position']}.")
+        else:
+            messages.success(request, f"{key} is projected again.")
 
 
 @staff_member_required
@@ -78,7 +105,7 @@ def flow(request, correlation_id: uuid.UUID):
     for event in events:
         runs = []
         for projector in registry.interested_in([event.event_type]):
-            cp = checkpoints[projector.name]
+            cp = checkpoints[projector.partition_of(event).name]
             if cp.position >= event.position:
                 state = "applied"
             elif cp.failed_position == event.position:

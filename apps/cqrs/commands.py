@@ -16,9 +16,10 @@ def command(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     the events it records carry `name` and the `actor` keyword argument it is called with.
 
     Events are appended to the log when the outermost command finishes, still inside its
-    transaction: every row lock a command takes is therefore taken before the log's append lock,
-    so commands that call other commands cannot deadlock on it, and the append lock is held only
-    for the insert and the commit.
+    transaction, after every row lock the command takes: versions are numbered while the
+    aggregates' rows are locked (apps/cqrs/log.py), and the log's ROW EXCLUSIVE lock, which
+    readers look for when they see a gap (apps/cqrs/horizon.py), is held for as short a time
+    as the transaction allows.
 
     A command called by another joins its transaction without a savepoint: its events wait in
     the outer command's list, so if it fails the outer command must fail too; catching the

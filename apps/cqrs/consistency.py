@@ -46,16 +46,23 @@ class ReadConsistency:
         return max(self.head - self.position, 0)
 
 
+def _partition_names(projector_names: list[str]) -> list[str]:
+    return [p.name for name in projector_names for p in registry.get(name).partition_list()]
+
+
 def position_keys(projector_names: list[str]) -> list[str]:
-    """The cache keys that say how fresh a read of these projectors' tables is; a caller may
-    fetch them in the same round trip as its own entries and pass the values to
-    `cached_positions`."""
-    return [*(CHECKPOINT_CACHE_KEY.format(name=name) for name in projector_names), HEAD_CACHE_KEY]
+    """The cache keys that say how fresh a read of these projectors' tables is (one per
+    partition); a caller may fetch them in the same round trip as its own entries and pass the
+    values to `cached_positions`."""
+    names = _partition_names(projector_names)
+    return [*(CHECKPOINT_CACHE_KEY.format(name=name) for name in names), HEAD_CACHE_KEY]
 
 
 def cached_positions(projector_names: list[str], values: dict) -> tuple[int | None, int]:
-    """From values fetched for `position_keys`: the position every projector has passed (None
-    unless all are cached) and the head of the log (0 when unknown)."""
+    """From values fetched for `position_keys`: the position every partition of every projector
+    has passed (None unless all are cached) and the head of the log (0 when unknown). A
+    position counts as passed only when every partition has passed it: any of them could hold
+    an event at or below it."""
     keys = position_keys(projector_names)[:-1]
     head = values.get(HEAD_CACHE_KEY) or 0
     if not keys or not all(key in values for key in keys):
@@ -73,15 +80,16 @@ def _cached_positions(projectors: list[Projector]) -> tuple[int | None, int]:
 
 
 def read_position(projectors: list[Projector]) -> int:
-    """The position every one of these projectors has passed, from their checkpoints."""
-    positions = [
-        p.checkpoint_model.objects.using(p.database)
-        .filter(name=p.name)
-        .values_list("position", flat=True)
-        .first()
-        or 0
-        for p in projectors
-    ]
+    """The position every partition of these projectors has passed, from their checkpoints."""
+    positions = []
+    for p in projectors:
+        names = [part.name for part in p.partition_list()]
+        found = list(
+            p.checkpoint_model.objects.using(p.database)
+            .filter(name__in=names)
+            .values_list("position", flat=True)
+        )
+        positions.append(min(found) if len(found) == len(names) else 0)
     return min(positions, default=0)
 
 

@@ -28,26 +28,33 @@ def wake_pending_key(name: str) -> str:
 
 
 def wake(names: list[str], head: int) -> None:
-    """Queue a catch-up for each named projector on its own queue, unless one is queued and has
-    not started yet: that one reads the head when it starts, after this commit, so it covers
-    these events too. Under load this keeps one task per projector in the queue instead of one
-    per command. Never raises."""
+    """Queue a catch-up for each partition of each named projector on its queue, unless one is
+    queued and has not started yet: that one reads the log when it starts, after this commit,
+    so it covers these events too. Under load this keeps one task per partition in the queue
+    instead of one per command. Every partition is woken, not only those the events went to:
+    read-your-writes waits for all of them to pass a position (apps/cqrs/consistency.py), and
+    one with nothing to do moves its checkpoint in one short batch. Never raises."""
     from apps.cqrs.tasks import project
 
     note_head(head)
+    parts = [part for name in names for part in registry.get(name).partition_list()]
     try:
-        added = add_many(cache, [wake_pending_key(n) for n in names], WAKE_PENDING_SECONDS)
-        names = [name for name, new in zip(names, added, strict=True) if new]
+        added = add_many(cache, [wake_pending_key(p.name) for p in parts], WAKE_PENDING_SECONDS)
+        parts = [part for part, new in zip(parts, added, strict=True) if new]
     except Exception:
         pass  # without the cache, wake every time
-    for name in names:
-        projector = registry.get(name)
+    for part in parts:
         try:
             # No publish retries: a request must not hang on a dead broker for a nudge.
-            project.apply_async((name,), queue=projector.queue, retry=False)
+            project.apply_async(
+                (part.projector.name,),
+                {"partition": part.index},
+                queue=part.projector.queue,
+                retry=False,
+            )
         except Exception:
             logger.warning(
-                "Could not wake projector %s; the sweep will catch it up.", name, exc_info=True
+                "Could not wake projector %s; the sweep will catch it up.", part, exc_info=True
             )
 
 

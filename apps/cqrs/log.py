@@ -1,29 +1,19 @@
 """Appending to the event log.
 
-Ordering without gaps on PostgreSQL
------------------------------------
-A reader follows the log by position and remembers the last position it applied. A plain
-sequence is not enough for that: positions are taken at insert and become visible at commit, so
-transaction A can take position 10, transaction B position 11, B commits first, and a reader that
-sees 11 moves past 10 before A commits, never to see it.
+Appends run concurrently: `record()` only collects events, and the outermost command inserts
+them at its end, in its own transaction, with no lock of the kernel's around the insert or the
+commit (apps/cqrs/commands.py). What PostgreSQL still serialises is the sequence's `nextval`
+and, per aggregate, the unique (type, id, version) index: microseconds, never across a commit.
 
-We serialise appends instead: `record()` takes a transaction-scoped advisory lock
-(`pg_advisory_xact_lock`) before it takes positions, and PostgreSQL releases that lock only after
-the transaction's commit is visible to new snapshots. A second writer therefore takes its
-positions after the first writer's events are visible, so whenever a reader sees position N,
-every position below N is either visible too or belongs to a transaction that rolled back and
-will never appear. Readers need no horizon, no gap tracking and no time-out; every projector reads
-plain `position > checkpoint ORDER BY position`, and events are applied in exactly the order of
-their positions, which is also the order of the aggregates' versions.
+Aggregate versions stay gap-free and ordered because the services lock the aggregate's row
+before they change it, so two commands on one aggregate run one after the other and the second
+reads the first one's version. Where a command records for an aggregate it did not lock and
+another command got there first, the unique constraint refuses the second insert: the command
+fails with a Conflict (409) and changes nothing. The same order makes positions follow versions:
+the later command takes its position after the earlier one committed.
 
-The price is that the part of a command transaction from the append to its commit runs one at a
-time. `record()` only collects events; the outermost command appends them all at its very end,
-after its reads, row locks and row changes (apps/cqrs/commands.py), so the serialised part is the
-event insert and the commit itself. The alternatives were
-a transaction-id horizon (`pg_snapshot_xmin`: no writer waits, but one long transaction stalls
-every reader, and events are then ordered by transaction id rather than by position) and gap
-tracking with a timeout (a timeout skips real events under load). SQLite, the embedded default,
-allows one writer at a time anyway.
+Positions therefore commit out of order; readers never step over one that may still commit:
+see apps/cqrs/horizon.py, and docs/decisions/0001-concurrent-appends-and-the-log-horizon.md.
 """
 
 import json
@@ -31,40 +21,23 @@ import uuid
 from collections.abc import Iterable
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connections
+from django.db import IntegrityError, connections
 from django.db.models import Max, Q
 from django.utils import timezone
 
 from apps.cqrs.bulk import copy_rows
 from apps.cqrs.context import Scope, current_scope
 from apps.cqrs.events import Event
+from apps.cqrs.exceptions import Conflict
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.signals import event_recorded
 
 WRITE_ALIAS = "default"
-# Any fixed 64-bit number; it names "the event log's append lock" among advisory locks.
-APPEND_LOCK_KEY = 0x0C0F_FEE5_B00C
+VERSION_CONSTRAINT = "event_aggregate_version_unique"
 
 
 class RecordError(RuntimeError):
     """record() was called outside a command service or outside a transaction."""
-
-
-def take_append_lock(using: str = WRITE_ALIAS) -> None:
-    """Serialise event appends until the current transaction ends (see the module docstring).
-
-    Django creates foreign keys DEFERRABLE INITIALLY DEFERRED, so PostgreSQL would check them,
-    and take their KEY SHARE row locks, at commit: after this lock, while a writer holding
-    such a row may be waiting for this lock. Deadlock. The checks are run now instead, so every
-    row lock of the command is taken before the append lock (seen under the mixed-load test).
-    """
-    connection = connections[using]
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            # One round trip: without parameters, both statements go in one simple query.
-            cursor.execute(
-                f"SET CONSTRAINTS ALL IMMEDIATE; SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})"
-            )
 
 
 def record(*events: Event) -> None:
@@ -83,15 +56,14 @@ def record(*events: Event) -> None:
 def append_pending(outer: Scope) -> list[DomainEvent]:
     """Append the events recorded under the outermost command `outer` and announce them.
 
-    Takes the append lock, numbers aggregate versions under it (so services need no
-    read-modify-write for them), stores the rows, and sends `event_recorded`.
+    Numbers aggregate versions from the log (the services hold the aggregates' row locks),
+    stores the rows, and sends `event_recorded`.
     """
     if not outer.pending:
         return []
     if not connections[WRITE_ALIAS].in_atomic_block:
         raise RecordError("Events must be appended inside the command's transaction.")
     pending, outer.pending[:] = list(outer.pending), []
-    take_append_lock()
     now = timezone.now()
     next_version = _current_versions({(e.aggregate_type, e.aggregate_id) for e, _ in pending})
     rows = []
@@ -114,7 +86,14 @@ def append_pending(outer: Scope) -> list[DomainEvent]:
                 recorded_at=now,
             )
         )
-    DomainEvent.objects.bulk_create(rows)
+    try:
+        DomainEvent.objects.bulk_create(rows)
+    except IntegrityError as exc:
+        if VERSION_CONSTRAINT not in str(exc):
+            raise
+        raise Conflict(
+            "Another command changed the same thing at the same moment; try again."
+        ) from exc
     outer.positions.extend(row.position for row in rows)
     event_recorded.send(sender=DomainEvent, events=rows, using=WRITE_ALIAS)
     return rows
@@ -160,13 +139,12 @@ def copy_new_aggregates(items: Iterable[tuple[Event, str]]) -> int:
     would have recorded as the system, with its own correlation id, numbering versions from 1.
 
     This is the bulk path for seeding benchmark catalogs: the rows equal what the services write,
-    at a hundredth of the cost. It takes the append lock like any command and sends no signal, so
-    projectors pick the events up on their next sweep. Returns the number of rows written.
+    at a hundredth of the cost. It sends no signal, so projectors pick the events up on their
+    next sweep. Returns the number of rows written.
     """
     connection = connections[WRITE_ALIAS]
     if connection.vendor != "postgresql" or not connection.in_atomic_block:
         raise RecordError("copy_new_aggregates() needs a PostgreSQL transaction.")
-    take_append_lock()
     now = timezone.now()
     versions: dict[tuple[str, str], int] = {}
     written = 0

@@ -19,8 +19,9 @@ class DomainEventQuerySet(models.QuerySet):
 class DomainEvent(models.Model):
     """One business fact in the append-only event log, the audit trail and the outbox.
 
-    `position` is global and, because appends are serialised (apps/cqrs/log.py), becomes visible
-    in position order, so readers may follow it without ever stepping over a late commit.
+    `position` is global and taken at insert. Transactions commit in another order than they take
+    positions: readers follow the log up to its horizon (apps/cqrs/horizon.py), never past a
+    position that may still commit.
     """
 
     position = models.BigAutoField(primary_key=True)
@@ -62,6 +63,19 @@ class DomainEvent(models.Model):
         raise AppendOnlyError("The event log is append-only: events are never deleted.")
 
 
+class LogHorizon(models.Model):
+    """One row: a position up to which every event of the log is visible or will never be.
+
+    Readers move it forward now and then (apps/cqrs/horizon.py), so that a reader far behind
+    (a replay) reads the settled part of the log without looking for gaps in it again."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    position = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"log settled up to {self.position}"
+
+
 class Checkpoint(models.Model):
     name = models.CharField(max_length=100, primary_key=True)
     position = models.BigIntegerField(default=0)
@@ -70,6 +84,10 @@ class Checkpoint(models.Model):
     failed_position = models.BigIntegerField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Failures in a row.")
     retry_at = models.DateTimeField(null=True, blank=True)
+    # Aggregates whose events this partition passes over since one of them failed, for
+    # projectors that park failures by key: {"order:17": {"position", "event_type", "error",
+    # "attempts", "parked_at"}}. Staff retry or skip them (apps/cqrs/runtime.py).
+    parked = models.JSONField(default=dict, blank=True)
 
     class Meta:
         abstract = True

@@ -6,11 +6,14 @@ its checkpoint in the same read-database transaction as its rows, so an event is
 once in effect. Subscribers that cause side effects use the same base and runtime.
 """
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import ClassVar
 
-from django.db.models import Model
+from django.db.models import Model, QuerySet
+from django.db.models.expressions import RawSQL
 
 from apps.cqrs.context import scope
 from apps.cqrs.models import Checkpoint, DomainEvent, ProjectorCheckpoint, SubscriberCheckpoint
@@ -40,6 +43,33 @@ class Projector:
     checkpoint_model: ClassVar[type[Checkpoint]] = ProjectorCheckpoint
     # Events per transaction; None for the runtime's default (CQRS_BATCH_SIZE).
     batch_size: ClassVar[int | None] = None
+    # Partitions projected in parallel, each with its own checkpoint and runner. An event goes
+    # to one partition by its key: the payload field `partition_by`, or the aggregate's id.
+    # The events of one key stay in order; rows that two keys share must not exist. Changing
+    # the count: docs/operations.md ("Changing a projector's partitions").
+    partitions: ClassVar[int] = 1
+    partition_by: ClassVar[str | None] = None
+    # True where each aggregate's rows depend only on its own events (in version order): a
+    # failing event then parks its aggregate alone, whose later events wait with it, while the
+    # others go on. False: a failing event stops the partition until it applies or is skipped.
+    parks_by_key: ClassVar[bool] = False
+
+    @staticmethod
+    def key_of(event: DomainEvent) -> str:
+        """The key a failing event parks: its aggregate."""
+        return f"{event.aggregate_type}:{event.aggregate_id}"
+
+    @staticmethod
+    def key_events(events: QuerySet[DomainEvent], key: str) -> QuerySet[DomainEvent]:
+        aggregate_type, _, aggregate_id = key.partition(":")
+        return events.filter(aggregate_type=aggregate_type, aggregate_id=aggregate_id)
+
+    def partition_list(self) -> list["Partition"]:
+        return [Partition(self, index) for index in range(self.partitions)]
+
+    def partition_of(self, event: DomainEvent) -> "Partition":
+        key = event.payload.get(self.partition_by) if self.partition_by else event.aggregate_id
+        return Partition(self, key_partition("" if key is None else str(key), self.partitions))
 
     def apply(self, event: DomainEvent) -> None:
         raise NotImplementedError
@@ -65,6 +95,57 @@ class Projector:
         return f"<{type(self).__name__} {self.name}>"
 
 
+def key_partition(key: str, count: int) -> int:
+    """The partition of `key` among `count`; `Partition.events` computes the same in SQL.
+    md5, so that the answer never changes with a PostgreSQL or Python version."""
+    return int(hashlib.md5(key.encode()).hexdigest()[:8], 16) % count
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One checkpoint and one runner of a projector; the only one unless it declares more."""
+
+    projector: Projector
+    index: int
+    count: int = 0  # the projector's partition count unless given (a layout to move from)
+
+    def __post_init__(self) -> None:
+        if not self.count:
+            object.__setattr__(self, "count", self.projector.partitions)
+
+    @classmethod
+    def named(cls, projector: Projector, name: str) -> "Partition":
+        """The partition a checkpoint's name stands for, whatever count it was made for."""
+        if name == projector.name:
+            return cls(projector, 0, 1)
+        index, count = name.removeprefix(f"{projector.name}[").removesuffix("]").split("/")
+        return cls(projector, int(index), int(count))
+
+    @property
+    def name(self) -> str:
+        """Its checkpoint's name. The count is part of it: checkpoints of another count are a
+        layout to move from (`manage.py repartition_projector`), never to carry on with."""
+        if self.count == 1:
+            return self.projector.name
+        return f"{self.projector.name}[{self.index}/{self.count}]"
+
+    def events(self, events: QuerySet[DomainEvent]) -> QuerySet[DomainEvent]:
+        """`events` narrowed to this partition's keys."""
+        if self.count == 1:
+            return events
+        key = "aggregate_id" if not self.projector.partition_by else "payload->>%s"
+        params = [self.projector.partition_by] if self.projector.partition_by else []
+        return events.alias(
+            partition=RawSQL(
+                f"mod(('x' || substr(md5(COALESCE({key}, '')), 1, 8))::bit(32)::bigint, %s)",
+                [*params, self.count],
+            )
+        ).filter(partition=self.index)
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Subscriber(Projector):
     """Reacts to events with side effects: commands (process managers), e-mails.
 
@@ -75,8 +156,9 @@ class Subscriber(Projector):
 
     `apply` returns whether it acted (ran a command, sent something). A batch ends after the
     first event that acted, so its effects commit with the checkpoint before the next event is
-    looked at: the log's append lock, taken by the command, is never held across another event's
-    work, and an e-mail is never rolled back by a later event's failure. Events that need
+    looked at: a transaction that has appended to the log is never kept open for another event's
+    work (readers wait for it at a gap), and an e-mail is never rolled back by a later event's
+    failure. Events that need
     nothing are passed over many to a transaction.
     """
 

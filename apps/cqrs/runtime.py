@@ -1,9 +1,12 @@
 """The projector runtime: catch a projector up from its checkpoint, rebuild it, report on it.
 
-Each batch is one transaction on the projector's database (the read database; the write
-database for subscribers) that (1) locks the projector's checkpoint row, (2) reads the next
-events after the checkpoint from the log, (3) applies them and (4) moves the checkpoint. The row
-lock makes runners of the same projector take turns, whichever worker process they are in, and
+A projector runs as one or more partitions (apps/cqrs/projectors.py), each with a checkpoint of
+its own, so that its partitions are projected in parallel. Each batch is one transaction on the
+projector's database (the read database; the write database for subscribers) that (1) locks the
+partition's checkpoint row, (2) reads the partition's next events after the checkpoint, up to
+the log's horizon (apps/cqrs/horizon.py), (3) applies them in position order, which never
+inverts an aggregate's versions, and (4) moves the checkpoint. The row lock makes runners of
+the same partition take turns, whichever worker process they are in, and
 each re-reads the checkpoint after taking the lock, so no event is applied twice. A runner
 that finds the lock taken must not simply give up: a wake-up that arrives while another runner
 finishes its last batch must still see the event that caused it. Replays and commands wait for
@@ -12,10 +15,13 @@ process idle (under load, a subscriber's duplicate wake-ups starved every projec
 it): they ask the holder for one more pass, which reads a newer head, and look once more in
 case it finished before it could see the request.
 
-A failing event stops only its projector: the events before it are kept, the error is stored on
-the checkpoint with a retry time that backs off exponentially, and the sweep tries again then.
-It goes on once the cause is fixed, or once staff skip the event with a reason: the skip is an
-event in the log (apps/cqrs/skips.py), which every batch, live or replayed, honours.
+A failing event stops only its projector's partition: the events before it are kept, the error
+is stored on the checkpoint with a retry time that backs off exponentially, and the sweep tries
+again then. It goes on once the cause is fixed, or once staff skip the event with a reason: the
+skip is an event in the log (apps/cqrs/skips.py), which every batch, live or replayed, honours.
+A projector whose aggregates are independent (`parks_by_key`) parks the failing event's
+aggregate instead: the partition goes on with every other key, passes over the parked key's
+later events, and staff retry the key (`retry_parked`) or skip its event, then retry.
 """
 
 import logging
@@ -27,12 +33,13 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, OperationalError, transaction
-from django.db.models import Max, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from apps.cqrs.consistency import note_checkpoint
+from apps.cqrs.horizon import readable_position
 from apps.cqrs.models import Checkpoint, DomainEvent
-from apps.cqrs.projectors import Projector, _replaying, registry
+from apps.cqrs.projectors import Partition, Projector, _replaying, registry
 from apps.cqrs.skips import skipped_positions
 
 logger = logging.getLogger(__name__)
@@ -41,6 +48,9 @@ LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a NOWAIT lock that is 
 # Set by a runner that found the projector busy; the runner at work takes one more pass.
 RERUN_KEY = "cqrs:another-pass:{name}"
 RERUN_SECONDS = 60
+# How long a runner stuck at a gap polls for the transaction that may fill it to end. Longer
+# holders wake the projector when they commit; the sweep passes their gap if they roll back.
+GAP_WAIT_SECONDS = 0.25
 
 
 class ProjectionFailed(Exception):
@@ -63,10 +73,33 @@ def head_position() -> int:
     return DomainEvent.objects.using(WRITE_ALIAS).aggregate(p=Max("position"))["p"] or 0
 
 
+class PartitionsChanged(Exception):
+    """The projector's checkpoints were made for another partition count."""
+
+
+def _checkpoints(projector: Projector) -> QuerySet[Checkpoint]:
+    """Every checkpoint row of the projector, whatever partition count made it."""
+    return projector.checkpoint_model.objects.using(projector.database).filter(
+        Q(name=projector.name) | Q(name__startswith=f"{projector.name}[")
+    )
+
+
 def _ensure_checkpoints(projectors: list[Projector]) -> None:
+    """Create the checkpoints of a projector's first run. A projector whose checkpoints were
+    made for another partition count is refused: starting its new partitions from zero would
+    apply every event a second time (docs/operations.md says how to move them)."""
     for projector in projectors:
+        names = {part.name for part in projector.partition_list()}
+        existing = set(_checkpoints(projector).values_list("name", flat=True))
+        if existing - names:
+            raise PartitionsChanged(
+                f"{projector.name} has checkpoints {', '.join(sorted(existing - names))}, not "
+                f"{projector.partitions} partition(s): run `manage.py repartition_projector "
+                f"{projector.name}` (or rebuild it)."
+            )
         projector.checkpoint_model.objects.using(projector.database).bulk_create(
-            [projector.checkpoint_model(name=projector.name)], ignore_conflicts=True
+            [projector.checkpoint_model(name=name) for name in sorted(names - existing)],
+            ignore_conflicts=True,
         )
 
 
@@ -79,44 +112,42 @@ class _Busy(Exception):
     """Another runner holds the projector's checkpoint, and this one does not wait."""
 
 
-def _locked_checkpoint(projector: Projector, *, wait: bool = True) -> Checkpoint:
-    checkpoints = projector.checkpoint_model.objects.using(projector.database)
+def _locked_checkpoint(part: Partition, *, wait: bool = True) -> Checkpoint:
+    checkpoints = part.projector.checkpoint_model.objects.using(part.projector.database)
     try:
-        return checkpoints.select_for_update(nowait=not wait).get(name=projector.name)
+        return checkpoints.select_for_update(nowait=not wait).get(name=part.name)
     except OperationalError as exc:
         if getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE:
             raise _Busy from exc
         raise
 
 
-def _ask_for_another_pass(projector: Projector) -> bool:
+def _ask_for_another_pass(part: Partition) -> bool:
     try:
-        cache.add(RERUN_KEY.format(name=projector.name), 1, RERUN_SECONDS)
+        cache.add(RERUN_KEY.format(name=part.name), 1, RERUN_SECONDS)
     except Exception:
         return False
     return True
 
 
-def _another_pass_asked(projector: Projector) -> bool:
-    return bool(cache.delete(RERUN_KEY.format(name=projector.name)))
+def _another_pass_asked(part: Partition) -> bool:
+    return bool(cache.delete(RERUN_KEY.format(name=part.name)))
 
 
-def _run_batch(
-    projector: Projector, batch_size: int, force: bool, wait: bool
-) -> tuple[int, int, bool]:
+def _run_batch(part: Partition, batch_size: int, force: bool, wait: bool) -> tuple[int, int, bool]:
     """One transaction: returns (events applied, checkpoint after, whether more may follow)."""
+    projector = part.projector
     with transaction.atomic(using=projector.database):
-        checkpoint = _locked_checkpoint(projector, wait=wait)
+        checkpoint = _locked_checkpoint(part, wait=wait)
         if not force and checkpoint.retry_at and checkpoint.retry_at > timezone.now():
             return 0, checkpoint.position, False
-        # Everything at or below `head` is visible or never will be (apps/cqrs/log.py), so the
-        # checkpoint may move to `head` once no handled event is left below it.
-        head = head_position()
+        # Everything up to the horizon is visible or never will be (apps/cqrs/horizon.py).
+        horizon = readable_position(after=checkpoint.position, wait=GAP_WAIT_SECONDS)
         fetched = list(
-            DomainEvent.objects.using(WRITE_ALIAS)
+            part.events(DomainEvent.objects.using(WRITE_ALIAS))
             .filter(
                 position__gt=checkpoint.position,
-                position__lte=head,
+                position__lte=horizon.position,
                 event_type__in=projector.handles,
             )
             .order_by("position")[:batch_size]
@@ -124,9 +155,13 @@ def _run_batch(
         # Staff skip only the event a projector is stopped at (apps/cqrs/skips.py), so a
         # healthy projector has nothing ahead of it to skip, except in a replay from the start.
         events = fetched
-        if checkpoint.failed_position is not None or _replaying.get():
+        if checkpoint.failed_position is not None or checkpoint.parked or _replaying.get():
             skipped = skipped_positions(projector.name)
-            events = [e for e in fetched if e.position not in skipped]
+            events = [
+                e
+                for e in fetched
+                if e.position not in skipped and projector.key_of(e) not in checkpoint.parked
+            ]
         try:
             applied = projector.apply_batch(events)
         except Exception as exc:
@@ -138,7 +173,8 @@ def _run_batch(
         if applied < len(events):  # a subscriber stopped after an event that acted
             more, new_position = True, events[applied - 1].position
         else:
-            more, new_position = full, fetched[-1].position if full else head
+            more = full or horizon.more
+            new_position = fetched[-1].position if full else horizon.position
         if new_position != checkpoint.position or checkpoint.attempts:
             checkpoint.position = new_position
             checkpoint.clear_failure()
@@ -155,20 +191,20 @@ class _BatchFailed(Exception):
 
 
 def _record_failure(
-    projector: Projector, cause: BaseException, event: DomainEvent | None
+    part: Partition, cause: BaseException, event: DomainEvent | None
 ) -> CatchUpResult:
-    with transaction.atomic(using=projector.database):
-        checkpoint = _locked_checkpoint(projector)
+    with transaction.atomic(using=part.projector.database):
+        checkpoint = _locked_checkpoint(part)
         checkpoint.attempts += 1
         delay = min(2**checkpoint.attempts, settings.CQRS_RETRY_MAX_SECONDS)
         checkpoint.retry_at = timezone.now() + timedelta(seconds=delay)
         # Without an event, the batch failed as a whole (at commit): the next one is to blame.
         checkpoint.failed_position = event.position if event else checkpoint.position + 1
-        checkpoint.last_error = "".join(traceback.format_exception(cause))[-4000:]
+        checkpoint.last_error = _error_text(cause)
         checkpoint.save()
     logger.error(
         "Projector %s stopped at %s (attempt %s, retry in %ss): %r",
-        projector.name,
+        part.name,
         event or f"the batch after #{checkpoint.position}",
         checkpoint.attempts,
         delay,
@@ -182,21 +218,120 @@ def _record_failure(
     )
 
 
+def _park(part: Partition, event: DomainEvent, cause: BaseException) -> None:
+    """Park the failing event's key: the partition moves past it, and passes over the key's
+    later events until staff retry or skip it (`retry_parked`)."""
+    key = part.projector.key_of(event)
+    with transaction.atomic(using=part.projector.database):
+        checkpoint = _locked_checkpoint(part)
+        if checkpoint.position >= event.position:
+            return  # another runner got past it meanwhile
+        checkpoint.parked = {
+            **checkpoint.parked,
+            key: {
+                "position": event.position,
+                "event_type": event.event_type,
+                "error": _error_text(cause),
+                "attempts": 1,
+                "parked_at": timezone.now().isoformat(),
+            },
+        }
+        checkpoint.position = event.position
+        checkpoint.clear_failure()
+        checkpoint.save()
+    note_checkpoint(part.name, event.position)
+    logger.error("Projector %s parked %s at %s: %r", part.name, key, event, cause)
+
+
+def _error_text(cause: BaseException) -> str:
+    return "".join(traceback.format_exception(cause))[-4000:]
+
+
+class NotParked(LookupError):
+    pass
+
+
+def retry_parked(projector: Projector, *, key: str) -> dict | None:
+    """Apply a parked key's events again, from the one that failed up to its partition's
+    checkpoint, one at a time and skipping those staff skipped. Unparks the key when all apply;
+    otherwise keeps it parked at the event that failed this time and returns that entry.
+    Raises NotParked when no partition has the key parked."""
+    with transaction.atomic(using=projector.database):
+        checkpoints = _lock_all(projector)
+        checkpoint = next((cp for cp in checkpoints.values() if key in cp.parked), None)
+        if checkpoint is None:
+            raise NotParked(f"{projector.name} has no parked {key}.")
+        entry = checkpoint.parked[key]
+        skipped = skipped_positions(projector.name)
+        events = projector.key_events(DomainEvent.objects.using(WRITE_ALIAS), key).filter(
+            position__gte=entry["position"],
+            position__lte=checkpoint.position,
+            event_type__in=projector.handles,
+        )
+        parked = dict(checkpoint.parked)
+        del parked[key]
+        for event in events.order_by("position"):
+            if event.position in skipped:
+                continue
+            try:
+                with transaction.atomic(using=projector.database):
+                    projector.apply_batch([event])
+            except Exception as exc:
+                parked[key] = {
+                    **entry,
+                    "position": event.position,
+                    "event_type": event.event_type,
+                    "error": _error_text(exc),
+                    "attempts": entry["attempts"] + 1,
+                }
+                break
+        checkpoint.parked = parked
+        checkpoint.save(update_fields=["parked"])
+    return parked.get(key)
+
+
 def catch_up(
     projector: Projector,
     *,
+    partition: int | None = None,
     batch_size: int | None = None,
     force: bool = False,
     wait: bool = True,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> CatchUpResult:
-    """Apply every event after the projector's checkpoint, batch by batch, until none is left.
+    """Apply every event after the checkpoint, batch by batch, until none is left: of one
+    partition, or of each in turn when `partition` is None (the result then says how far all
+    of them have got: the lowest checkpoint).
 
     A projector that failed recently is left alone until its retry time unless `force` is set.
     With `wait=False`, a runner that finds another one at work hands its wake-up to it and
     returns (see the module docstring). `on_batch(applied, position)` is called after each
     committed batch (progress bars).
     """
+    parts = projector.partition_list() if partition is None else [Partition(projector, partition)]
+    results = [
+        catch_up_partition(part, batch_size=batch_size, force=force, wait=wait, on_batch=on_batch)
+        for part in parts
+    ]
+    failed = [r for r in results if r.failed_position is not None]
+    return CatchUpResult(
+        applied=sum(r.applied for r in results),
+        position=min(r.position for r in results),
+        failed_position=failed[0].failed_position if failed else None,
+        skipped_until=failed[0].skipped_until if failed else None,
+    )
+
+
+def catch_up_partition(
+    part: Partition,
+    *,
+    batch_size: int | None = None,
+    force: bool = False,
+    wait: bool = True,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> CatchUpResult:
+    """`catch_up` for one partition."""
+    projector = part.projector
     batch_size = batch_size or projector.batch_size or settings.CQRS_BATCH_SIZE
     applied = 0
     position = None
@@ -205,77 +340,112 @@ def catch_up(
     while True:
         try:
             size = 1 if one_by_one else batch_size
-            count, position, more = _run_batch(projector, size, force, wait)
+            count, position, more = _run_batch(part, size, force, wait)
         except projector.checkpoint_model.DoesNotExist:
-            # A projector's first run. The row is committed before the batch: inserted inside
-            # it, it would make every other runner wait for the whole batch on its key.
+            # A projector's first run. The rows are committed before the batch: inserted inside
+            # it, they would make every other runner wait for the whole batch on their keys.
             _ensure_checkpoints([projector])
             continue
         except _Busy:
-            # After a batch of ours, the runner that took over reads a newer head than ours.
+            # After a batch of ours, the runner that took over reads a newer horizon than ours.
             if position is None and not asked:
                 asked = True
-                wait = not _ask_for_another_pass(projector)  # without the cache, wait
+                wait = not _ask_for_another_pass(part)  # without the cache, wait
                 continue
-            return CatchUpResult(applied=applied, position=position or _position(projector))
+            return CatchUpResult(applied=applied, position=position or _position(part))
         except _BatchFailed as failed:
             # Apply that batch one event at a time: the events before the failing one are kept,
             # and the failing one is named in the error.
             one_by_one = failed.size
             continue
         except ProjectionFailed as failure:
-            result = _record_failure(projector, failure.cause, failure.event)
+            if projector.parks_by_key:
+                _park(part, failure.event, failure.cause)
+                one_by_one = max(one_by_one - 1, 0)
+                continue
+            result = _record_failure(part, failure.cause, failure.event)
             return CatchUpResult(
                 applied, result.position, result.failed_position, result.skipped_until
             )
         except DatabaseError as exc:
             # The batch's transaction failed to commit: record it like a failing event, so
             # that no projector stalls in silence.
-            result = _record_failure(projector, exc, None)
+            result = _record_failure(part, exc, None)
             return CatchUpResult(
                 applied, result.position, result.failed_position, result.skipped_until
             )
         one_by_one = max(one_by_one - count, 0)
         applied += count
-        note_checkpoint(projector.name, position)
+        note_checkpoint(part.name, position)
         if on_batch and count:
             on_batch(count, position)
-        if not more and not _another_pass_asked(projector):
+        if not more and not _another_pass_asked(part):
             return CatchUpResult(applied=applied, position=position)
 
 
-def _position(projector: Projector) -> int:
-    checkpoints = projector.checkpoint_model.objects.using(projector.database)
-    return checkpoints.filter(name=projector.name).values_list("position", flat=True).first() or 0
+def _position(part: Partition) -> int:
+    checkpoints = part.projector.checkpoint_model.objects.using(part.projector.database)
+    return checkpoints.filter(name=part.name).values_list("position", flat=True).first() or 0
 
 
-def rebuild(
-    projector: Projector, *, on_batch: Callable[[int, int], None] | None = None
-) -> CatchUpResult:
-    """Empty the projector's tables and replay the whole log into them.
+def _lock_all(projector: Projector) -> dict[str, Checkpoint]:
+    """Every partition's checkpoint, locked, in name order (so two callers cannot deadlock)."""
+    return {
+        cp.name: cp
+        for cp in projector.checkpoint_model.objects.using(projector.database)
+        .select_for_update()
+        .filter(name__in=[part.name for part in projector.partition_list()])
+        .order_by("name")
+    }
 
-    The reset and the checkpoint's return to zero commit together, so live runners that take
-    turns with the replay continue from wherever it has got to.
-    """
+
+def start_rebuild(projector: Projector) -> None:
+    """Empty the projector's tables and move every partition's checkpoint back to zero.
+
+    The reset and the checkpoints' return commit together, so live runners that take turns with
+    the replay continue from wherever it has got to."""
     _ensure_replayable(projector)
     _ensure_checkpoints([projector])
     with transaction.atomic(using=projector.database):
-        checkpoint = _locked_checkpoint(projector)
+        checkpoints = _lock_all(projector)
         projector.reset()
-        checkpoint.position = 0
-        checkpoint.clear_failure()
-        checkpoint.save()
-    note_checkpoint(projector.name, 0)
+        for checkpoint in checkpoints.values():
+            checkpoint.position = 0
+            checkpoint.clear_failure()
+            checkpoint.parked = {}
+            checkpoint.save()
+    for name in checkpoints:
+        note_checkpoint(name, 0)
+
+
+def replay(
+    projector: Projector,
+    *,
+    partition: int | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> CatchUpResult:
+    """Catch a projector (or one partition) up as a replay after `start_rebuild`: skipped
+    events are looked up before every batch, and cache refreshes wait for `finish_replay`."""
     token = _replaying.set(True)
     try:
-        result = catch_up(
+        return catch_up(
             projector,
+            partition=partition,
             force=True,
             batch_size=max(settings.CQRS_BATCH_SIZE, 2000),
             on_batch=on_batch,
         )
     finally:
         _replaying.reset(token)
+
+
+def rebuild(
+    projector: Projector, *, on_batch: Callable[[int, int], None] | None = None
+) -> CatchUpResult:
+    """Empty the projector's tables and replay the whole log into them, partition by partition
+    (`rebuild_read_models --jobs` runs the partitions in processes of their own)."""
+    start_rebuild(projector)
+    result = replay(projector, on_batch=on_batch)
     projector.finish_replay()
     return result
 
@@ -284,27 +454,74 @@ def replay_rows(
     projector: Projector, *, events: QuerySet[DomainEvent], delete: Callable[[], None]
 ) -> int:
     """Rebuild some rows of a replayable projector: `delete` removes them, then `events` (the
-    ones those rows are made of) are applied again, up to the checkpoint, under the projector's
-    lock so that no live runner interleaves. Returns the number of events applied."""
+    ones those rows are made of) are applied again, each up to its partition's checkpoint,
+    under the partitions' locks so that no live runner interleaves. Returns the number of
+    events applied."""
     _ensure_replayable(projector)
     _ensure_checkpoints([projector])
     with transaction.atomic(using=projector.database):
-        checkpoint = _locked_checkpoint(projector)
+        checkpoints = _lock_all(projector)
         delete()
-        chosen = list(
-            events.using(WRITE_ALIAS)
-            .filter(position__lte=checkpoint.position, event_type__in=projector.handles)
-            .order_by("position")
-        )
+        highest = max(cp.position for cp in checkpoints.values())
         skipped = skipped_positions(projector.name)
-        chosen = [e for e in chosen if e.position not in skipped]
+        chosen = [
+            e
+            for e in events.using(WRITE_ALIAS)
+            .filter(position__lte=highest, event_type__in=projector.handles)
+            .order_by("position")
+            if e.position not in skipped
+            and e.position <= checkpoints[projector.partition_of(e).name].position
+        ]
         projector.apply_batch(chosen)
     return len(chosen)
 
 
+def repartition(projector: Projector) -> tuple[list[str], int]:
+    """Move a projector's checkpoints to the partition count it now declares, without a
+    rebuild: under the locks of all its old checkpoints, each old partition is caught up to the
+    furthest of them (positions below a checkpoint are settled, apps/cqrs/horizon.py), and the
+    new partitions start there together. Returns the old checkpoints' names and that position.
+    Refused while a partition is stopped at a failure or has parked keys."""
+    with transaction.atomic(using=projector.database):
+        old = list(_checkpoints(projector).select_for_update().order_by("name"))
+        names = [part.name for part in projector.partition_list()]
+        if not old or [cp.name for cp in old] == names:
+            return [cp.name for cp in old], max((cp.position for cp in old), default=0)
+        troubled = [cp.name for cp in old if cp.failed_position is not None or cp.parked]
+        if troubled:
+            raise ValueError(f"Retry or skip the failures of {', '.join(troubled)} first.")
+        target = max(cp.position for cp in old)
+        skipped = skipped_positions(projector.name)
+        for cp in old:
+            events = (
+                Partition.named(projector, cp.name)
+                .events(DomainEvent.objects.using(WRITE_ALIAS))
+                .filter(
+                    position__gt=cp.position, position__lte=target, event_type__in=projector.handles
+                )
+                .order_by("position")
+            )
+            batch: list[DomainEvent] = []
+            for event in events.iterator(chunk_size=2000):
+                if event.position not in skipped:
+                    batch.append(event)
+                if len(batch) == 2000:
+                    projector.apply_batch(batch)
+                    batch = []
+            projector.apply_batch(batch)
+        _checkpoints(projector).delete()
+        projector.checkpoint_model.objects.using(projector.database).bulk_create(
+            [projector.checkpoint_model(name=name, position=target) for name in names]
+        )
+    for name in names:
+        note_checkpoint(name, target)
+    return [cp.name for cp in old], target
+
+
 @dataclass(frozen=True)
 class ProjectorStatus:
-    name: str
+    name: str  # the partition's checkpoint: the projector's name, or name[index/count]
+    projector: str
     position: int
     head: int
     lag_events: int
@@ -314,33 +531,41 @@ class ProjectorStatus:
     attempts: int
     retry_at: datetime | None
     updated_at: datetime | None
+    parked: dict  # key -> where and why it is parked (see `_park`)
 
 
 def status(projectors: list[Projector] | None = None) -> list[ProjectorStatus]:
-    """Per projector: checkpoint, head of the log, lag in events and seconds, last error."""
+    """Per partition of each projector: checkpoint, head of the log, lag in events and
+    seconds, last error."""
     projectors = registry.all() if projectors is None else projectors
     _ensure_checkpoints(projectors)
     head = head_position()
     now = timezone.now()
     rows = []
     for projector in projectors:
-        cp = projector.checkpoint_model.objects.using(projector.database).get(name=projector.name)
-        pending = DomainEvent.objects.using(WRITE_ALIAS).filter(
-            position__gt=cp.position, event_type__in=projector.handles
+        checkpoints = projector.checkpoint_model.objects.using(projector.database).in_bulk(
+            [part.name for part in projector.partition_list()], field_name="name"
         )
-        oldest = pending.order_by("position").values_list("recorded_at", flat=True).first()
-        rows.append(
-            ProjectorStatus(
-                name=projector.name,
-                position=cp.position,
-                head=head,
-                lag_events=pending.count(),
-                lag_seconds=(now - oldest).total_seconds() if oldest else 0.0,
-                last_error=cp.last_error,
-                failed_position=cp.failed_position,
-                attempts=cp.attempts,
-                retry_at=cp.retry_at,
-                updated_at=cp.updated_at,
+        for part in projector.partition_list():
+            cp = checkpoints[part.name]
+            pending = part.events(DomainEvent.objects.using(WRITE_ALIAS)).filter(
+                position__gt=cp.position, event_type__in=projector.handles
             )
-        )
+            oldest = pending.order_by("position").values_list("recorded_at", flat=True).first()
+            rows.append(
+                ProjectorStatus(
+                    name=part.name,
+                    projector=projector.name,
+                    position=cp.position,
+                    head=head,
+                    lag_events=pending.count(),
+                    lag_seconds=(now - oldest).total_seconds() if oldest else 0.0,
+                    last_error=cp.last_error,
+                    failed_position=cp.failed_position,
+                    attempts=cp.attempts,
+                    retry_at=cp.retry_at,
+                    updated_at=cp.updated_at,
+                    parked=cp.parked,
+                )
+            )
     return rows

@@ -29,7 +29,8 @@ class ProjectionEventSkipped(Event):
 @command("cqrs.skip_event")
 def event_skip(*, actor, projector_name: str, position: int, reason: str) -> None:
     """Let the projector `projector_name` pass over the event at `position`, which it has
-    failed to apply. Only the event it is stopped at may be skipped, and only with a reason."""
+    failed to apply. Only an event it is stopped at, or has parked a key at, may be skipped, and
+    only with a reason."""
     reason = reason.strip()
     if len(reason) < MIN_REASON_LENGTH:
         raise ValidationError(
@@ -39,12 +40,15 @@ def event_skip(*, actor, projector_name: str, position: int, reason: str) -> Non
         projector = registry.get(projector_name)
     except LookupError:
         raise ValidationError({"projector": f"No projector is called {projector_name}."}) from None
-    checkpoint = (
-        projector.checkpoint_model.objects.using(projector.database)
-        .filter(name=projector.name)
-        .first()
+    checkpoints = projector.checkpoint_model.objects.using(projector.database).filter(
+        name__in=[part.name for part in projector.partition_list()]
     )
-    if checkpoint is None or checkpoint.failed_position != position:
+    stopped_at = {
+        position
+        for cp in checkpoints
+        for position in [cp.failed_position, *(p["position"] for p in cp.parked.values())]
+    }
+    if position not in stopped_at:
         raise ValidationError(
             {"position": f"{projector.name} is not stopped at event #{position}."}
         )

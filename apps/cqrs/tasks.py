@@ -5,16 +5,21 @@ from django.core.cache import cache
 
 from apps.cqrs import runtime
 from apps.cqrs.dispatch import wake_pending_key
-from apps.cqrs.projectors import registry
+from apps.cqrs.projectors import Partition, registry
 
 
 @shared_task(name="cqrs.project", ignore_result=True)
-def project(name: str, force: bool = False) -> int:
-    """Catch one projector up from its checkpoint. Safe to run any number of times."""
-    # Before reading the head: a command committing from now on queues a new wake-up.
+def project(name: str, force: bool = False, partition: int | None = None) -> int:
+    """Catch one partition of a projector (every partition, when None) up from its checkpoint.
+    Safe to run any number of times."""
+    projector = registry.get(name)
+    if partition is not None and not 0 <= partition < projector.partitions:
+        partition = None  # queued before the partition count changed
+    parts = projector.partition_list() if partition is None else [Partition(projector, partition)]
+    # Before reading the log: a command committing from now on queues a new wake-up.
     with suppress(Exception):
-        cache.delete(wake_pending_key(name))
-    return runtime.catch_up(registry.get(name), force=force, wait=False).applied
+        cache.delete_many([wake_pending_key(part.name) for part in parts])
+    return runtime.catch_up(projector, partition=partition, force=force, wait=False).applied
 
 
 @shared_task(name="cqrs.rebuild", ignore_result=True)
@@ -27,4 +32,5 @@ def rebuild(name: str) -> int:
 def sweep() -> None:
     """Beat's safety net: queue a catch-up for every projector, woken or not."""
     for projector in registry.all():
-        project.apply_async((projector.name,), queue=projector.queue)
+        for part in projector.partition_list():
+            project.apply_async((projector.name,), {"partition": part.index}, queue=projector.queue)

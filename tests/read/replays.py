@@ -1,5 +1,4 @@
 from apps.cqrs import runtime
-from apps.cqrs.models import ProjectorCheckpoint
 from apps.cqrs.projectors import registry
 
 
@@ -7,6 +6,5 @@ def replay_one_event_per_batch(name: str) -> None:
     """Empty a projector's tables and apply the log again one event per batch, as a live worker
     woken by every command sees it (a rebuild takes thousands per batch)."""
     projector = registry.get(name)
-    projector.reset()
-    ProjectorCheckpoint.objects.filter(name=name).update(position=0)
+    runtime.start_rebuild(projector)
     runtime.catch_up(projector, batch_size=1)

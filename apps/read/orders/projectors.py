@@ -20,6 +20,12 @@ class OrderHistoryProjector(Projector):
     name = "orders.history"
     handles = frozenset({"OrderPlaced", "BackorderFilled", *STATUS_AFTER})
     models = (OrderSummary, CustomerTotals)
+    # By customer: a customer's orders and their totals row are all in one partition.
+    partitions = 2
+    partition_by = "customer_id"
+    # An order's summary depends on its own events only (a customer's totals are sums): a
+    # failing event parks its order, and the others go on.
+    parks_by_key = True
 
     def apply_batch(self, events: Sequence[DomainEvent]) -> None:
         # As the catalog listing does: the batch's rows are read once, changed in memory and

@@ -19,6 +19,7 @@ class PaymentCompensation(Subscriber):
 
     name = "orders.payment_compensation"
     handles = frozenset({"PaymentDeclined"})
+    parks_by_key = True  # one order's compensation never waits for another's
 
     def apply(self, event: DomainEvent) -> bool:
         # Conflict: already cancelled (a repeat of this event), or beyond cancelling.
@@ -61,6 +62,7 @@ class OrderEmails(Subscriber):
 
     name = "orders.emails"
     handles = frozenset({"OrderPlaced", "OrderShipped", "OrderCancelled"})
+    parks_by_key = True  # a mail that cannot be sent holds up only its own order's mails
     SUBJECTS = {
         "OrderPlaced": "We have your order {order_id}",
         "OrderShipped": "Order {order_id} is on its way",

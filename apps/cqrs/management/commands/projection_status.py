@@ -26,3 +26,11 @@ class Command(BaseCommand):
             )
             if errors and row.last_error:
                 self.stdout.write(row.last_error)
+            for key, entry in row.parked.items():
+                error = entry["error"].strip().splitlines()[-1] if entry["error"] else ""
+                self.stdout.write(
+                    f"  parked {key} at #{entry['position']} ({entry['event_type']}), "
+                    f"attempt {entry['attempts']}: {error}"
+                )
+                if errors:
+                    self.stdout.write(entry["error"])
