@@ -566,6 +566,11 @@ def main() -> None:
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
+    say("scale-out: appends and partitioned projection (bench/scaling.py, a database of its own)")
+    out = BENCH / ".scaling.json"
+    argv = [sys.executable, "-m", "bench.scaling", "--out", str(out)]
+    subprocess.run([*argv, *(["--quick"] if args.quick else [])], cwd=ROOT, check=True)
+    results["scaling"] = json.loads(out.read_text())
     results["elapsed_s"] = time.perf_counter() - started
     results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     (BENCH / f"results-{profile['name']}.json").write_text(json.dumps(results, indent=1))

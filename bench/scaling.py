@@ -18,6 +18,7 @@ import json
 import multiprocessing
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,8 @@ DB_NAME = "bookstore_scaling"
 DSN = f"postgresql://postgres@127.0.0.1:5432/{DB_NAME}"
 WRITERS = [1, 4, 16, 32]
 OLD_APPEND_LOCK = "SELECT pg_advisory_xact_lock(13262840508428);"  # as apps/cqrs/log.py had it
-PROFILES = {"quick": {"seconds": 4, "orders": 15_000}, "full": {"seconds": 10, "orders": 40_000}}
+PROFILES = {"quick": {"seconds": 2, "orders": 15_000}, "full": {"seconds": 6, "orders": 40_000}}
+ROUNDS = 3
 
 
 def say(message: str) -> None:
@@ -145,8 +147,11 @@ def pgbench(script: str, clients: int, seconds: float) -> float:
         f.write(script)
     argv = ["pgbench", "-n", "-f", f.name, "-c", str(clients), "-j", str(min(clients, 2))]
     argv += ["-T", str(int(seconds)), "-h", "127.0.0.1", "-U", "postgres", DB_NAME]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    done = subprocess.run(argv, capture_output=True, text=True)
     os.unlink(f.name)
+    if done.returncode:
+        raise SystemExit(f"pgbench failed:\n{done.stderr[-2000:]}")
+    out = done.stdout
     return float(re.search(r"tps = ([\d.]+)", out).group(1))
 
 
@@ -155,8 +160,9 @@ def measure_appends(seconds: float) -> dict:
 
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE bench_plain_event (LIKE cqrs_domainevent INCLUDING ALL)")
+    variable = "\\set aid random(1, 9000000000000000000)\n"  # a new aggregate each time
     plain = (
-        "\\set aid random(1, 1000000000)\n"
+        f"{variable}"
         "INSERT INTO bench_plain_event (event_id, aggregate_type, aggregate_id, "
         "aggregate_version, event_type, schema_version, payload, command, actor, "
         "correlation_id, recorded_at) VALUES (gen_random_uuid(), 'bench', 't' || :aid, 1, "
@@ -164,21 +170,26 @@ def measure_appends(seconds: float) -> dict:
     )
     statements = captured_append_sql()
     body = "\n".join(s for s in statements if not s.upper().startswith(("BEGIN", "COMMIT")))
-    append = f"\\set aid random(1, 1000000000)\nBEGIN;\n{body}\nCOMMIT;\n"
-    locked = f"\\set aid random(1, 1000000000)\nBEGIN;\n{OLD_APPEND_LOCK}\n{body}\nCOMMIT;\n"
+    append = f"{variable}BEGIN;\n{body}\nCOMMIT;\n"
+    locked = f"{variable}BEGIN;\n{OLD_APPEND_LOCK}\n{body}\nCOMMIT;\n"
     rows = []
     for writers in WRITERS:
-        say(f"  appends: {writers} writer(s)")
-        rows.append(
-            {
-                "writers": writers,
+        say(f"  appends: {writers} writer(s), {ROUNDS} interleaved rounds")
+        runs: dict[str, list[float]] = {}
+        for _ in range(ROUNDS):
+            # The disk's fsync times wander: each round measures every variant once, back to back.
+            measured = {
                 "command_events_s": commands_per_second(writers, seconds),
                 "plain_insert_commit_tps": pgbench(plain, writers, seconds),
                 "append_sql_tps": pgbench(append, writers, seconds),
                 "append_sql_with_old_lock_tps": pgbench(locked, writers, seconds),
             }
+            for key, value in measured.items():
+                runs.setdefault(key, []).append(value)
+        rows.append(
+            {"writers": writers, **{k: statistics.median(v) for k, v in runs.items()}, "runs": runs}
         )
-    return {"rows": rows, "captured_sql": statements, "seconds": seconds}
+    return {"rows": rows, "captured_sql": statements, "seconds": seconds, "rounds": ROUNDS}
 
 
 # --- projection ------------------------------------------------------------------------------
@@ -198,16 +209,29 @@ def synthetic_orders(orders: int) -> int:
         for order_id in range(1, orders + 1):
             customer_id = 1 + order_id % max(orders // 4, 1)
             lines = [
-                {"line_id": order_id * 10 + i, "book_id": 1 + (order_id * 7 + i) % 500,
-                 "title": f"Book {i}", "unit_price": "12.50", "quantity": 1 + i,
-                 "backordered": 0}
+                {
+                    "line_id": order_id * 10 + i,
+                    "book_id": 1 + (order_id * 7 + i) % 500,
+                    "title": f"Book {i}",
+                    "unit_price": "12.50",
+                    "quantity": 1 + i,
+                    "backordered": 0,
+                }
                 for i in range(2)
-            ]  # fmt: skip
-            yield OrderPlaced(order_id=order_id, customer_id=customer_id, lines=lines,
-                              total=Decimal("37.50"), shipping_address="1 Main St"), "orders.place"  # fmt: skip
-            yield OrderPaid(order_id=order_id, customer_id=customer_id, amount=Decimal("37.50"),
-                            payment_id=order_id, payment_reference=f"ref-{order_id}",
-                            card_last4="4242"), "orders.pay"  # fmt: skip
+            ]
+            ids = {"order_id": order_id, "customer_id": customer_id}
+            placed = OrderPlaced(
+                **ids, lines=lines, total=Decimal("37.50"), shipping_address="1 Main St"
+            )
+            paid = OrderPaid(
+                **ids,
+                amount=Decimal("37.50"),
+                payment_id=order_id,
+                payment_reference=f"ref-{order_id}",
+                card_last4="4242",
+            )
+            yield placed, "orders.place"
+            yield paid, "orders.pay"
 
     with transaction.atomic():
         return copy_new_aggregates(events())
@@ -254,8 +278,7 @@ def projection_rate(partitions: int, events: int) -> dict:
         process.join()
     seconds = time.perf_counter() - began
     assert OrderSummary.objects.count() > 0
-    return {"partitions": partitions, "events": events, "seconds": seconds,
-            "events_s": events / seconds}  # fmt: skip
+    return {"partitions": partitions, "seconds": seconds, "events_s": events / seconds}
 
 
 def measure_projection(orders: int, rounds: int = 3) -> dict:
@@ -280,7 +303,8 @@ def measure(profile: dict) -> dict:
     appends = measure_appends(profile["seconds"])
     say("scaling: order history projection, 1 partition against 2")
     projection = measure_projection(profile["orders"])
-    return {"appends": appends, "projection": projection, "elapsed_s": time.perf_counter() - started}
+    elapsed = time.perf_counter() - started
+    return {"appends": appends, "projection": projection, "elapsed_s": elapsed}
 
 
 def main() -> None:

@@ -127,20 +127,29 @@ def readable_position(*, after: int, wait: float = 0.0) -> Horizon:
     deadline = time.monotonic() + wait
     with connection.cursor() as cursor:
         scan = _scan(cursor, after)
-        if scan.last is None:
-            return Horizon(position=scan.settled, more=False)
         if scan.first_gap is not None and scan.appenders:
             # Those appenders were running after the gap was seen: one may still fill it.
-            if scan.first_gap - 1 > scan.settled:
-                return Horizon(scan.first_gap - 1, more=False, blocked_at=scan.first_gap)
-            while True:
-                if time.monotonic() >= deadline:
-                    return Horizon(scan.settled, more=False, blocked_at=scan.first_gap)
+            while _all_visible(scan) == scan.settled and time.monotonic() < deadline:
                 time.sleep(POLL_SECONDS)
                 if not _still_appending(cursor, scan.appenders):
                     break
+                # Most gaps fill by themselves within milliseconds: move as soon as one has.
+                again = _scan(cursor, after)
+                if _all_visible(again) > scan.settled:
+                    scan = again
+            else:
+                return Horizon(_all_visible(scan), more=False, blocked_at=scan.first_gap)
         # No transaction that could fill a gap up to `last` is running: all of it is settled.
+        if scan.last is None:
+            return Horizon(position=scan.settled, more=False)
         if scan.last - scan.stored >= STORE_EVERY and not connection.in_atomic_block:
             # Outside any transaction only: a subscriber's batch must not hold this row.
             cursor.execute(_STORE, {"position": scan.last})
         return Horizon(position=scan.last, more=scan.rows == SCAN_ROWS)
+
+
+def _all_visible(scan: _Scan) -> int:
+    """The position up to which the scan saw every position."""
+    if scan.first_gap is not None:
+        return scan.first_gap - 1
+    return scan.settled if scan.last is None else scan.last

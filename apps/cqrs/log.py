@@ -65,16 +65,16 @@ def append_pending(outer: Scope) -> list[DomainEvent]:
         raise RecordError("Events must be appended inside the command's transaction.")
     pending, outer.pending[:] = list(outer.pending), []
     now = timezone.now()
-    next_version = _current_versions({(e.aggregate_type, e.aggregate_id) for e, _ in pending})
-    rows = []
+    rows, nth = [], {}
     for event, meta in pending:
         key = (event.aggregate_type, event.aggregate_id)
-        next_version[key] += 1
+        nth[key] = nth.get(key, 0) + 1
         rows.append(
             DomainEvent(
+                event_id=uuid.uuid4(),
                 aggregate_type=event.aggregate_type,
                 aggregate_id=event.aggregate_id,
-                aggregate_version=next_version[key],
+                aggregate_version=nth[key],  # this command's n-th; the log's latest is added
                 event_type=event.event_type,
                 schema_version=event.schema_version,
                 payload=event.payload(),
@@ -87,7 +87,13 @@ def append_pending(outer: Scope) -> list[DomainEvent]:
             )
         )
     try:
-        DomainEvent.objects.bulk_create(rows)
+        if connections[WRITE_ALIAS].vendor == "postgresql":
+            _insert_numbered(rows)
+        else:
+            versions = _current_versions(set(nth))
+            for row in rows:
+                row.aggregate_version += versions[row.aggregate_type, row.aggregate_id]
+            DomainEvent.objects.bulk_create(rows)
     except IntegrityError as exc:
         if VERSION_CONSTRAINT not in str(exc):
             raise
@@ -97,6 +103,51 @@ def append_pending(outer: Scope) -> list[DomainEvent]:
     outer.positions.extend(row.position for row in rows)
     event_recorded.send(sender=DomainEvent, events=rows, using=WRITE_ALIAS)
     return rows
+
+
+_INSERT_COLUMNS = (
+    "event_id, aggregate_type, aggregate_id, aggregate_version, event_type, schema_version, "
+    "payload, command, actor_id, actor, correlation_id, causation_id, recorded_at"
+)
+_INSERT_ROW = (
+    "(%s::uuid, %s, %s, %s::int, %s, %s::smallint, %s::jsonb, %s, %s::bigint, %s, %s::uuid, "
+    "%s::uuid, %s::timestamptz)"
+)
+# One statement, one round trip: each row's version is the aggregate's latest in the log (read
+# through the unique index) plus its rank in this command; the rows of one statement do not see
+# each other, so the ranks are what keeps them apart.
+_INSERT = f"""
+INSERT INTO {DomainEvent._meta.db_table} ({_INSERT_COLUMNS})
+SELECT v.event_id, v.aggregate_type, v.aggregate_id,
+       v.aggregate_version + COALESCE((
+           SELECT max(e.aggregate_version) FROM {DomainEvent._meta.db_table} e
+           WHERE e.aggregate_type = v.aggregate_type AND e.aggregate_id = v.aggregate_id
+       ), 0),
+       v.event_type, v.schema_version, v.payload, v.command, v.actor_id, v.actor,
+       v.correlation_id, v.causation_id, v.recorded_at
+FROM (VALUES {{rows}}) AS v({_INSERT_COLUMNS})
+RETURNING event_id, position, aggregate_version
+"""
+
+
+def _insert_numbered(rows: list[DomainEvent]) -> None:
+    """Insert `rows` with their versions numbered by the database, and set each row's
+    position and version from what it returns."""
+    params = []
+    for row in rows:
+        params += [
+            row.event_id, row.aggregate_type, row.aggregate_id, row.aggregate_version,
+            row.event_type, row.schema_version, json.dumps(row.payload, cls=DjangoJSONEncoder),
+            row.command, row.actor_id, row.actor, row.correlation_id, row.causation_id,
+            row.recorded_at,
+        ]  # fmt: skip
+    with connections[WRITE_ALIAS].cursor() as cursor:
+        cursor.execute(_INSERT.format(rows=", ".join([_INSERT_ROW] * len(rows))), params)
+        stored = {event_id: (position, version) for event_id, position, version in cursor}
+    for row in rows:
+        row.position, row.aggregate_version = stored[row.event_id]
+        row._state.adding = False
+        row._state.db = WRITE_ALIAS
 
 
 def _current_versions(keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:

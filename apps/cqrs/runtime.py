@@ -538,16 +538,18 @@ def status(projectors: list[Projector] | None = None) -> list[ProjectorStatus]:
     """Per partition of each projector: checkpoint, head of the log, lag in events and
     seconds, last error."""
     projectors = registry.all() if projectors is None else projectors
-    _ensure_checkpoints(projectors)
     head = head_position()
     now = timezone.now()
     rows = []
     for projector in projectors:
-        checkpoints = projector.checkpoint_model.objects.using(projector.database).in_bulk(
-            [part.name for part in projector.partition_list()], field_name="name"
-        )
-        for part in projector.partition_list():
-            cp = checkpoints[part.name]
+        try:
+            _ensure_checkpoints([projector])
+            changed = ""
+        except PartitionsChanged as exc:
+            changed = str(exc)  # shown as its error, on the checkpoints it has
+        checkpoints = _checkpoints(projector).in_bulk(field_name="name")
+        for name, cp in sorted(checkpoints.items()):
+            part = Partition.named(projector, name)
             pending = part.events(DomainEvent.objects.using(WRITE_ALIAS)).filter(
                 position__gt=cp.position, event_type__in=projector.handles
             )
@@ -560,7 +562,7 @@ def status(projectors: list[Projector] | None = None) -> list[ProjectorStatus]:
                     head=head,
                     lag_events=pending.count(),
                     lag_seconds=(now - oldest).total_seconds() if oldest else 0.0,
-                    last_error=cp.last_error,
+                    last_error=changed or cp.last_error,
                     failed_position=cp.failed_position,
                     attempts=cp.attempts,
                     retry_at=cp.retry_at,

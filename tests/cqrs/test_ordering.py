@@ -44,7 +44,7 @@ def test_events_committed_out_of_order_are_applied_once_each_in_position_order(
     recording_projector,
 ):
     # Given writers that hold their transaction open for a random while after recording, so
-    # that without the append lock they would commit in another order than their positions
+    # that they commit in another order than their positions
     author = add_author()
     start = threading.Barrier(WRITERS + 1)
     writers_done = threading.Event()

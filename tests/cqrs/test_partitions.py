@@ -136,6 +136,10 @@ def test_the_partition_count_changes_without_a_rebuild(monkeypatch):
     monkeypatch.setattr(type(history), "partitions", 3)
     with pytest.raises(runtime.PartitionsChanged, match="repartition_projector"):
         runtime.catch_up(history)
+    # ... and staff see why, on the checkpoints it has
+    rows = runtime.status([history])
+    assert [r.name for r in rows] == [f"{HISTORY}[0/2]", f"{HISTORY}[1/2]"]
+    assert all("repartition_projector" in r.last_error for r in rows)
 
     # Then the command moves the checkpoints: the old partitions are caught up first
     call_command("repartition_projector", HISTORY, verbosity=0)

@@ -103,7 +103,7 @@ def test_the_event_log_cannot_be_changed_or_emptied():
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "read"])
-def test_a_command_checks_its_foreign_keys_before_it_takes_the_append_lock():
+def test_a_command_whose_foreign_key_waits_on_a_locked_row_commits_without_deadlock():
     # Given a writer that holds a book row locked and will then record an event
     from tests.factories import UserFactory, place_order, stocked_book
 
@@ -117,7 +117,7 @@ def test_a_command_checks_its_foreign_keys_before_it_takes_the_append_lock():
                 Book.objects.select_for_update().get(pk=book.pk)  # FOR UPDATE, the strongest
                 locked.set()
                 time.sleep(0.5)  # the order below gets as far as it can meanwhile
-                add_author(name="Needs the append lock")
+                add_author(name="Written while the book is locked")
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -133,9 +133,9 @@ def test_a_command_checks_its_foreign_keys_before_it_takes_the_append_lock():
         errors.append(exc)
     thread.join()
 
-    # Then the order waited for the row before the append lock: no deadlock, both committed
+    # Then the order waited for the row: no deadlock, both committed
     assert errors == []
-    assert Author.objects.filter(name="Needs the append lock").exists()
+    assert Author.objects.filter(name="Written while the book is locked").exists()
     assert DomainEvent.objects.filter(event_type="OrderPlaced").count() == 1
 
 

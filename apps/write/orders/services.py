@@ -1,5 +1,5 @@
-"""Order commands. Lock order: order rows (by id), then stock rows (by book id), then the event
-log's append lock (taken by the outermost command as it finishes)."""
+"""Order commands. Lock order: order rows (by id), then stock rows (by book id); the events are
+appended last, by the outermost command as it finishes."""
 
 from collections import Counter
 from decimal import Decimal
