@@ -195,48 +195,6 @@ def measure_appends(seconds: float) -> dict:
 # --- projection ------------------------------------------------------------------------------
 
 
-def synthetic_orders(orders: int) -> int:
-    """OrderPlaced and OrderPaid for `orders` orders of orders // 4 customers, written with COPY
-    as the services would record them; returns the number of events."""
-    from decimal import Decimal
-
-    from django.db import transaction
-
-    from apps.cqrs.log import copy_new_aggregates
-    from apps.write.orders.events import OrderPaid, OrderPlaced
-
-    def events():
-        for order_id in range(1, orders + 1):
-            customer_id = 1 + order_id % max(orders // 4, 1)
-            lines = [
-                {
-                    "line_id": order_id * 10 + i,
-                    "book_id": 1 + (order_id * 7 + i) % 500,
-                    "title": f"Book {i}",
-                    "unit_price": "12.50",
-                    "quantity": 1 + i,
-                    "backordered": 0,
-                }
-                for i in range(2)
-            ]
-            ids = {"order_id": order_id, "customer_id": customer_id}
-            placed = OrderPlaced(
-                **ids, lines=lines, total=Decimal("37.50"), shipping_address="1 Main St"
-            )
-            paid = OrderPaid(
-                **ids,
-                amount=Decimal("37.50"),
-                payment_id=order_id,
-                payment_reference=f"ref-{order_id}",
-                card_last4="4242",
-            )
-            yield placed, "orders.place"
-            yield paid, "orders.pay"
-
-    with transaction.atomic():
-        return copy_new_aggregates(events())
-
-
 def _project(partition: int, partitions: int, start) -> None:
     from django.db import connections
 
@@ -282,7 +240,9 @@ def projection_rate(partitions: int, events: int) -> dict:
 
 
 def measure_projection(orders: int, rounds: int = 3) -> dict:
-    events = synthetic_orders(orders)
+    from apps.write.demo.order_events import copy_order_events
+
+    events = copy_order_events(orders=orders)
     say(f"  projection: {events:,} order events")
     runs: dict[int, list[dict]] = {1: [], 2: []}
     for _ in range(rounds):

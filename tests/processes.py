@@ -88,11 +88,11 @@ class Service:
 
 def start_worker(
     *, env: dict[str, str], logdir: Path, name: str = "worker", beat: bool = True,
-    concurrency: int = 2,
+    concurrency: int = 2, queues: str = WORKER_QUEUES,
 ) -> Service:  # fmt: skip
     """A `celery worker` (with beat unless told otherwise), returned once it is ready."""
     args = [
-        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", WORKER_QUEUES,
+        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues,
         "--concurrency", str(concurrency), "--loglevel", "INFO",
         "--hostname", f"{name}-{os.getpid()}@%h",
     ]  # fmt: skip
