@@ -92,11 +92,14 @@ async def closed(args, tokens: list[str], books: list[int]) -> dict:
 async def poll_checkpoint(dsn: str, projector: str, stop: asyncio.Event, samples: list) -> None:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         while not stop.is_set():
+            # A partitioned projector has passed a position when all its partitions have.
             cursor = await conn.execute(
-                "SELECT position FROM cqrs_projectorcheckpoint WHERE name = %s", [projector]
+                "SELECT min(position) FROM cqrs_projectorcheckpoint "
+                "WHERE name = %s OR name LIKE %s",
+                [projector, f"{projector}[%"],
             )
             row = await cursor.fetchone()
-            samples.append((time.time(), row[0] if row else 0))
+            samples.append((time.time(), row[0] or 0))
             await asyncio.sleep(0.002)
 
 

@@ -408,9 +408,10 @@ def write_report(results: dict) -> None:
             f"![lag]({PREFIX}lag.png)",
             "",
             "Orders start on a fixed schedule whatever the latency (open loop). A poller reads the "
-            "`orders.history` checkpoint every 2 ms; an order's lag runs from its event's "
-            "`recorded_at` (taken just before commit) to the first poll that shows the checkpoint "
-            "past it. Failed counts orders not placed and orders never seen.",
+            "`orders.history` checkpoints (the lowest of its partitions) every 2 ms; an order's "
+            "lag runs from its event's `recorded_at` (taken just before commit) to the first "
+            "poll that shows the checkpoint past it. Failed counts orders not placed and orders "
+            "never seen.",
             "",
             *lag_lines,
             "",

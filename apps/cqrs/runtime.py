@@ -48,8 +48,9 @@ LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a NOWAIT lock that is 
 # Set by a runner that found the projector busy; the runner at work takes one more pass.
 RERUN_KEY = "cqrs:another-pass:{name}"
 RERUN_SECONDS = 60
-# How long a runner stuck at a gap polls for the transaction that may fill it to end. Longer
-# holders wake the projector when they commit; the sweep passes their gap if they roll back.
+# How long a runner stuck at a gap polls for the transactions that may fill it to end. Worker
+# tasks (`wait=False`) do not poll: a transaction that commits wakes the projector itself, and
+# one that rolls back is passed by the next wake-up or the sweep, so no worker process idles.
 GAP_WAIT_SECONDS = 0.25
 
 
@@ -142,7 +143,7 @@ def _run_batch(part: Partition, batch_size: int, force: bool, wait: bool) -> tup
         if not force and checkpoint.retry_at and checkpoint.retry_at > timezone.now():
             return 0, checkpoint.position, False
         # Everything up to the horizon is visible or never will be (apps/cqrs/horizon.py).
-        horizon = readable_position(after=checkpoint.position, wait=GAP_WAIT_SECONDS)
+        horizon = readable_position(after=checkpoint.position, wait=GAP_WAIT_SECONDS if wait else 0)
         fetched = list(
             part.events(DomainEvent.objects.using(WRITE_ALIAS))
             .filter(
