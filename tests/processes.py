@@ -52,6 +52,7 @@ class Service:
 
     def __init__(self, name: str, args: list[str], *, env: dict[str, str], logdir: Path) -> None:
         self.name = name
+        self.stopped = False  # stopped or killed on purpose, not exited by itself
         self.log_path = Path(logdir) / f"{name}.log"
         with open(self.log_path, "w") as log:
             # A session of its own, so that a kill takes the worker's pool processes with it.
@@ -72,11 +73,13 @@ class Service:
 
     def kill(self) -> None:
         """SIGKILL to the process and its children, as when the host goes down."""
+        self.stopped = True
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
     def stop(self) -> None:
+        self.stopped = True
         if self.process.poll() is None:
             self.process.terminate()
             try:

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -28,7 +29,12 @@ def private_redis(tmp_path):
 
 
 class Stack:
-    """gunicorn and a Celery worker with beat, both on `private_redis` and the test databases."""
+    """gunicorn and a Celery worker with beat, both on `private_redis` and the test databases.
+
+    Workers are supervised as compose's `restart: unless-stopped` does: one that exits by
+    itself is started again (`restarts` counts them). Celery's Redis transport can crash the
+    worker when the broker goes away while a message is being acknowledged ("Unrecoverable
+    error: AttributeError ... hostname" in kombu); production relies on the restart too."""
 
     def __init__(self, redis: RedisServer, logdir) -> None:
         self.redis = redis
@@ -36,7 +42,12 @@ class Stack:
         # These tests measure the system, not the per-customer throttle.
         self.env = {**subprocess_env(redis_url=redis.url), "CUSTOMER_COMMAND_RATE": "100000/min"}
         self.web = start_web(env=self.env, logdir=logdir)
-        self.workers = [start_worker(env=self.env, logdir=logdir, name="worker")]
+        self.workers = []
+        self.restarts = 0
+        self._lock = threading.Lock()
+        self._supervising = True
+        self.add_worker("worker", beat=True)
+        threading.Thread(target=self._supervise, daemon=True).start()
 
     @property
     def url(self) -> str:
@@ -44,13 +55,35 @@ class Stack:
 
     def add_worker(self, name: str, *, beat: bool = False):
         worker = start_worker(env=self.env, logdir=self.logdir, name=name, beat=beat)
-        self.workers.append(worker)
+        worker.beat = beat
+        with self._lock:
+            self.workers.append(worker)
         return worker
+
+    def _supervise(self) -> None:
+        while self._supervising:
+            with self._lock:
+                exited = [w for w in self.workers if not w.stopped and w.process.poll() is not None]
+                for worker in exited:
+                    try:
+                        restarted = start_worker(
+                            env=self.env, logdir=self.logdir, name=f"{worker.name}-restarted",
+                            beat=worker.beat,
+                        )  # fmt: skip
+                    except RuntimeError:
+                        continue  # e.g. the broker is still away: try again
+                    worker.stopped = True
+                    restarted.beat = worker.beat
+                    self.workers.append(restarted)
+                    self.restarts += 1
+            time.sleep(0.5)
 
     def stop_workers(self) -> None:
         """Stop projecting, e.g. before comparing the read models with a replay."""
-        for worker in self.workers:
-            worker.stop()
+        self._supervising = False
+        with self._lock:
+            for worker in self.workers:
+                worker.stop()
 
     def stop(self) -> None:
         self.stop_workers()

@@ -74,4 +74,5 @@ def test_orders_placed_while_redis_is_down_all_reach_the_read_side_once(stack, r
         lost=len(placed) - OrderSummary.objects.filter(order_id__in=placed).count(),
         read_rows_differing_from_rebuild=sum(differences.values()),
         catch_up_seconds=round(catch_up, 2),
+        worker_restarts=stack.restarts,
     )

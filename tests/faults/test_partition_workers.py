@@ -22,7 +22,7 @@ pytestmark = [
     pytest.mark.worker,
     pytest.mark.django_db(transaction=True, databases=["default", "read"]),
 ]
-ORDERS = 6_000  # 12,000 events: a few seconds of projection, so the kill lands mid-batch
+ORDERS = 10_000  # 20,000 events: a few seconds of projection, so the kill lands mid-batch
 HISTORY = "orders.history"
 
 
@@ -43,7 +43,6 @@ def test_killing_one_of_two_partition_workers_mid_batch_loses_nothing(tmp_path, 
     # Given a log of order events, and two workers of one process each on the read models'
     # queue (no side effects: these orders have no rows behind them)
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-    events = copy_order_events(orders=ORDERS)
     history = registry.get(HISTORY)
     env = subprocess_env()
     began = time.monotonic()
@@ -53,8 +52,15 @@ def test_killing_one_of_two_partition_workers_mid_batch_loses_nothing(tmp_path, 
         for name, beat in (("first", True), ("second", False))
     ]  # fmt: skip
     try:
+        # COPY sends no wake-up: beat's sweep starts both partitions within a second
+        events = copy_order_events(orders=ORDERS)
+        head = runtime.head_position()
         # When both partitions are under way, one worker is killed, and another takes its place
-        wait_for(lambda: all(p > 0 for p in history_positions().values()), timeout=30)
+        wait_for(
+            lambda: (p := history_positions()) and all(0 < v < head for v in p.values()),
+            timeout=30,
+            interval=0.02,
+        )
         before_kill = history_positions()
         workers[0].kill()
         killed_at = time.monotonic()
@@ -62,7 +68,6 @@ def test_killing_one_of_two_partition_workers_mid_batch_loses_nothing(tmp_path, 
             start_worker(env=env, logdir=tmp_path, name="third", beat=True, concurrency=1,
                          queues="projections")
         )  # fmt: skip
-        head = runtime.head_position()
 
         def caught_up():
             """both partitions of the order history have reached the head of the log"""
