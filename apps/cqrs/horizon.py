@@ -17,9 +17,10 @@ The reader proves it with PostgreSQL's own lock table (docs/decisions/
    S. The same statement then lists, from `pg_locks`, the transactions holding that lock now.
 3. If none does, N's holder has ended: a later snapshot (the batch's own read) sees N, or N
    will never exist. So every position up to M is settled. Otherwise the reader reads up to
-   the first gap; stuck at the gap itself, it polls `pg_locks` until those very transactions
-   (by virtual transaction id) have ended, as CREATE INDEX CONCURRENTLY waits for lockers.
-   Transactions that start appending later are not waited for: they take positions above M.
+   the first gap. Stuck at the gap itself, a caller that may wait polls `pg_locks` until those
+   very transactions (by virtual transaction id) have ended, as CREATE INDEX CONCURRENTLY waits
+   for lockers, re-reading meanwhile in case the gap fills; worker tasks do not wait (a commit
+   wakes them). Transactions that start appending later are not waited for.
 
 A transaction that never wrote to the log holds no such lock, so a session idle in transaction
 for minutes never holds a reader back. A writer killed between its insert and its commit holds
