@@ -284,7 +284,9 @@ def write_report(results: dict) -> None:
     def verdict(ok: bool) -> str:
         return "met" if ok else "**missed**"
 
-    append_lines, projection_lines, scale = scaling_tables(results["scaling"])
+    # Reports saved before bench/scaling.py existed have no scale-out figures.
+    scaling = results.get("scaling")
+    append_lines, projection_lines, scale = scaling_tables(scaling) if scaling else ([], [], {})
 
     headline = [
         "| target | measured | |",
@@ -301,17 +303,21 @@ def write_report(results: dict) -> None:
         f"served | {verdict(lag_ok)} |",
         f"| replay ≥ 20,000 events/s | {replay['events_per_second']:,.0f} events/s "
         f"| {verdict(replay['events_per_second'] >= TARGETS['replay_eps'])} |",
-        f"| appends: 16 writers ≥ 1.7× one writer (minimal command) "
-        f"| {scale['append_16_vs_1']:.2f}× | "
-        f"{verdict(scale['append_16_vs_1'] >= TARGETS['append_16_vs_1'])} |",
-        f"| appends: captured append SQL at 16 clients ≥ 60 % of plain INSERT+COMMIT "
-        f"| {scale['append_sql_vs_plain_16']:.0%} (old global lock: "
-        f"{scale['old_lock_vs_plain_16']:.0%}) | "
-        f"{verdict(scale['append_sql_vs_plain_16'] >= TARGETS['append_sql_vs_plain_16'])} |",
-        f"| projection: 2 partitions ≥ 1.6× one (order history) "
-        f"| {scale['projection_2_vs_1']:.2f}× | "
-        f"{verdict(scale['projection_2_vs_1'] >= TARGETS['projection_2_vs_1'])} |",
     ]
+
+    if scale:
+        headline += [
+            f"| appends: 16 writers ≥ 1.7× one writer (minimal command) "
+            f"| {scale['append_16_vs_1']:.2f}× | "
+            f"{verdict(scale['append_16_vs_1'] >= TARGETS['append_16_vs_1'])} |",
+            f"| appends: captured append SQL at 16 clients ≥ 60 % of plain INSERT+COMMIT "
+            f"| {scale['append_sql_vs_plain_16']:.0%} (old global lock: "
+            f"{scale['old_lock_vs_plain_16']:.0%}) | "
+            f"{verdict(scale['append_sql_vs_plain_16'] >= TARGETS['append_sql_vs_plain_16'])} |",
+            f"| projection: 2 partitions ≥ 1.6× one (order history) "
+            f"| {scale['projection_2_vs_1']:.2f}× | "
+            f"{verdict(scale['projection_2_vs_1'] >= TARGETS['projection_2_vs_1'])} |",
+        ]
 
     command_lines = [
         "| load | p50 ms | p99 ms | orders/s | errors |",
@@ -352,6 +358,41 @@ def write_report(results: dict) -> None:
     seeding = [
         f"| {s['size']:,} | {s['seed_s']:.1f} | {s['project_s']:.1f} |" for s in results["seeding"]
     ]
+    scaling_section = (
+        [
+            "## 6. Scale-out: concurrent appends and partitioned projection",
+            "",
+            f"![scaling]({PREFIX}scaling.png)",
+            "",
+            "`bench/scaling.py`, in a database of its own, after the stack above has stopped. "
+            "Appends: the minimal command is `@command` + one `record()` on a new aggregate, "
+            "run from N writer processes for "
+            f"{results['scaling']['appends']['seconds']} s; medians of "
+            f"{results['scaling']['appends']['rounds']} interleaved rounds. Beside it, on a "
+            "copy of the log's table (same columns and indexes), pgbench with N clients runs "
+            "a plain INSERT (autocommit), then the SQL one real command sent, captured from "
+            "Django's query log, in its transaction, then the same SQL behind the advisory lock "
+            "appends took before.",
+            "",
+            *append_lines,
+            "",
+            "Captured append SQL:",
+            "",
+            "```sql",
+            *results["scaling"]["appends"]["captured_sql"],
+            "```",
+            "",
+            f"Projection: {results['scaling']['projection']['events']:,} order events "
+            "(OrderPlaced and OrderPaid, written with COPY as the services record them) "
+            "projected into empty order-history tables by `runtime.catch_up`, in one process "
+            "per partition, 3 rounds each.",
+            "",
+            *projection_lines,
+            "",
+        ]
+        if scaling
+        else []
+    )
     versions = ", ".join(f"{k} {v}" for k, v in results["versions"].items())
     command = "make bench-quick" if profile["name"] == "quick" else "make bench"
     text = "\n".join(
@@ -423,35 +464,7 @@ def write_report(results: dict) -> None:
             f"{replay['seconds']:.1f} s = **{replay['events_per_second']:,.0f} events/s**, peak "
             f"memory {replay['peak_rss_mb']:.0f} MB (max RSS of any one process).",
             "",
-            "## 6. Scale-out: concurrent appends and partitioned projection",
-            "",
-            f"![scaling]({PREFIX}scaling.png)",
-            "",
-            "`bench/scaling.py`, in a database of its own, after the stack above has stopped. "
-            "Appends: the minimal command is `@command` + one `record()` on a new aggregate, "
-            "run from N writer processes for "
-            f"{results['scaling']['appends']['seconds']} s; medians of "
-            f"{results['scaling']['appends']['rounds']} interleaved rounds. Beside it, on a "
-            "copy of the log's table (same columns and indexes), pgbench with N clients runs "
-            "a plain INSERT (autocommit), then the SQL one real command sent, captured from "
-            "Django's query log, in its transaction, then the same SQL behind the advisory lock "
-            "appends took before.",
-            "",
-            *append_lines,
-            "",
-            "Captured append SQL:",
-            "",
-            "```sql",
-            *results["scaling"]["appends"]["captured_sql"],
-            "```",
-            "",
-            f"Projection: {results['scaling']['projection']['events']:,} order events "
-            "(OrderPlaced and OrderPaid, written with COPY as the services record them) "
-            "projected into empty order-history tables by `runtime.catch_up`, in one process "
-            "per partition, 3 rounds each.",
-            "",
-            *projection_lines,
-            "",
+            *scaling_section,
         ]
     )
     # The causes of missed targets come from profiles, written by hand beside the figures.

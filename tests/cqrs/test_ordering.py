@@ -9,8 +9,9 @@ from django.db import connections, transaction
 
 from apps.cqrs import runtime
 from apps.cqrs.models import DomainEvent
-from apps.cqrs.projectors import Projector, registry
+from apps.cqrs.projectors import Projector
 from tests.factories import add_author, add_book
+from tests.projectors import registered
 
 WRITERS = 8
 BOOKS_PER_WRITER = 30
@@ -33,10 +34,8 @@ class RecordingProjector(Projector):
 
 @pytest.fixture
 def recording_projector():
-    projector = RecordingProjector()
-    registry._projectors[projector.name] = projector
-    yield projector
-    registry.unregister(projector.name)
+    with registered(RecordingProjector()) as projector:
+        yield projector
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "read"])

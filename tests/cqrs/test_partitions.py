@@ -23,6 +23,7 @@ from apps.read.orders.models import CustomerTotals, OrderSummary
 from apps.write.orders import services as orders
 from tests.factories import APPROVE, UserFactory, place_order, stocked_book
 from tests.processes import subprocess_env
+from tests.projectors import registered
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
 HISTORY = "orders.history"
@@ -298,10 +299,8 @@ def flaky_projector():
                 raise RuntimeError(f"cannot write {self.key_of(event)}")
             self.applied.append(event.position)
 
-    projector = Flaky()
-    registry._projectors[projector.name] = projector
-    yield projector
-    registry.unregister(projector.name)
+    with registered(Flaky()) as projector:
+        yield projector
     FlakyListing.broken = set()
 
 

@@ -15,6 +15,7 @@ from apps.write.catalog import services
 from apps.write.catalog.models import Author, Book
 from tests.factories import add_author, add_book
 from tests.processes import subprocess_env
+from tests.projectors import registered
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
 
@@ -113,10 +114,8 @@ class FailingProjector(Projector):
 
 @pytest.fixture
 def failing_projector():
-    projector = FailingProjector()
-    registry._projectors[projector.name] = projector
-    yield projector
-    registry.unregister(projector.name)
+    with registered(FailingProjector()) as projector:
+        yield projector
 
 
 def test_a_failing_event_stops_only_its_projector_and_is_retried_with_backoff(failing_projector):

@@ -11,9 +11,9 @@ from django.db import connections, transaction
 
 from apps.cqrs import runtime
 from apps.cqrs.models import DomainEvent
-from apps.cqrs.projectors import registry
 from tests.cqrs.test_ordering import RecordingProjector
 from tests.factories import add_author, add_book
+from tests.projectors import registered
 
 pytestmark = [
     pytest.mark.faults,
@@ -39,10 +39,8 @@ class TimedProjector(RecordingProjector):
 
 @pytest.fixture
 def timed_projector():
-    projector = TimedProjector()
-    registry._projectors[projector.name] = projector
-    yield projector
-    registry.unregister(projector.name)
+    with registered(TimedProjector()) as projector:
+        yield projector
 
 
 class RolledBack(Exception):

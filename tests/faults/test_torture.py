@@ -19,9 +19,10 @@ from django.db import connection, connections, transaction
 from apps.cqrs import runtime
 from apps.cqrs.context import scope
 from apps.cqrs.models import DomainEvent
-from apps.cqrs.projectors import Projector, registry
+from apps.cqrs.projectors import Projector
 from apps.write.inventory.services import stock_receive
 from tests.factories import add_author, add_book
+from tests.projectors import registered
 
 pytestmark = [
     pytest.mark.faults,
@@ -55,10 +56,8 @@ class RecordingStockProjector(Projector):
 
 @pytest.fixture
 def torture_projector():
-    projector = RecordingStockProjector()
-    registry._projectors[projector.name] = projector
-    yield projector
-    registry.unregister(projector.name)
+    with registered(RecordingStockProjector()) as projector:
+        yield projector
 
 
 class RolledBack(Exception):
