@@ -30,12 +30,11 @@ pytestmark = [
 ]
 WRITERS = 32
 BOOKS = 8  # aggregates the writers share: each command locks its book's stock row
-WRITE_SECONDS = 12.0
+WRITE_SECONDS = 14.0
 HOLD_SECONDS = (0.0, 0.05)  # between the append and the commit
 ROLLBACK_SHARE = 0.15
 IDLE_FROM, IDLE_SECONDS = 0.5, 10.0
-# After the idle window: a reader waits behind a late commit by design (measured on its own).
-LONG_FROM, LONG_HOLD_SECONDS = IDLE_FROM + IDLE_SECONDS + 0.5, 5.0
+LONG_AFTER_IDLE, LONG_HOLD_SECONDS = 1.0, 5.0
 MAX_LAG_WHILE_IDLE = 1.0
 
 
@@ -95,9 +94,12 @@ def writer(seed: int, books: list[int], until: float, results) -> None:
         connections.close_all()
 
 
-def long_writer(book_id: int, start_at: float, results) -> None:
+def long_writer(book_id: int, idle_done, results) -> None:
     connections.close_all()
-    time.sleep(max(start_at - time.monotonic(), 0))
+    # Well after the idle session: a reader waits behind a late commit by design, and that wait
+    # is measured on its own, not counted against the idle session.
+    idle_done.wait(timeout=60)
+    time.sleep(LONG_AFTER_IDLE)
 
     def appended(position):
         results.put(("long appended", position, time.monotonic()))
@@ -106,7 +108,7 @@ def long_writer(book_id: int, start_at: float, results) -> None:
     connections.close_all()
 
 
-def idle_in_transaction(dsn: str, start_at: float, seconds: float, results) -> None:
+def idle_in_transaction(dsn: str, start_at: float, seconds: float, results, done) -> None:
     """A session that writes (so it has a transaction id) but never touches the log, then sits
     idle in its transaction."""
     time.sleep(max(start_at - time.monotonic(), 0))
@@ -118,6 +120,7 @@ def idle_in_transaction(dsn: str, start_at: float, seconds: float, results) -> N
         time.sleep(seconds)
         results.put(("idle until", int(xid), time.monotonic()))
         conn.rollback()
+    done.set()
 
 
 def dsn() -> str:
@@ -150,10 +153,12 @@ def test_torture_every_committed_event_once_in_version_order(torture_projector, 
         ctx.Process(target=writer, args=(n, shared, began + WRITE_SECONDS, results))
         for n in range(WRITERS)
     ]
-    processes.append(ctx.Process(target=long_writer, args=(long_book, began + LONG_FROM, results)))
+    idle_done = ctx.Event()
+    processes.append(ctx.Process(target=long_writer, args=(long_book, idle_done, results)))
     processes.append(
         ctx.Process(
-            target=idle_in_transaction, args=(dsn(), began + IDLE_FROM, IDLE_SECONDS, results)
+            target=idle_in_transaction,
+            args=(dsn(), began + IDLE_FROM, IDLE_SECONDS, results, idle_done),
         )
     )
     for process in processes:
