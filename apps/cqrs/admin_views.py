@@ -61,7 +61,7 @@ def projection_action(request, name: str, action: str):
         except ValidationError as exc:
             messages.error(request, f"Not skipped: {' '.join(exc.messages)}")
         else:
-            key = _parked_key_at(projector, position)
+            key = runtime.parked_key_at(projector, position)
             if key:
                 _retry_key(request, projector, key)
             tasks.project.apply_async((name,), queue=projector.queue, kwargs={"force": True})
@@ -73,14 +73,6 @@ def projection_action(request, name: str, action: str):
     else:
         raise Http404(action)
     return redirect("admin-projections")
-
-
-def _parked_key_at(projector, position: int) -> str | None:
-    for row in runtime.status([projector]):
-        for key, entry in row.parked.items():
-            if entry["position"] == position:
-                return key
-    return None
 
 
 def _retry_key(request, projector, key: str) -> None:

@@ -291,6 +291,15 @@ def retry_parked(projector: Projector, *, key: str) -> dict | None:
     return parked.get(key)
 
 
+def parked_key_at(projector: Projector, position: int) -> str | None:
+    """The key a partition of the projector has parked at the event at `position`, if any."""
+    for checkpoint in _checkpoints(projector):
+        for key, entry in checkpoint.parked.items():
+            if entry["position"] == position:
+                return key
+    return None
+
+
 def catch_up(
     projector: Projector,
     *,
