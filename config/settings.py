@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "axes",
     "apps.cqrs",
+    "apps.contracts",
     "apps.write.catalog",
     "apps.write.inventory",
     "apps.write.customers",

@@ -70,6 +70,6 @@ def history(
     state: State = {}
     steps = []
     for event in events.order_by("aggregate_version"):
-        state = REDUCERS.get(event.event_type, _merge)(state, event.payload)
+        state = REDUCERS.get(event.event_type, _merge)(state, event.current_payload)
         steps.append((event, state))
     return steps

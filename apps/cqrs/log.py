@@ -20,14 +20,13 @@ import json
 import uuid
 from collections.abc import Iterable
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connections
 from django.db.models import Max, Q
 from django.utils import timezone
 
 from apps.cqrs.bulk import copy_rows
 from apps.cqrs.context import Scope, current_scope
-from apps.cqrs.events import Event
+from apps.cqrs.events import Event, PayloadEncoder
 from apps.cqrs.exceptions import Conflict
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.signals import event_recorded
@@ -137,7 +136,7 @@ def _insert_numbered(rows: list[DomainEvent]) -> None:
     for row in rows:
         params += [
             row.event_id, row.aggregate_type, row.aggregate_id, row.aggregate_version,
-            row.event_type, row.schema_version, json.dumps(row.payload, cls=DjangoJSONEncoder),
+            row.event_type, row.schema_version, json.dumps(row.payload, cls=PayloadEncoder),
             row.command, row.actor_id, row.actor, row.correlation_id, row.causation_id,
             row.recorded_at,
         ]  # fmt: skip
@@ -213,7 +212,7 @@ def copy_new_aggregates(items: Iterable[tuple[Event, str]]) -> int:
                 versions[key],
                 event.event_type,
                 event.schema_version,
-                json.dumps(event.payload(), cls=DjangoJSONEncoder),
+                json.dumps(event.payload(), cls=PayloadEncoder),
                 command_name,
                 None,
                 "system",

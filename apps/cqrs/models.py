@@ -1,7 +1,10 @@
 import uuid
+from functools import cached_property
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+
+from apps.cqrs.events import Event, PayloadEncoder, decode, upcast
 
 
 class AppendOnlyError(Exception):
@@ -31,7 +34,7 @@ class DomainEvent(models.Model):
     aggregate_version = models.PositiveIntegerField()
     event_type = models.CharField(max_length=100)
     schema_version = models.PositiveSmallIntegerField(default=1)
-    payload = models.JSONField(encoder=DjangoJSONEncoder)
+    payload = models.JSONField(encoder=PayloadEncoder)
     command = models.CharField(max_length=100, help_text="The command service that recorded it.")
     actor_id = models.BigIntegerField(null=True, blank=True, help_text="User id; empty for system.")
     actor = models.CharField(max_length=150, help_text="Who, as they were named at the time.")
@@ -61,6 +64,17 @@ class DomainEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("The event log is append-only: events are never deleted.")
+
+    @cached_property
+    def data(self) -> Event:
+        """The event this row holds, typed and in its current shape (apps/cqrs/events.py)."""
+        return decode(self.event_type, self.schema_version, self.payload)
+
+    @property
+    def current_payload(self) -> dict:
+        """The payload as JSON values in its current shape: old versions upcast, as stored
+        otherwise. The log keeps `payload` as it was written."""
+        return upcast(self.event_type, self.schema_version, self.payload)
 
 
 class LogHorizon(models.Model):

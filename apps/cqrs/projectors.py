@@ -31,6 +31,8 @@ def replaying() -> bool:
 
 class Projector:
     name: ClassVar[str]
+    # The event types it reads: declared as contract classes (a typo is then a NameError), kept
+    # as their names. Strings are accepted, and checked at start-up (apps/cqrs/checks.py).
     handles: ClassVar[frozenset[str]]
     # The tables this projector fills; rebuilding empties them first.
     models: ClassVar[tuple[type[Model], ...]] = ()
@@ -53,6 +55,13 @@ class Projector:
     # failing event then parks its aggregate alone, whose later events wait with it, while the
     # others go on. False: a failing event stops the partition until it applies or is skipped.
     parks_by_key: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "handles" in cls.__dict__:
+            cls.handles = frozenset(
+                h if isinstance(h, str) else h.event_type for h in cls.__dict__["handles"]
+            )
 
     @staticmethod
     def key_of(event: DomainEvent) -> str:

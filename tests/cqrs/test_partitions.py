@@ -2,7 +2,6 @@
 stay in one partition and in order, read-your-writes waits for every partition, and the count can
 be changed without a rebuild. Failures of projectors that park by key park one aggregate."""
 
-import dataclasses
 import threading
 import time
 from decimal import Decimal
@@ -12,10 +11,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import connections
 
+from apps.contracts.orders import OrderShipped
 from apps.cqrs import runtime
 from apps.cqrs.commands import command
 from apps.cqrs.consistency import note_checkpoint, read_position, wait_for_position
-from apps.cqrs.events import Event
 from apps.cqrs.log import record
 from apps.cqrs.models import DomainEvent, ProjectorCheckpoint
 from apps.cqrs.projectors import key_partition, registry
@@ -183,20 +182,10 @@ def test_unknown_partitions_command_input_is_refused():
 # Parking by key ---------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class StrayOrderShipped(Event):
-    """An OrderShipped for an order the history has never seen, as a faulty release might."""
-
-    event_type = "OrderShipped"
-    aggregate_type = "order"
-    aggregate_id_field = "order_id"
-    order_id: int
-    customer_id: int
-
-
 @command("test.stray_shipment")
 def write_stray_shipment(*, actor=None, order_id: int, customer_id: int) -> None:
-    record(StrayOrderShipped(order_id=order_id, customer_id=customer_id))
+    # An OrderShipped for an order the history has never seen, as a faulty release might.
+    record(OrderShipped(order_id=order_id, customer_id=customer_id))
 
 
 def test_a_poison_event_parks_its_order_only_and_staff_retry_or_skip_it(client, report):

@@ -7,12 +7,12 @@ from decimal import Decimal
 import pytest
 from django.db import DatabaseError, connection, connections, transaction
 
+from apps.contracts.catalog import AuthorAdded
 from apps.cqrs.context import scope
 from apps.cqrs.log import RecordError, record
 from apps.cqrs.models import AppendOnlyError, DomainEvent
 from apps.cqrs.signals import event_recorded
 from apps.write.catalog import services
-from apps.write.catalog.events import AuthorAdded
 from apps.write.catalog.models import Author, Book, BookAuthor
 from tests.factories import StaffFactory, add_author, add_book
 

@@ -26,8 +26,9 @@ STOPPED = ["catalog.book_listing", "reports.figures"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class MalformedBookAdded(Event):
-    """A BookAdded without the fields its readers need, as a faulty release might write."""
+class MalformedBookAdded(Event, abstract=True):
+    """A BookAdded without the fields its contract has, as a faulty release might write (not a
+    contract itself: `abstract` keeps it out of the register of event types)."""
 
     event_type = "BookAdded"
     aggregate_type = "book"

@@ -40,6 +40,7 @@ def test_adding_a_book_in_the_admin_records_book_added(client, staff):
             "authors": [author.pk],
             "price": "8.99",
             "format": "paperback",
+            "language": "en",
             "published_on": "",
             "description": "",
         },
@@ -49,6 +50,7 @@ def test_adding_a_book_in_the_admin_records_book_added(client, staff):
     event = DomainEvent.objects.get(event_type="BookAdded")
     assert event.payload["book_id"] == book.pk
     assert event.payload["authors"] == [{"id": author.pk, "name": "Mary Shelley"}]
+    assert event.data.language == "en"
     assert (event.actor, event.command) == ("boss", "catalog.book_add")
 
 
@@ -62,6 +64,7 @@ def test_a_bad_isbn_in_the_admin_is_a_form_error(client, staff):
             "authors": [author.pk],
             "price": "1",
             "format": "ebook",
+            "language": "fr",
         },
     )
     assert response.status_code == 200
@@ -78,6 +81,7 @@ def test_editing_a_price_in_the_admin_records_price_changed(client, staff):
             "subtitle": "New subtitle",
             "description": book.description,
             "format": book.format,
+            "language": book.language,
             "published_on": "",
             "price": "11.50",
         },

@@ -51,6 +51,7 @@ def test_bulk_seeded_rows_and_events_match_those_of_the_services():
         author_ids=author_ids,
         price=bulk.price,
         format=bulk.format,
+        language=bulk.language,
         published_on=bulk.published_on,
         description=bulk.description,
     )

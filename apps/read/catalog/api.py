@@ -28,6 +28,7 @@ class BookListingSerializer(serializers.ModelSerializer):
             "isbn",
             "description",
             "format",
+            "language",
             "published_on",
             "price",
             "authors",

@@ -32,7 +32,7 @@ VERSION_KEY = "catalog:version"
 GENERATION_KEY = "catalog:lists:generation"
 LIST_KEY = "catalog:list:{digest}"
 # Lists whose first page is cached: no cursor, no search, only these parameters.
-CACHEABLE_LIST_PARAMS = {"availability", "format", "ordering", "author"}
+CACHEABLE_LIST_PARAMS = {"availability", "format", "language", "ordering", "author"}
 
 
 def _safely(default: Any, operation: Callable[[], Any]) -> Any:

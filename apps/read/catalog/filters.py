@@ -1,7 +1,7 @@
 import django_filters
 
 from apps.read.catalog import selectors
-from apps.read.catalog.models import FORMATS, Availability, BookListing
+from apps.read.catalog.models import FORMATS, LANGUAGES, Availability, BookListing
 
 
 class BookListingFilter(django_filters.FilterSet):
@@ -11,6 +11,7 @@ class BookListingFilter(django_filters.FilterSet):
     price_max = django_filters.NumberFilter(field_name="price", lookup_expr="lte", label="To $")
     availability = django_filters.ChoiceFilter(choices=Availability.choices)
     format = django_filters.ChoiceFilter(choices=FORMATS)
+    language = django_filters.ChoiceFilter(choices=LANGUAGES)
     published_after = django_filters.DateFilter(field_name="published_on", lookup_expr="gte")
     published_before = django_filters.DateFilter(field_name="published_on", lookup_expr="lte")
 

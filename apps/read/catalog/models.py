@@ -10,7 +10,16 @@ class Availability(models.TextChoices):
 
 
 LOW_STOCK = 5
-# The formats the catalog sells, as its events name them.
+# The languages and formats the catalog sells, as its events name them.
+LANGUAGES = [
+    ("en", "English"),
+    ("fr", "French"),
+    ("de", "German"),
+    ("es", "Spanish"),
+    ("it", "Italian"),
+    ("nl", "Dutch"),
+    ("pt", "Portuguese"),
+]
 FORMATS = [
     ("hardcover", "Hardcover"),
     ("paperback", "Paperback"),
@@ -38,6 +47,8 @@ class BookListing(models.Model):
     isbn = models.CharField(max_length=13, unique=True)
     description = models.TextField(blank=True)
     format = models.CharField(max_length=20)
+    # Listing v2 (docs/upgrades.md): filled by the blue-green rebuild, 'en' until it switches.
+    language = models.CharField(max_length=2, choices=LANGUAGES, default="en")
     published_on = models.DateField(null=True, blank=True)
     price = models.DecimalField(max_digits=10, decimal_places=2)
     authors = models.JSONField(default=list, help_text='[{"id": 1, "name": "..."}] in order.')
@@ -61,6 +72,7 @@ class BookListing(models.Model):
             models.Index(fields=["price"], name="listing_price"),
             models.Index(fields=["availability", "title", "book_id"], name="listing_availability"),
             models.Index(fields=["format", "title", "book_id"], name="listing_format"),
+            models.Index(fields=["language", "title", "book_id"], name="listing_language"),
             models.Index(fields=["published_on"], name="listing_published"),
         ]
 

@@ -3,7 +3,26 @@ from functools import partial
 
 from django.db import transaction
 
+from apps.contracts.catalog import (
+    AuthorRenamed,
+    BookAdded,
+    BookDetailsChanged,
+    BookDiscontinued,
+    BookEvent,
+    BookReinstated,
+    PriceChanged,
+)
+from apps.contracts.inventory import (
+    BackorderPolicyChanged,
+    StockAdjusted,
+    StockEvent,
+    StockReceived,
+    StockReleased,
+    StockReserved,
+)
+from apps.contracts.orders import OrderCancelled, OrderPlaced
 from apps.cqrs.bulk import save_rows
+from apps.cqrs.events import as_json
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import READ_ALIAS, Projector, register, replaying
 from apps.read.catalog import cache
@@ -15,6 +34,7 @@ _LISTING_FIELDS = [
     "isbn",
     "description",
     "format",
+    "language",
     "published_on",
     "price",
     "authors",
@@ -30,14 +50,16 @@ _ALL_FIELDS = [
     "allow_backorder",
     "availability",
 ]
-_DETAILS = {"title", "subtitle", "description", "format", "published_on"}
 
 
 def _book_ids(events: Sequence[DomainEvent]) -> set[int]:
-    ids = {e.payload["book_id"] for e in events if "book_id" in e.payload}
+    ids = set()
     for event in events:
-        if event.event_type in ("OrderPlaced", "OrderCancelled"):
-            ids.update(line["book_id"] for line in event.payload["lines"])
+        match event.data:
+            case BookEvent(book_id=book_id) | StockEvent(book_id=book_id):
+                ids.add(book_id)
+            case OrderPlaced(lines=lines) | OrderCancelled(lines=lines):
+                ids.update(line.book_id for line in lines)
     return ids
 
 
@@ -49,20 +71,20 @@ def search_text(listing: BookListing) -> str:
     )
 
 
-def _listing_from_book_added(event: DomainEvent) -> BookListing:
-    p = event.payload
+def _listing_from_book_added(added: BookAdded, position: int) -> BookListing:
     listing = BookListing(
-        book_id=p["book_id"],
-        title=p["title"],
-        subtitle=p["subtitle"],
-        isbn=p["isbn"],
-        description=p["description"],
-        format=p["format"],
-        published_on=p["published_on"],
-        price=p["price"],
-        authors=p["authors"],
-        author_names=", ".join(a["name"] for a in p["authors"]),
-        position=event.position,
+        book_id=added.book_id,
+        title=added.title,
+        subtitle=added.subtitle,
+        isbn=added.isbn,
+        description=added.description,
+        format=added.format,
+        language=added.language,
+        published_on=added.published_on,
+        price=added.price,
+        authors=[as_json(credit) for credit in added.authors],
+        author_names=", ".join(credit.name for credit in added.authors),
+        position=position,
     )
     listing.search_text = search_text(listing)
     return listing
@@ -73,19 +95,19 @@ class BookListingProjector(Projector):
     name = "catalog.book_listing"
     handles = frozenset(
         {
-            "BookAdded",
-            "PriceChanged",
-            "BookDetailsChanged",
-            "BookDiscontinued",
-            "BookReinstated",
-            "AuthorRenamed",
-            "StockReceived",
-            "StockAdjusted",
-            "StockReserved",
-            "StockReleased",
-            "BackorderPolicyChanged",
-            "OrderPlaced",
-            "OrderCancelled",
+            BookAdded,
+            PriceChanged,
+            BookDetailsChanged,
+            BookDiscontinued,
+            BookReinstated,
+            AuthorRenamed,
+            StockReceived,
+            StockAdjusted,
+            StockReserved,
+            StockReleased,
+            BackorderPolicyChanged,
+            OrderPlaced,
+            OrderCancelled,
         }
     )
     models = (BookListing,)
@@ -100,10 +122,10 @@ class BookListingProjector(Projector):
         dirty: set[int] = set()
         touched = _book_ids(events)
         for event in events:
-            if event.event_type == "AuthorRenamed":
+            if isinstance(event.data, AuthorRenamed):
                 # Touches rows beyond the batch: write what we have, rename in SQL, re-read.
                 self._save(listings, dirty, stored)
-                renamed = self._rename_author(event)
+                renamed = self._rename_author(event.data, event.position)
                 listings.update(BookListing.objects.in_bulk(renamed))
                 touched.update(renamed)
             else:
@@ -119,54 +141,54 @@ class BookListingProjector(Projector):
         transaction.on_commit(cache.retire_everything, using=READ_ALIAS)
 
     def finish_replay(self) -> None:
-        # The replay refreshed no entry; retire those readers cached from half-rebuilt rows.
+        # The replay refreshed no entry; retire those readers cached from older rows.
         cache.retire_everything()
 
     @staticmethod
     def _change(listings: dict[int, BookListing], event: DomainEvent) -> list[int]:
         """Apply one event to the listings in memory; returns the ids of those it changed."""
-        p = event.payload
-        if event.event_type == "BookAdded":
-            added = _listing_from_book_added(event)
-            if p["book_id"] in listings:  # a repeat: keep the stock and sales figures
-                for field in _LISTING_FIELDS:
-                    setattr(listings[p["book_id"]], field, getattr(added, field))
-            else:
-                listings[p["book_id"]] = added
-            return [p["book_id"]]
-        if event.event_type in ("OrderPlaced", "OrderCancelled"):
-            sign = 1 if event.event_type == "OrderPlaced" else -1
-            changed = []
-            for line in p["lines"]:
-                if listing := listings.get(line["book_id"]):
-                    listing.units_sold += sign * line["quantity"]
-                    changed.append(line["book_id"])
-            return changed
-        listing = listings.get(p["book_id"])
+        data = event.data
+        match data:
+            case BookAdded():
+                added = _listing_from_book_added(data, event.position)
+                if data.book_id in listings:  # a repeat: keep the stock and sales figures
+                    for field in _LISTING_FIELDS:
+                        setattr(listings[data.book_id], field, getattr(added, field))
+                else:
+                    listings[data.book_id] = added
+                return [data.book_id]
+            case OrderPlaced() | OrderCancelled():
+                sign = 1 if isinstance(data, OrderPlaced) else -1
+                changed = []
+                for line in data.lines:
+                    if listing := listings.get(line.book_id):
+                        listing.units_sold += sign * line.quantity
+                        changed.append(line.book_id)
+                return changed
+        listing = listings.get(data.book_id)
         if listing is None:
             return []
-        match event.event_type:
-            case "PriceChanged":
-                listing.price = p["new_price"]
-            case "BookDetailsChanged":
-                for field, value in p["changes"].items():
-                    if field in _DETAILS:
-                        setattr(listing, field, value)
+        match data:
+            case PriceChanged():
+                listing.price = data.new_price
+            case BookDetailsChanged():
+                for field, value in data.changes.items():
+                    setattr(listing, field, value)
                 listing.search_text = search_text(listing)
-            case "BookDiscontinued" | "BookReinstated":
-                listing.discontinued = event.event_type == "BookDiscontinued"
-            case "BackorderPolicyChanged":
-                listing.quantity_available = p["on_hand"]
-                listing.allow_backorder = p["allow_backorder"]
-            case _:  # the stock events, each with the units on hand after it
-                listing.quantity_available = p["on_hand"]
+            case BookDiscontinued() | BookReinstated():
+                listing.discontinued = isinstance(data, BookDiscontinued)
+            case BackorderPolicyChanged():
+                listing.quantity_available = data.on_hand
+                listing.allow_backorder = data.allow_backorder
+            case StockEvent():
+                listing.quantity_available = data.on_hand
         listing.availability = availability_of(
             on_hand=listing.quantity_available,
             allow_backorder=listing.allow_backorder,
             discontinued=listing.discontinued,
         )
         listing.position = event.position
-        return [p["book_id"]]
+        return [data.book_id]
 
     @staticmethod
     def _save(listings: dict[int, BookListing], dirty: set[int], stored: set[int]) -> None:
@@ -183,8 +205,8 @@ class BookListingProjector(Projector):
             dirty.clear()
 
     @staticmethod
-    def _rename_author(event: DomainEvent) -> list[int]:
-        author_id, old, new = (event.payload[k] for k in ("author_id", "old_name", "name"))
+    def _rename_author(renamed: AuthorRenamed, position: int) -> list[int]:
+        author_id, old, new = renamed.author_id, renamed.old_name, renamed.name
         # Narrow by name in SQL (portable), then match the id exactly.
         candidates = BookListing.objects.filter(author_names__contains=old)
         changed = []
@@ -195,7 +217,7 @@ class BookListingProjector(Projector):
                 ]
                 listing.author_names = ", ".join(a["name"] for a in listing.authors)
                 listing.search_text = search_text(listing)
-                listing.position = event.position
+                listing.position = position
                 changed.append(listing)
         BookListing.objects.bulk_update(
             changed, ["authors", "author_names", "search_text", "position"]

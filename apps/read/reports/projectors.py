@@ -2,55 +2,59 @@ from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
-from django.utils.dateparse import parse_datetime
-
+from apps.contracts.catalog import (
+    BookAdded,
+    BookDetailsChanged,
+    BookDiscontinued,
+    BookEvent,
+    BookReinstated,
+)
+from apps.contracts.inventory import (
+    BackorderPolicyChanged,
+    StockAdjusted,
+    StockEvent,
+    StockReceived,
+    StockReleased,
+    StockReserved,
+)
+from apps.contracts.orders import OrderCancelled, OrderPaid, OrderPlaced, PlacedLine, SoldLine
 from apps.cqrs.bulk import save_rows
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import READ_ALIAS, Projector, register
 from apps.read.reports.models import DailyRevenue, DailySales, StockLevel
 
-STOCK_EVENTS = {"StockReceived", "StockAdjusted", "StockReserved", "StockReleased"}
-BOOK_EVENTS = {
-    "BookAdded",
-    "BookDetailsChanged",
-    "BookDiscontinued",
-    "BookReinstated",
-    "BackorderPolicyChanged",
-    *STOCK_EVENTS,
-}
+BOOK_EVENTS = (
+    BookAdded,
+    BookDetailsChanged,
+    BookDiscontinued,
+    BookReinstated,
+    BackorderPolicyChanged,
+    StockReceived,
+    StockAdjusted,
+    StockReserved,
+    StockReleased,
+)
 
 
 @register
 class ReportsProjector(Projector):
     name = "reports.figures"
-    handles = frozenset(
-        {
-            "BookAdded",
-            "BookDetailsChanged",
-            "BookDiscontinued",
-            "BookReinstated",
-            "BackorderPolicyChanged",
-            "OrderPlaced",
-            "OrderPaid",
-            "OrderCancelled",
-            *STOCK_EVENTS,
-        }
-    )
+    handles = frozenset({*BOOK_EVENTS, OrderPlaced, OrderPaid, OrderCancelled})
     models = (DailySales, DailyRevenue, StockLevel)
 
     def apply_batch(self, events: Sequence[DomainEvent]) -> None:
         # Every table is read once per batch, changed in memory and written back in one upsert
         # (as the catalog listing does): stock levels one row per book, sales one per day and
         # book, revenue one per day.
-        per_book = [e for e in events if e.event_type in BOOK_EVENTS]
-        levels = StockLevel.objects.in_bulk({e.payload["book_id"] for e in per_book})
+        per_book = [e.data for e in events if isinstance(e.data, BOOK_EVENTS)]
+        levels = StockLevel.objects.in_bulk({data.book_id for data in per_book})
         stored = set(levels)
         dirty: set[int] = set()
         sales: dict[tuple, list] = {}  # (day, book id) -> [title, units]
         revenue: dict[date, list] = {}  # day -> [amount, payments, refunds]
         for event in events:
-            if event.event_type in BOOK_EVENTS:
-                dirty.update(self._level(levels, event))
+            if isinstance(event.data, BOOK_EVENTS):
+                dirty.update(self._level(levels, event.data))
             else:
                 self._figures(event, sales, revenue)
         if dirty:
@@ -67,36 +71,39 @@ class ReportsProjector(Projector):
             self._save_revenue(revenue)
 
     @staticmethod
-    def _level(levels: dict[int, StockLevel], event: DomainEvent) -> list[int]:
-        p, kind = event.payload, event.event_type
-        if kind == "BookAdded":
-            levels.setdefault(p["book_id"], StockLevel(book_id=p["book_id"], title=p["title"]))
-            return [p["book_id"]]
-        level = levels.get(p["book_id"])
+    def _level(levels: dict[int, StockLevel], data: BookEvent | StockEvent) -> list[int]:
+        if isinstance(data, BookAdded):
+            levels.setdefault(data.book_id, StockLevel(book_id=data.book_id, title=data.title))
+            return [data.book_id]
+        level = levels.get(data.book_id)
         if level is None:
             return []
-        if kind == "BookDetailsChanged":
-            level.title = p["changes"].get("title", level.title)
-        elif kind in {"BookDiscontinued", "BookReinstated"}:
-            level.discontinued = kind == "BookDiscontinued"
-        else:  # the stock events and BackorderPolicyChanged, with the units on hand after them
-            level.on_hand = p["on_hand"]
-            level.allow_backorder = p.get("allow_backorder", level.allow_backorder)
-        return [p["book_id"]]
+        match data:
+            case BookDetailsChanged():
+                level.title = data.changes.get("title", level.title)
+            case BookDiscontinued() | BookReinstated():
+                level.discontinued = isinstance(data, BookDiscontinued)
+            case BackorderPolicyChanged():
+                level.on_hand = data.on_hand
+                level.allow_backorder = data.allow_backorder
+            case StockEvent():
+                level.on_hand = data.on_hand
+        return [data.book_id]
 
     @staticmethod
     def _figures(event: DomainEvent, sales: dict, revenue: dict) -> None:
-        p, kind = event.payload, event.event_type
-        if kind == "OrderPlaced":
-            _count_sales(sales, event.recorded_at.date(), p["lines"], sign=1)
-        elif kind == "OrderPaid":
-            _count_revenue(revenue, event.recorded_at.date(), Decimal(p["amount"]), payments=1)
-        elif kind == "OrderCancelled":
-            # Sales count against the day the order was placed, refunds on the day they happen.
-            _count_sales(sales, parse_datetime(p["placed_at"]).date(), p["lines"], sign=-1)
-            if Decimal(p["refunded"]):
-                day = event.recorded_at.date()
-                _count_revenue(revenue, day, -Decimal(p["refunded"]), refunds=1)
+        day = event.recorded_at.date()
+        match event.data:
+            case OrderPlaced(lines=lines):
+                _count_sales(sales, day, lines, sign=1)
+            case OrderPaid(amount=amount):
+                _count_revenue(revenue, day, amount, payments=1)
+            case OrderCancelled(lines=lines, placed_at=placed_at, refunded=refunded):
+                # Sales count against the day the order was placed, refunds on the day they
+                # happen.
+                _count_sales(sales, placed_at.date(), lines, sign=-1)
+                if refunded:
+                    _count_revenue(revenue, day, -refunded, refunds=1)
 
     @staticmethod
     def _save_sales(sales: dict[tuple, list]) -> None:
@@ -134,10 +141,12 @@ class ReportsProjector(Projector):
         )
 
 
-def _count_sales(sales: dict, day: date, lines: list[dict], *, sign: int) -> None:
+def _count_sales(
+    sales: dict, day: date, lines: Sequence[PlacedLine | SoldLine], *, sign: int
+) -> None:
     for line in lines:
-        counted = sales.setdefault((day, line["book_id"]), [line["title"], 0])
-        counted[1] += sign * line["quantity"]
+        counted = sales.setdefault((day, line.book_id), [line.title, 0])
+        counted[1] += sign * line.quantity
 
 
 def _count_revenue(revenue: dict, day: date, amount: Decimal, payments=0, refunds=0) -> None:

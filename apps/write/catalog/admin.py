@@ -30,7 +30,10 @@ class BookAddForm(forms.ModelForm):
 
     class Meta:
         model = Book
-        fields = ["title", "subtitle", "isbn", "price", "format", "published_on", "description"]
+        fields = [
+            "title", "subtitle", "isbn", "price", "format", "language", "published_on",
+            "description",
+        ]  # fmt: skip
 
     isbn = forms.CharField(label="ISBN-13", max_length=17, validators=[validate_isbn13])
 
@@ -40,11 +43,13 @@ class BookAddForm(forms.ModelForm):
 
 @admin.register(Book)
 class BookAdmin(CommandAdmin):
-    list_display = ("title", "isbn", "format", "price", "discontinued")
-    list_filter = ("format", "discontinued")
+    list_display = ("title", "isbn", "format", "language", "price", "discontinued")
+    list_filter = ("format", "language", "discontinued")
     search_fields = ("title", "=isbn")
     actions = ["discontinue", "reinstate"]
-    change_fields = ("title", "subtitle", "description", "format", "published_on", "price")
+    change_fields = (
+        "title", "subtitle", "description", "format", "language", "published_on", "price",
+    )  # fmt: skip
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:

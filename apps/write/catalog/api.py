@@ -37,6 +37,7 @@ class BookAddInputSerializer(serializers.Serializer):
     price = serializers.DecimalField(**PRICE)
     description = serializers.CharField(required=False, default="", allow_blank=True)
     format = serializers.ChoiceField(choices=Book.Format.choices, default=Book.Format.PAPERBACK)
+    language = serializers.ChoiceField(choices=Book.Language.choices, default=Book.Language.ENGLISH)
     published_on = serializers.DateField(required=False, allow_null=True, default=None)
 
 
@@ -100,11 +101,13 @@ class BookChangeDetailsInputSerializer(serializers.Serializer):
     subtitle = serializers.CharField(max_length=300, required=False, allow_blank=True)
     description = serializers.CharField(required=False, allow_blank=True)
     format = serializers.ChoiceField(choices=Book.Format.choices, required=False)
+    language = serializers.ChoiceField(choices=Book.Language.choices, required=False)
     published_on = serializers.DateField(required=False, allow_null=True)
 
 
 class BookChangeDetailsView(BookCommandView):
-    """Change a book's title, subtitle, description, format or publication date (staff)."""
+    """Change a book's title, subtitle, description, format, language or publication date
+    (staff)."""
 
     serializer_class = BookChangeDetailsInputSerializer
 

@@ -22,11 +22,22 @@ class Book(models.Model):
         EBOOK = "ebook", "E-book"
         AUDIOBOOK = "audiobook", "Audiobook"
 
+    class Language(models.TextChoices):
+        # ISO 639-1, as BookAdded (v2) carries it.
+        ENGLISH = "en", "English"
+        FRENCH = "fr", "French"
+        GERMAN = "de", "German"
+        SPANISH = "es", "Spanish"
+        ITALIAN = "it", "Italian"
+        DUTCH = "nl", "Dutch"
+        PORTUGUESE = "pt", "Portuguese"
+
     title = models.CharField(max_length=300)
     subtitle = models.CharField(max_length=300, blank=True)
     isbn = models.CharField("ISBN-13", max_length=13, unique=True)
     description = models.TextField(blank=True)
     format = models.CharField(max_length=20, choices=Format.choices, default=Format.PAPERBACK)
+    language = models.CharField(max_length=2, choices=Language.choices, default=Language.ENGLISH)
     published_on = models.DateField(null=True, blank=True)
     price = models.DecimalField(max_digits=10, decimal_places=2)
     authors = models.ManyToManyField(Author, through="BookAuthor", related_name="books")

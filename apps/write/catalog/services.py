@@ -7,17 +7,18 @@ from decimal import Decimal
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 
-from apps.cqrs.commands import command
-from apps.cqrs.log import record
-from apps.write.catalog.events import (
+from apps.contracts.catalog import (
     AuthorAdded,
     AuthorRenamed,
     BookAdded,
     BookDetailsChanged,
     BookDiscontinued,
     BookReinstated,
+    Credit,
     PriceChanged,
 )
+from apps.cqrs.commands import command
+from apps.cqrs.log import record
 from apps.write.catalog.models import Author, Book, BookAuthor
 from apps.write.catalog.validators import normalize_isbn, validate_isbn13
 
@@ -70,6 +71,7 @@ def book_add(
     subtitle: str = "",
     description: str = "",
     format: str = Book.Format.PAPERBACK,
+    language: str = Book.Language.ENGLISH,
     published_on: datetime.date | None = None,
 ) -> Book:
     errors: dict[str, list[str]] = {}
@@ -89,6 +91,10 @@ def book_add(
         errors.update(exc.message_dict)
     if format not in Book.Format.values:
         errors.setdefault("format", []).append(f"Choose one of: {', '.join(Book.Format.values)}.")
+    if language not in Book.Language.values:
+        errors.setdefault("language", []).append(
+            f"Choose one of: {', '.join(Book.Language.values)}."
+        )
     if not author_ids:
         errors.setdefault("author_ids", []).append("A book needs at least one author.")
     if len(set(author_ids)) != len(author_ids):
@@ -106,6 +112,7 @@ def book_add(
         isbn=isbn,
         description=description,
         format=format,
+        language=language,
         published_on=published_on,
         price=price,
     )
@@ -121,9 +128,10 @@ def book_add(
             isbn=book.isbn,
             description=book.description,
             format=book.format,
+            language=book.language,
             published_on=book.published_on,
             price=book.price,
-            authors=[{"id": a, "name": authors[a].name} for a in author_ids],
+            authors=[Credit(id=a, name=authors[a].name) for a in author_ids],
         )
     )
     return book
@@ -141,12 +149,12 @@ def book_change_price(*, actor: AbstractBaseUser | None, book_id: int, price: De
     return book
 
 
-EDITABLE_DETAILS = ("title", "subtitle", "description", "format", "published_on")
+EDITABLE_DETAILS = ("title", "subtitle", "description", "format", "language", "published_on")
 
 
 @command("catalog.book_change_details")
 def book_change_details(*, actor: AbstractBaseUser | None, book_id: int, **details) -> Book:
-    """Change any of title, subtitle, description, format and publication date."""
+    """Change any of title, subtitle, description, format, language and publication date."""
     unknown = set(details) - set(EDITABLE_DETAILS)
     if unknown:
         raise ValidationError({f: "This field cannot be changed here." for f in unknown})
@@ -156,6 +164,8 @@ def book_change_details(*, actor: AbstractBaseUser | None, book_id: int, **detai
             raise ValidationError({"title": "A book needs a title."})
     if "format" in details and details["format"] not in Book.Format.values:
         raise ValidationError({"format": f"Choose one of: {', '.join(Book.Format.values)}."})
+    if "language" in details and details["language"] not in Book.Language.values:
+        raise ValidationError({"language": f"Choose one of: {', '.join(Book.Language.values)}."})
     book = Book.objects.select_for_update(no_key=True).get(pk=book_id)
     changes = {f: v for f, v in details.items() if getattr(book, f) != v}
     if changes:

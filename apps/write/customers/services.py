@@ -3,9 +3,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from apps.contracts.customers import CustomerProfileChanged, CustomerSignedUp
 from apps.cqrs.commands import command
 from apps.cqrs.log import record
-from apps.write.customers.events import CustomerProfileChanged, CustomerSignedUp
 from apps.write.customers.models import Customer
 
 

@@ -8,23 +8,23 @@ from decimal import Decimal
 
 from django.db import transaction
 
+from apps.contracts.orders import OrderPaid, OrderPlaced, PlacedLine
 from apps.cqrs.events import Event
 from apps.cqrs.log import copy_new_aggregates
-from apps.write.orders.events import OrderPaid, OrderPlaced
 
 
 def _events(orders: int) -> Iterator[tuple[Event, str]]:
     for order_id in range(1, orders + 1):
         ids = {"order_id": order_id, "customer_id": 1 + order_id % max(orders // 4, 1)}
         lines = [
-            {
-                "line_id": order_id * 10 + i,
-                "book_id": 1 + (order_id * 7 + i) % 500,
-                "title": f"Book {i}",
-                "unit_price": "12.50",
-                "quantity": 1 + i,
-                "backordered": 0,
-            }
+            PlacedLine(
+                line_id=order_id * 10 + i,
+                book_id=1 + (order_id * 7 + i) % 500,
+                title=f"Book {i}",
+                unit_price=Decimal("12.50"),
+                quantity=1 + i,
+                backordered=0,
+            )
             for i in range(2)
         ]
         total = Decimal("37.50")

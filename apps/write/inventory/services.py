@@ -8,17 +8,17 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db.models import F
 
-from apps.cqrs.commands import command
-from apps.cqrs.exceptions import Conflict
-from apps.cqrs.log import record
-from apps.write.catalog.models import Book
-from apps.write.inventory.events import (
+from apps.contracts.inventory import (
     BackorderPolicyChanged,
     StockAdjusted,
     StockReceived,
     StockReleased,
     StockReserved,
 )
+from apps.cqrs.commands import command
+from apps.cqrs.exceptions import Conflict
+from apps.cqrs.log import record
+from apps.write.catalog.models import Book
 from apps.write.inventory.models import StockItem
 
 MAX_UNITS = 100_000

@@ -9,13 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db.models import F
 
-from apps.cqrs.commands import command
-from apps.cqrs.exceptions import Conflict
-from apps.cqrs.log import record
-from apps.write.catalog.models import Book
-from apps.write.customers.models import Customer
-from apps.write.inventory import services as inventory
-from apps.write.orders.events import (
+from apps.contracts.orders import (
     BackorderFilled,
     OrderCancelled,
     OrderDelivered,
@@ -23,7 +17,16 @@ from apps.write.orders.events import (
     OrderPlaced,
     OrderShipped,
     PaymentDeclined,
+    PlacedLine,
+    ReleasedUnits,
+    SoldLine,
 )
+from apps.cqrs.commands import command
+from apps.cqrs.exceptions import Conflict
+from apps.cqrs.log import record
+from apps.write.catalog.models import Book
+from apps.write.customers.models import Customer
+from apps.write.inventory import services as inventory
 from apps.write.orders.models import Order, OrderLine, Payment
 from apps.write.orders.payments import CardDeclined, clean_card_number, gateway
 from apps.write.orders.state import ensure_allowed
@@ -131,14 +134,14 @@ def order_place(
         OrderPlaced(
             **_event_fields(order),
             lines=[
-                {
-                    "line_id": line.pk,
-                    "book_id": line.book_id,
-                    "title": line.title,
-                    "unit_price": line.unit_price,
-                    "quantity": line.quantity,
-                    "backordered": line.backordered,
-                }
+                PlacedLine(
+                    line_id=line.pk,
+                    book_id=line.book_id,
+                    title=line.title,
+                    unit_price=line.unit_price,
+                    quantity=line.quantity,
+                    backordered=line.backordered,
+                )
                 for line in order_lines
             ],
             total=order.total,
@@ -280,9 +283,9 @@ def order_cancel(*, actor: AbstractBaseUser | None, order_id: int, reason: str =
             reason=order.cancel_reason,
             by_staff=by_staff,
             refunded=refunded,
-            released=[{"book_id": b, "quantity": q} for b, q in released.items()],
+            released=[ReleasedUnits(book_id=b, quantity=q) for b, q in released.items()],
             lines=[
-                {"book_id": line.book_id, "title": line.title, "quantity": line.quantity}
+                SoldLine(book_id=line.book_id, title=line.title, quantity=line.quantity)
                 for line in lines
             ],
             placed_at=order.placed_at,

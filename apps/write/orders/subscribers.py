@@ -6,6 +6,19 @@ from contextlib import suppress
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
+from apps.contracts.inventory import (
+    BackorderPolicyChanged,
+    StockAdjusted,
+    StockReceived,
+    StockReleased,
+)
+from apps.contracts.orders import (
+    OrderCancelled,
+    OrderEvent,
+    OrderPlaced,
+    OrderShipped,
+    PaymentDeclined,
+)
 from apps.cqrs.exceptions import Conflict
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import Subscriber, register
@@ -18,14 +31,14 @@ class PaymentCompensation(Subscriber):
     """A declined payment cancels its order and puts its stock back."""
 
     name = "orders.payment_compensation"
-    handles = frozenset({"PaymentDeclined"})
+    handles = frozenset({PaymentDeclined})
     parks_by_key = True  # one order's compensation never waits for another's
 
     def apply(self, event: DomainEvent) -> bool:
         # Conflict: already cancelled (a repeat of this event), or beyond cancelling.
         with self.caused_by(event), suppress(Conflict):
             services.order_cancel(
-                actor=None, order_id=event.payload["order_id"], reason="Payment declined"
+                actor=None, order_id=event.data.order_id, reason="Payment declined"
             )
         return True
 
@@ -35,25 +48,21 @@ class BackorderFulfilment(Subscriber):
     """Units coming back to the shelf go to open backorders first, oldest first."""
 
     name = "orders.backorder_fulfilment"
-    handles = frozenset(
-        {"StockReceived", "StockAdjusted", "StockReleased", "BackorderPolicyChanged"}
-    )
+    handles = frozenset({StockReceived, StockAdjusted, StockReleased, BackorderPolicyChanged})
 
     def apply_batch(self, events: Sequence[DomainEvent]) -> int | None:
         # Almost no stock event meets an open backorder: one query for the whole batch finds
         # the books that have any, instead of a command per event.
-        stocked = [e for e in events if e.payload["on_hand"] > 0]
-        waiting = services.books_with_open_backorders(
-            book_ids={e.payload["book_id"] for e in stocked}
-        )
+        stocked = [e for e in events if e.data.on_hand > 0]
+        waiting = services.books_with_open_backorders(book_ids={e.data.book_id for e in stocked})
         for applied, event in enumerate(events, 1):
-            if event in stocked and event.payload["book_id"] in waiting and self.fill(event):
+            if event in stocked and event.data.book_id in waiting and self.fill(event):
                 return applied
         return None
 
     def fill(self, event: DomainEvent) -> bool:
         with self.caused_by(event):
-            return services.backorders_fill(actor=None, book_id=event.payload["book_id"]) > 0
+            return services.backorders_fill(actor=None, book_id=event.data.book_id) > 0
 
 
 @register
@@ -61,19 +70,20 @@ class OrderEmails(Subscriber):
     """Tells the customer their order was placed, shipped or cancelled."""
 
     name = "orders.emails"
-    handles = frozenset({"OrderPlaced", "OrderShipped", "OrderCancelled"})
+    handles = frozenset({OrderPlaced, OrderShipped, OrderCancelled})
     parks_by_key = True  # a mail that cannot be sent holds up only its own order's mails
     SUBJECTS = {
-        "OrderPlaced": "We have your order {order_id}",
-        "OrderShipped": "Order {order_id} is on its way",
-        "OrderCancelled": "Order {order_id} was cancelled",
+        OrderPlaced: "We have your order {order_id}",
+        OrderShipped: "Order {order_id} is on its way",
+        OrderCancelled: "Order {order_id} was cancelled",
     }
 
     def apply(self, event: DomainEvent) -> bool:
-        customer = get_user_model().objects.get(pk=event.payload["customer_id"])
+        data = event.data
+        customer = get_user_model().objects.get(pk=data.customer_id)
         if not customer.email:
             return False
-        subject = self.SUBJECTS[event.event_type].format(order_id=event.payload["order_id"])
+        subject = self.SUBJECTS[type(data)].format(order_id=data.order_id)
         # Runners of a subscriber take turns (apps/cqrs/runtime.py), so a plain check is
         # enough; a failure to send fails the batch, which rolls the row back for a retry.
         if NotificationSent.objects.filter(event_id=event.event_id).exists():
@@ -81,18 +91,17 @@ class OrderEmails(Subscriber):
         NotificationSent.objects.create(
             event_id=event.event_id, recipient=customer.email, subject=subject
         )
-        send_mail(subject, self.body(event), None, [customer.email])
+        send_mail(subject, self.body(data), None, [customer.email])
         return True
 
     @staticmethod
-    def body(event: DomainEvent) -> str:
-        p = event.payload
-        if event.event_type == "OrderPlaced":
-            lines = "\n".join(
-                f"  {line['quantity']} × {line['title']}  {line['unit_price']}"
-                for line in p["lines"]
-            )
-            return f"Thank you for your order.\n\n{lines}\n\nTotal: {p['total']}\n"
-        if event.event_type == "OrderShipped":
-            return "Your books are on their way."
-        return f"Your order was cancelled. {p['reason']}\nRefunded: {p['refunded']}\n"
+    def body(data: OrderEvent) -> str:
+        match data:
+            case OrderPlaced():
+                lines = "\n".join(
+                    f"  {line.quantity} × {line.title}  {line.unit_price}" for line in data.lines
+                )
+                return f"Thank you for your order.\n\n{lines}\n\nTotal: {data.total}\n"
+            case OrderCancelled():
+                return f"Your order was cancelled. {data.reason}\nRefunded: {data.refunded}\n"
+        return "Your books are on their way."

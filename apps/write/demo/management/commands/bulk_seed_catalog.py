@@ -12,12 +12,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 from tqdm import tqdm
 
+from apps.contracts.catalog import AuthorAdded, BookAdded, Credit
+from apps.contracts.inventory import StockReceived
 from apps.cqrs.bulk import copy_rows
 from apps.cqrs.log import copy_new_aggregates
-from apps.write.catalog.events import AuthorAdded, BookAdded
 from apps.write.catalog.models import Author, Book, BookAuthor
 from apps.write.demo.words import FIRST, LAST, PATTERNS, WORDS, isbn_for
-from apps.write.inventory.events import StockReceived
 from apps.write.inventory.models import StockItem
 
 BATCH = 5_000
@@ -86,8 +86,9 @@ class Command(BaseCommand):
                 "isbn": isbn_for(500_000_000 + book_id),
                 "description": f"A novel about {base.lower()}.",
                 "format": rng.choice(Book.Format.values),
+                "language": rng.choice(["en", "en", "en", "fr", "de", "es"]),
                 "published_on": date(2024, 1, 1) - timedelta(days=rng.randrange(0, 15000)),
-                "price": Decimal(rng.randrange(499, 5999)) / 100,
+                "price": Decimal(rng.randrange(499, 5999)).scaleb(-2),  # 26.80, as services write
             }
             credited = rng.sample(author_ids, k=min(len(author_ids), rng.choice([1, 1, 2])))
             quantity = rng.choice([0, 3, 10, 25, 60])
@@ -98,7 +99,7 @@ class Command(BaseCommand):
                 (
                     BookAdded(
                         book_id=book_id,
-                        authors=[{"id": a, "name": authors[a]} for a in credited],
+                        authors=[Credit(id=a, name=authors[a]) for a in credited],
                         **book,
                     ),
                     "catalog.book_add",

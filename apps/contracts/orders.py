@@ -1,3 +1,5 @@
+"""What the order flow says happened."""
+
 import dataclasses
 import datetime
 from decimal import Decimal
@@ -6,7 +8,34 @@ from apps.cqrs.events import Event
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class OrderEvent(Event):
+class PlacedLine:
+    line_id: int
+    book_id: int
+    title: str
+    unit_price: Decimal
+    quantity: int
+    backordered: int  # units of `quantity` not on the shelf when ordered
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReleasedUnits:
+    """Units a cancelled order put back on the shelf."""
+
+    book_id: int
+    quantity: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SoldLine:
+    """What a cancelled order had sold, for sales figures."""
+
+    book_id: int
+    title: str
+    quantity: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OrderEvent(Event, abstract=True):
     aggregate_type = "order"
     aggregate_id_field = "order_id"
     order_id: int
@@ -15,8 +44,7 @@ class OrderEvent(Event):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class OrderPlaced(OrderEvent):
-    # [{"line_id", "book_id", "title", "unit_price", "quantity", "backordered"}]
-    lines: list[dict]
+    lines: list[PlacedLine]
     total: Decimal
     shipping_address: str
 
@@ -60,8 +88,6 @@ class OrderCancelled(OrderEvent):
     reason: str
     by_staff: bool
     refunded: Decimal
-    # [{"book_id", "quantity"}]: units put back on the shelf
-    released: list[dict]
-    # [{"book_id", "title", "quantity"}]: what the order had sold, for sales figures
-    lines: list[dict]
+    released: list[ReleasedUnits]
+    lines: list[SoldLine]
     placed_at: datetime.datetime

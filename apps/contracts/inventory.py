@@ -1,10 +1,12 @@
+"""What the stock says happened. Every event carries the units on hand after it."""
+
 import dataclasses
 
 from apps.cqrs.events import Event
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class StockEvent(Event):
+class StockEvent(Event, abstract=True):
     aggregate_type = "stock"
     aggregate_id_field = "book_id"
     book_id: int

@@ -1,10 +1,12 @@
+"""What customers' accounts say happened."""
+
 import dataclasses
 
 from apps.cqrs.events import Event
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class CustomerEvent(Event):
+class CustomerEvent(Event, abstract=True):
     aggregate_type = "customer"
     aggregate_id_field = "customer_id"
     customer_id: int
