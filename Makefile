@@ -14,7 +14,7 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	DJANGO_SECRET_KEY=test-only-secret DJANGO_HTTPS=0 CQRS_SWEEP_SECONDS=1 \
 	DJANGO_EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend
 
-.PHONY: install run test test-faults test-separate-read-db lint format check-services clean bench bench-quick
+.PHONY: install run test test-faults test-separate-read-db lint format check-services clean bench bench-quick bench-rebuild
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ run: install
 	$(BIN)/python manage.py seed_demo --if-empty --books 300 --customers 30 --orders 150 --staff-password "$${STAFF_PASSWORD:-staff-demo-pass}"; \
 	if [ -n "$$REDIS_URL$$CELERY_BROKER_URL" ]; then \
 		echo "Starting a Celery worker and beat beside the web server."; \
-		$(BIN)/celery -A config worker --beat -Q projections,side-effects --concurrency 2 \
+		$(BIN)/celery -A config worker --beat -Q projections,side-effects,rebuilds --concurrency 2 \
 			--loglevel INFO --schedule /tmp/bookstore-celerybeat-schedule & \
 		worker=$$!; trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
 	else \
@@ -69,6 +69,10 @@ bench: $(BIN)/.bench-installed check-services
 
 bench-quick: $(BIN)/.bench-installed check-services
 	$(BIN)/python -m bench.run --quick
+
+# Catalog reads during a rebuild of its listing: bench/REBUILD.md and bench/rebuild.png.
+bench-rebuild: $(BIN)/.bench-installed check-services
+	$(BIN)/python -m bench.rebuild
 
 lint: install
 	$(BIN)/ruff check .

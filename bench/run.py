@@ -100,7 +100,7 @@ def start_stack() -> list[subprocess.Popen]:
             "worker",
             "--beat",
             "-Q",
-            "projections,side-effects",
+            "projections,side-effects,rebuilds",
             "--concurrency",
             "2",
             "--loglevel",

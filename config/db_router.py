@@ -1,6 +1,6 @@
 """Sends the read side to the `read` database alias and everything else to `default`.
 
-The read side is every app under `apps/read/` plus the projector checkpoints, which must live in
+The read side is every app under `apps/read/` plus the projector checkpoints (and read-model versions), which must live in
 the same database as the read rows so that a projector moves both in one transaction.
 """
 
@@ -9,7 +9,7 @@ from django.conf import settings
 
 READ_ALIAS = "read"
 WRITE_ALIAS = "default"
-_READ_MODELS_OUTSIDE_READ_APPS = {("cqrs", "projectorcheckpoint")}
+_READ_MODELS_OUTSIDE_READ_APPS = {("cqrs", "projectorcheckpoint"), ("cqrs", "readmodelversion")}
 
 
 def is_read_side(app_label: str, model_name: str | None = None) -> bool:

@@ -178,11 +178,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "projections"
-# Projection wake-ups and side effects (e-mails, process managers) scale separately:
-# `celery -A config worker -Q projections` and `celery -A config worker -Q side-effects`.
+# Projection wake-ups, side effects (e-mails, process managers) and read-model builds (long:
+# minutes, beside the live tables) scale separately: `celery -A config worker -Q projections`,
+# `-Q side-effects` and `-Q rebuilds`.
 CELERY_TASK_ROUTES = {
     "cqrs.sweep": {"queue": "projections"},
-    "cqrs.rebuild": {"queue": "projections"},
+    "cqrs.build": {"queue": "rebuilds"},
     "orders.cancel_unpaid": {"queue": "side-effects"},
 }
 CQRS_SWEEP_SECONDS = float(os.environ.get("CQRS_SWEEP_SECONDS", "5"))

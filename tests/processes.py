@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 from django.conf import settings
 from django.db import connections
 
-WORKER_QUEUES = "projections,side-effects"
+WORKER_QUEUES = "projections,side-effects,rebuilds"
 
 
 def free_port() -> int:

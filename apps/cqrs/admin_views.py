@@ -10,7 +10,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.cqrs import runtime, skips, tasks
+from apps.cqrs import blue_green, runtime, skips, tasks
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import registry
 
@@ -21,6 +21,7 @@ def projections(request):
         **admin.site.each_context(request),
         "title": "Projections",
         "rows": [(row, registry.get(row.projector)) for row in runtime.status()],
+        "versions": blue_green.status(registry.replayable()),
         "can_rebuild": request.user.has_perm("cqrs.change_projectorcheckpoint"),
     }
     return render(request, "admin/cqrs/projections.html", context)
@@ -42,9 +43,15 @@ def projection_action(request, name: str, action: str):
             raise PermissionDenied
         if not projector.replayable:
             messages.error(request, f"Not rebuilt: {name} causes side effects, never replayed.")
+        elif blue_green.possible(projector) and blue_green.running(projector):
+            messages.error(request, f"{name} is being built already.")
         else:
-            tasks.rebuild.apply_async((name,), queue=projector.queue)
-            messages.success(request, f"Rebuild of {name} queued.")
+            tasks.build.delay(name)
+            messages.success(
+                request,
+                f"Building {name} v{projector.version} beside the live one; reads switch to it "
+                "once it has caught up.",
+            )
     elif action == "skip":
         if not request.user.has_perm("cqrs.change_projectorcheckpoint"):
             raise PermissionDenied

@@ -122,6 +122,33 @@ class ProjectorCheckpoint(Checkpoint):
     and moves in the same transaction as the projector's rows."""
 
 
+class ReadModelVersion(models.Model):
+    """Which version of a projector's read model serves reads, and the one built beside it.
+
+    Lives in the read database, with the read models and their checkpoints. A projector declares
+    its `version`; when it differs from the one here, a build starts in the background
+    (apps/cqrs/blue_green.py), and the switch to it moves `version` on."""
+
+    class State(models.TextChoices):
+        NONE = "", "-"
+        BUILDING = "building", "Building"
+        FAILED = "failed", "Failed"
+
+    name = models.CharField(max_length=100, primary_key=True, help_text="The projector's name.")
+    version = models.PositiveIntegerField(help_text="The version serving reads.")
+    building = models.PositiveIntegerField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    switched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
 class SubscriberCheckpoint(Checkpoint):
     """How far one subscriber has read the log. Lives in the write database, where its
     commands write, and moves in the same transaction as they do."""

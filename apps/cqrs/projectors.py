@@ -21,12 +21,20 @@ from apps.cqrs.models import Checkpoint, DomainEvent, ProjectorCheckpoint, Subsc
 READ_ALIAS = "read"
 WRITE_ALIAS = "default"
 _replaying: ContextVar[bool] = ContextVar("cqrs_replaying", default=False)
+_building: ContextVar[bool] = ContextVar("cqrs_building", default=False)
 
 
 def replaying() -> bool:
-    """True while `runtime.rebuild` replays the log into a projector: it may skip work that only
-    serves live readers (cache refreshes) and make up for it in `finish_replay`."""
+    """True while the log is replayed into a projector (a rebuild, in place or beside the live
+    tables): it may skip work that only serves live readers (cache refreshes) and make up for it
+    in `finish_replay`."""
     return _replaying.get()
+
+
+def building() -> bool:
+    """True while this thread projects into a new version's tables (apps/cqrs/blue_green.py):
+    its checkpoints are not the live ones, so they are announced to nobody."""
+    return _building.get()
 
 
 class Projector:
@@ -40,6 +48,10 @@ class Projector:
     queue: ClassVar[str] = "projections"
     # Read models are rebuilt by replaying the log; side effects must never be replayed.
     replayable: ClassVar[bool] = True
+    # The version of its read model. Raise it when the rows change shape or meaning: a deploy
+    # then builds the new version beside the live one and switches reads to it once it has
+    # caught up (apps/cqrs/blue_green.py, docs/upgrades.md).
+    version: ClassVar[int] = 1
     # Where its rows and its checkpoint live: they move together in one transaction there.
     database: ClassVar[str] = READ_ALIAS
     checkpoint_model: ClassVar[type[Checkpoint]] = ProjectorCheckpoint
@@ -98,7 +110,9 @@ class Projector:
             model.objects.using(READ_ALIAS).all().delete()
 
     def finish_replay(self) -> None:
-        """Called once a replay has reached the head of the log."""
+        """Called once replayed rows serve reads: after a rebuild in place, or inside the
+        switch to a new version's tables, where readers wait on those tables until it commits
+        (so a cache retired here cannot be refilled from the old ones)."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

@@ -38,8 +38,8 @@ from django.utils import timezone
 
 from apps.cqrs.consistency import note_checkpoint
 from apps.cqrs.horizon import readable_position
-from apps.cqrs.models import Checkpoint, DomainEvent
-from apps.cqrs.projectors import Partition, Projector, _replaying, registry
+from apps.cqrs.models import Checkpoint, DomainEvent, ReadModelVersion
+from apps.cqrs.projectors import Partition, Projector, _replaying, building, registry
 from apps.cqrs.skips import skipped_positions
 
 logger = logging.getLogger(__name__)
@@ -102,6 +102,13 @@ def _ensure_checkpoints(projectors: list[Projector]) -> None:
             [projector.checkpoint_model(name=name) for name in sorted(names - existing)],
             ignore_conflicts=True,
         )
+        if not existing and projector.replayable:
+            # A first run fills the tables from the start of the log: they are what this code's
+            # version makes.
+            ReadModelVersion.objects.using(projector.database).bulk_create(
+                [ReadModelVersion(name=projector.name, version=projector.version)],
+                ignore_conflicts=True,
+            )
 
 
 def _ensure_replayable(projector: Projector) -> None:
@@ -240,7 +247,8 @@ def _park(part: Partition, event: DomainEvent, cause: BaseException) -> None:
         checkpoint.position = event.position
         checkpoint.clear_failure()
         checkpoint.save()
-    note_checkpoint(part.name, event.position)
+    if not building():
+        note_checkpoint(part.name, event.position)
     logger.error("Projector %s parked %s at %s: %r", part.name, key, event, cause)
 
 
@@ -386,10 +394,12 @@ def catch_up_partition(
             )
         one_by_one = max(one_by_one - count, 0)
         applied += count
-        note_checkpoint(part.name, position)
+        if not building():  # a build's checkpoints are not the ones readers wait for
+            note_checkpoint(part.name, position)
         if on_batch and count:
             on_batch(count, position)
-        if not more and not _another_pass_asked(part):
+        # A build leaves the live runners' requests for another pass to them.
+        if not more and (building() or not _another_pass_asked(part)):
             return CatchUpResult(applied=applied, position=position)
 
 
@@ -410,7 +420,9 @@ def _lock_all(projector: Projector) -> dict[str, Checkpoint]:
 
 
 def start_rebuild(projector: Projector) -> None:
-    """Empty the projector's tables and move every partition's checkpoint back to zero.
+    """Empty the projector's tables and move every partition's checkpoint back to zero: a
+    rebuild in place, which readers see half done (SQLite, tests, repairs). Deploys and staff
+    build beside the live tables instead (apps/cqrs/blue_green.py).
 
     The reset and the checkpoints' return commit together, so live runners that take turns with
     the replay continue from wherever it has got to."""
@@ -424,6 +436,9 @@ def start_rebuild(projector: Projector) -> None:
             checkpoint.clear_failure()
             checkpoint.parked = {}
             checkpoint.save()
+        ReadModelVersion.objects.using(projector.database).update_or_create(
+            name=projector.name, defaults={"version": projector.version}
+        )
     for name in checkpoints:
         note_checkpoint(name, 0)
 

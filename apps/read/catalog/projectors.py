@@ -93,6 +93,8 @@ def _listing_from_book_added(added: BookAdded, position: int) -> BookListing:
 @register
 class BookListingProjector(Projector):
     name = "catalog.book_listing"
+    # 2: listings carry the book's language (docs/upgrades.md).
+    version = 2
     handles = frozenset(
         {
             BookAdded,

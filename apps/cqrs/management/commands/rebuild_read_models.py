@@ -2,18 +2,21 @@ import argparse
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from apps.cqrs import runtime
-from apps.cqrs.models import ProjectorCheckpoint
+from apps.cqrs import blue_green, runtime
 from apps.cqrs.projectors import Partition, Projector, registry
 
 
 class Command(BaseCommand):
-    help = "Empty read models and replay the whole event log into them."
+    help = (
+        "Build read models anew from the whole event log, beside the live ones, and switch "
+        "reads to them once they have caught up (in place on SQLite)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -30,7 +33,7 @@ class Command(BaseCommand):
             help="Replay this many partitions at once, each in a process of its own (a "
             "projector with N partitions gives N of them; others give one).",
         )
-        # Internal: a child of --jobs replays one partition its parent has reset.
+        # Internal: a child of --jobs replays one partition into the build its parent prepared.
         parser.add_argument("--partition", type=int, help=argparse.SUPPRESS)
 
     def handle(self, *args, projectors=None, jobs=1, partition=None, verbosity=1, **options):
@@ -44,11 +47,14 @@ class Command(BaseCommand):
         if jobs < 1:
             raise CommandError("--jobs must be 1 or more.")
         if partition is not None:
-            result = runtime.replay(chosen[0], partition=partition)
+            with blue_green.into_build(chosen[0]):
+                result = runtime.replay(chosen[0], partition=partition)
             if result.failed_position is not None:
                 raise CommandError(f"stopped at position {result.failed_position}")
             return
         if jobs > 1:
+            if not all(blue_green.possible(p) for p in chosen):
+                raise CommandError("--jobs needs PostgreSQL; SQLite rebuilds one at a time.")
             self.rebuild_in_processes(chosen, jobs, verbosity)
             return
         head = runtime.head_position()
@@ -56,31 +62,63 @@ class Command(BaseCommand):
         for projector in chosen:
             with tqdm(
                 total=head * projector.partitions,
-                desc=projector.name,
+                desc=f"{projector.name} v{projector.version}",
                 unit="pos",
                 disable=verbosity == 0,
                 file=self.stderr._out,
             ) as bar:
-                result = runtime.rebuild(projector, on_batch=lambda n, _pos, bar=bar: bar.update(n))
+                try:
+                    result = blue_green.build(
+                        projector, on_batch=lambda n, _pos, bar=bar: bar.update(n)
+                    )
+                except (blue_green.BuildRunning, blue_green.BuildFailed) as exc:
+                    failed.append(f"{projector.name}: {exc}")
+                    continue
                 bar.update(max(bar.total - bar.n, 0))
-            if result.failed_position is not None:
-                failed.append(f"{projector.name} stopped at position {result.failed_position}")
-            elif verbosity:
-                self.stdout.write(f"{projector.name}: replayed to position {result.position}")
+            if verbosity:
+                self.stdout.write(
+                    f"{projector.name} v{projector.version}: built to position "
+                    f"{result.position}; it serves reads"
+                )
         if failed:
-            raise CommandError("; ".join(failed) + " (see projection_status for the error)")
+            raise CommandError(
+                "; ".join(failed) + " (the live versions serve on; the admin's Projections "
+                "page shows the error)"
+            )
 
     def rebuild_in_processes(self, chosen: list[Projector], jobs: int, verbosity: int) -> None:
-        """Empty every chosen read model, then replay each partition of each in a
-        `rebuild_read_models --projector NAME --partition K` process, `jobs` at a time:
-        projectors share no table, and partitions share no row. A process of its own, not a
-        fork: a forked child would inherit this one's database and broker connections.
-        Progress comes from the checkpoints the children move."""
-        for projector in chosen:
-            runtime.start_rebuild(projector)
+        """Prepare a build of every chosen read model, replay each partition of each into it in
+        a `rebuild_read_models --projector NAME --partition K` process, `jobs` at a time
+        (projectors share no table, and partitions share no row), then switch each to its build.
+        A process of its own, not a fork: a forked child would inherit this one's database and
+        broker connections. Progress comes from the build checkpoints the children move."""
+        with ExitStack() as locks:
+            for projector in chosen:
+                locks.enter_context(blue_green.build_lock(projector))
+                blue_green.prepare(projector)
+            try:
+                failed = self.replay_partitions(chosen, jobs, verbosity)
+                if failed:
+                    raise CommandError(
+                        f"Rebuild failed for: {', '.join(failed)} (see its error above); the "
+                        "live versions serve on."
+                    )
+                for projector in chosen:
+                    result = blue_green.switch(projector)
+                    if verbosity:
+                        self.stdout.write(
+                            f"{projector.name} v{projector.version}: built to position "
+                            f"{result.position}; it serves reads"
+                        )
+            except BaseException as exc:
+                for projector in chosen:
+                    if blue_green.build_positions(projector):  # not switched yet
+                        blue_green.fail(projector, exc)
+                raise
+
+    def replay_partitions(self, chosen: list[Projector], jobs: int, verbosity: int) -> list[str]:
         head = runtime.head_position()
         waiting = [part for projector in chosen for part in projector.partition_list()]
-        left = {projector.name: projector.partitions for projector in chosen}
         running: dict[Partition, subprocess.Popen] = {}
         failed = []
         total = len(waiting)
@@ -104,17 +142,10 @@ class Command(BaseCommand):
                     del running[part]
                     if process.returncode:
                         failed.append(part.name)
-                        continue
-                    left[part.projector.name] -= 1
-                    if not left[part.projector.name]:
-                        part.projector.finish_replay()
-                        if verbosity:
-                            bar.write(f"{part.projector.name}: replayed to {head} or beyond")
                 done = total - len(waiting) - len(running)
-                in_progress = ProjectorCheckpoint.objects.filter(
-                    name__in=[part.name for part in running]
-                ).values_list("position", flat=True)
+                in_progress = [
+                    blue_green.build_positions(part.projector).get(part.name, 0) for part in running
+                ]
                 bar.update(head * done + sum(min(p, head) for p in in_progress) - bar.n)
                 time.sleep(0.2)
-        if failed:
-            raise CommandError(f"Rebuild failed for: {', '.join(failed)} (see its error above).")
+        return failed

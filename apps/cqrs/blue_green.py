@@ -1,0 +1,417 @@
+"""Blue-green rebuilds: a new version of a read model is built beside the live one while the
+live one keeps serving and projecting; once the new one has caught up, reads switch to it in one
+transaction, and the old one is dropped. docs/decisions/0002-blue-green-read-models.md weighs
+the ways of doing it; docs/upgrades.md is the deployer's side.
+
+On PostgreSQL:
+
+- `prepare` makes a schema of the build's own, `build_<projector>`, with a copy of each of the
+  projector's tables made `LIKE` the live one (columns, defaults, constraints, indexes) and an
+  empty checkpoint table.
+- `into_build` puts that schema first on the builder's search_path. The projector's code runs
+  unchanged: its tables and its checkpoints resolve to the build's copies, everything else (the
+  log, the other read models) to the live schema. The build's checkpoints are announced to
+  nobody, so read-your-writes waits only ever count the live ones.
+- `switch` is one transaction: it locks the live checkpoints (live runners of the projector wait),
+  catches the build up to the log's horizon, puts the build's checkpoints in place of the live
+  ones, moves the live tables out to `retired_<projector>` and the new ones in, renames their
+  indexes to the names the migrations gave, records the new version and retires the
+  projector's cache entries. From the move to the commit, readers of those tables wait (a few
+  milliseconds), then read the new ones; so no reader sees a half-built table, and no cache
+  entry made after the cache switch comes from the old tables.
+- The retired schema is dropped after the commit.
+
+A build that fails changes nothing that serves: its schema is dropped, the live version goes on,
+and the error is kept for the admin. One build per projector runs at a time (an advisory lock held
+by the builder's session, so a builder that dies frees it). SQLite, the embedded default, has no
+schemas: it rebuilds in place.
+"""
+
+import logging
+import re
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import DatabaseError, OperationalError, connections, transaction
+from django.utils import timezone
+
+from apps.cqrs import runtime
+from apps.cqrs.consistency import note_checkpoint
+from apps.cqrs.dispatch import wake
+from apps.cqrs.models import ReadModelVersion
+from apps.cqrs.projectors import Projector, _building
+
+logger = logging.getLogger(__name__)
+# How long the switch waits for readers still on the live tables before it gives up and tries
+# again; readers that arrive meanwhile queue behind it, so it must stay short.
+LOCK_TIMEOUT = "2s"
+SWITCH_ATTEMPTS = 5
+LOCK_CLASS = 0x43515253  # first key of the builders' advisory locks ("CQRS")
+
+
+class BuildFailed(Exception):
+    """The new version could not be built or switched to; the live one serves on."""
+
+
+class BuildRunning(Exception):
+    """Another process is building this projector."""
+
+
+def possible(projector: Projector) -> bool:
+    """Whether the projector's database can hold a build beside the live tables."""
+    return connections[projector.database].vendor == "postgresql"
+
+
+def _slug(projector: Projector) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", projector.name.lower()).strip("_")
+
+
+def build_schema(projector: Projector) -> str:
+    return f"build_{_slug(projector)}"
+
+
+def retired_schema(projector: Projector) -> str:
+    return f"retired_{_slug(projector)}"
+
+
+def _drop_schema(projector: Projector, schema: str) -> None:
+    connection = connections[projector.database]
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP SCHEMA IF EXISTS {connection.ops.quote_name(schema)} CASCADE")
+
+
+def _tables(projector: Projector) -> list[str]:
+    return [model._meta.db_table for model in projector.models]
+
+
+def _checkpoint_table(projector: Projector) -> str:
+    return projector.checkpoint_model._meta.db_table
+
+
+def _versions(projector: Projector):
+    return ReadModelVersion.objects.using(projector.database)
+
+
+def _live_schema(projector: Projector) -> str:
+    """The schema the live tables are in, even from inside `into_build` (the version table is
+    never copied into a build)."""
+    with connections[projector.database].cursor() as cursor:
+        cursor.execute(
+            "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.oid = to_regclass(%s)",
+            [ReadModelVersion._meta.db_table],
+        )
+        return cursor.fetchone()[0]
+
+
+def wanted(projector: Projector) -> bool:
+    """Whether a deploy brought a version of the projector that is neither live nor building,
+    nor failed already (staff start that one again from the admin)."""
+    if not projector.replayable or not possible(projector):
+        return False
+    row = _versions(projector).filter(name=projector.name).first()
+    if row is None or row.version == projector.version:
+        return False
+    if row.building == projector.version and row.state == ReadModelVersion.State.FAILED:
+        return False
+    return not running(projector)
+
+
+def running(projector: Projector) -> bool:
+    """Whether some session holds the projector's build lock."""
+    with connections[projector.database].cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid = %s::oid AND objid = hashtext(%s)::oid AND objsubid = 2)",
+            [LOCK_CLASS, projector.name],
+        )
+        return cursor.fetchone()[0]
+
+
+@contextmanager
+def build_lock(projector: Projector) -> Iterator[None]:
+    connection = connections[projector.database]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_try_advisory_lock(%s, hashtext(%s))", [LOCK_CLASS, projector.name]
+        )
+        if not cursor.fetchone()[0]:
+            raise BuildRunning(f"{projector.name} is being built by another process.")
+    try:
+        yield
+    finally:
+        with suppress(DatabaseError), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_unlock(%s, hashtext(%s))", [LOCK_CLASS, projector.name]
+            )
+
+
+def build(
+    projector: Projector, *, on_batch: Callable[[int, int], None] | None = None
+) -> runtime.CatchUpResult:
+    """Build the projector's read model anew from the log beside the live one and switch reads
+    to it (in place on SQLite). Raises BuildRunning when another process is at it, and
+    BuildFailed (the live version serving on) when it cannot finish."""
+    runtime._ensure_replayable(projector)
+    if not possible(projector):
+        result = runtime.rebuild(projector, on_batch=on_batch)
+        if result.failed_position is not None:
+            raise BuildFailed(f"{projector.name} stopped at position {result.failed_position}")
+        return result
+    with build_lock(projector):
+        prepare(projector)
+        try:
+            with into_build(projector):
+                result = runtime.replay(projector, on_batch=on_batch)
+            if result.failed_position is not None:
+                raise BuildFailed(f"The build stopped at position {result.failed_position}.")
+            return switch(projector)
+        except BaseException as exc:
+            fail(projector, exc)
+            raise
+
+
+def prepare(projector: Projector) -> None:
+    """Record the build and make its empty tables, dropping what an interrupted one left."""
+    connection = connections[projector.database]
+    quote = connection.ops.quote_name
+    live, build = quote(_live_schema(projector)), quote(build_schema(projector))
+    with transaction.atomic(using=projector.database):
+        row, _ = (
+            _versions(projector)
+            .select_for_update()
+            .get_or_create(name=projector.name, defaults={"version": projector.version})
+        )
+        row.building = projector.version
+        row.state = ReadModelVersion.State.BUILDING
+        row.started_at = timezone.now()
+        row.error = ""
+        row.save()
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA IF EXISTS {build} CASCADE")
+            cursor.execute(f"CREATE SCHEMA {build}")
+            for table in [*_tables(projector), _checkpoint_table(projector)]:
+                cursor.execute(
+                    f"CREATE TABLE {build}.{quote(table)} "
+                    f"(LIKE {live}.{quote(table)} INCLUDING ALL)"
+                )
+    logger.info("Building %s v%s beside the live tables", projector.name, projector.version)
+
+
+@contextmanager
+def into_build(projector: Projector) -> Iterator[None]:
+    """Project into the build's tables on this thread's connection (see the module docstring)."""
+    connection = connections[projector.database]
+    schema = connection.ops.quote_name(build_schema(projector))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('search_path')")
+        saved = cursor.fetchone()[0]
+        cursor.execute("SELECT set_config('search_path', %s, false)", [f"{schema}, {saved}"])
+    token = _building.set(True)
+    try:
+        yield
+    finally:
+        _building.reset(token)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('search_path', %s, false)", [saved])
+        except DatabaseError:
+            connection.close()  # the next connection starts with the default path
+
+
+def switch(projector: Projector) -> runtime.CatchUpResult:
+    """Catch the build up and make it the live version (see the module docstring). Tries again
+    when readers hold the live tables longer than LOCK_TIMEOUT."""
+    connection = connections[projector.database]
+    with connection.cursor() as cursor:
+        # Fresh tables have no planner statistics yet: without them the first queries after
+        # the switch would choose their plans blind.
+        for table in _tables(projector):
+            quote = connection.ops.quote_name
+            cursor.execute(f"ANALYZE {quote(build_schema(projector))}.{quote(table)}")
+    for attempt in range(1, SWITCH_ATTEMPTS + 1):
+        try:
+            result = _switch(projector)
+            break
+        except OperationalError as exc:
+            lock_timeout = getattr(exc.__cause__, "sqlstate", None) == runtime.LOCK_NOT_AVAILABLE
+            if not lock_timeout or attempt == SWITCH_ATTEMPTS:
+                raise
+            logger.warning("Switching %s waited too long for readers; again", projector.name)
+    _drop_schema(projector, retired_schema(projector))
+    _drop_schema(projector, build_schema(projector))
+    for part in projector.partition_list():
+        note_checkpoint(part.name, runtime._position(part))
+    logger.info("%s v%s serves reads", projector.name, projector.version)
+    # Live runners that found the checkpoints locked went away; events since are theirs again.
+    wake([projector.name], result.position)
+    return result
+
+
+def _switch(projector: Projector) -> runtime.CatchUpResult:
+    connection = connections[projector.database]
+    quote = connection.ops.quote_name
+    live, build = _live_schema(projector), build_schema(projector)
+    retired = retired_schema(projector)
+    live_checkpoints = f"{quote(live)}.{quote(_checkpoint_table(projector))}"
+    build_checkpoints = f"{quote(build)}.{quote(_checkpoint_table(projector))}"
+    mine = "name = %s OR name LIKE %s"
+    names = [projector.name, f"{projector.name}[%"]
+    with into_build(projector), transaction.atomic(using=projector.database):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [LOCK_TIMEOUT])
+            # From here to the commit, live runners of the projector wait.
+            cursor.execute(f"SELECT name FROM {live_checkpoints} WHERE {mine} FOR UPDATE", names)
+        result = runtime.replay(projector)
+        if result.failed_position is not None:
+            raise BuildFailed(f"The build stopped at position {result.failed_position}.")
+        with connection.cursor() as cursor:
+            for table in _tables(projector):
+                _ensure_same_columns(cursor, live, build, table)
+            cursor.execute(f"DELETE FROM {live_checkpoints} WHERE {mine}", names)
+            cursor.execute(f"INSERT INTO {live_checkpoints} SELECT * FROM {build_checkpoints}")
+            cursor.execute(f"DROP SCHEMA IF EXISTS {quote(retired)} CASCADE")
+            cursor.execute(f"CREATE SCHEMA {quote(retired)}")
+            for table in _tables(projector):
+                indexes = _indexes(cursor, live, table)
+                name = quote(table)
+                cursor.execute(f"ALTER TABLE {quote(live)}.{name} SET SCHEMA {quote(retired)}")
+                cursor.execute(f"ALTER TABLE {quote(build)}.{name} SET SCHEMA {quote(live)}")
+                _rename_indexes(cursor, live, table, indexes)
+        _versions(projector).filter(name=projector.name).update(
+            version=projector.version,
+            building=None,
+            state=ReadModelVersion.State.NONE,
+            error="",
+            switched_at=timezone.now(),
+        )
+        # Readers of the tables wait for the commit now, so the cache they refill after this is
+        # filled from the new tables.
+        projector.finish_replay()
+    return result
+
+
+def _ensure_same_columns(cursor, live: str, build: str, table: str) -> None:
+    cursor.execute(
+        "SELECT table_schema, column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema IN (%s, %s) AND table_name = %s ORDER BY ordinal_position",
+        [live, build, table],
+    )
+    columns = defaultdict(list)
+    for schema, column, data_type in cursor.fetchall():
+        columns[schema].append((column, data_type))
+    if columns[live] != columns[build]:
+        raise BuildFailed(
+            f"{table} changed shape during the build (a migration ran?): build it again."
+        )
+
+
+def _indexes(cursor, schema: str, table: str) -> list[tuple[str, str]]:
+    """(name, definition without its name and table) of each index of the table."""
+    cursor.execute(
+        "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x "
+        "JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = to_regclass(%s) "
+        "ORDER BY i.relname",
+        [f'"{schema}"."{table}"'],
+    )
+    return [
+        (name, re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ON \S+ ", r"\1", definition))
+        for name, definition in cursor.fetchall()
+    ]
+
+
+def _rename_indexes(cursor, schema: str, table: str, old: list[tuple[str, str]]) -> None:
+    """Give the moved table's indexes the names the live table's had (LIKE names them anew),
+    matching them by definition: migrations find them by those names."""
+    wanted: dict[str, list[str]] = defaultdict(list)
+    for name, definition in old:
+        wanted[definition].append(name)
+    new = _indexes(cursor, schema, table)
+    renames = []
+    for name, definition in new:
+        if not wanted[definition]:
+            raise BuildFailed(f"{table} gained an index during the build: build it again.")
+        renames.append((name, wanted[definition].pop(0)))
+    if any(wanted.values()):
+        raise BuildFailed(f"{table} lost an index during the build: build it again.")
+    # Through temporary names, so that no new name meets an old one still in place.
+    for step, (name, _) in enumerate(renames):
+        cursor.execute(f'ALTER INDEX "{schema}"."{name}" RENAME TO "cqrs_switch_{step}"')
+    for step, (_, target) in enumerate(renames):
+        cursor.execute(f'ALTER INDEX "{schema}"."cqrs_switch_{step}" RENAME TO "{target}"')
+
+
+def fail(projector: Projector, cause: BaseException) -> None:
+    """Record a failed build and drop its tables; the live version is untouched."""
+    with suppress(DatabaseError):
+        _drop_schema(projector, build_schema(projector))
+    with suppress(DatabaseError):
+        _versions(projector).filter(name=projector.name).update(
+            state=ReadModelVersion.State.FAILED,
+            error="".join(traceback.format_exception(cause))[-4000:],
+        )
+    logger.error("Building %s v%s failed: %r", projector.name, projector.version, cause)
+
+
+@dataclass(frozen=True)
+class BuildStatus:
+    projector: str
+    live: int  # the version serving reads
+    declared: int  # the version the running code declares
+    building: int | None
+    state: str
+    started_at: datetime | None
+    switched_at: datetime | None
+    error: str
+    positions: dict[str, int]  # the build's checkpoints, while it runs
+    head: int
+
+    @property
+    def progress(self) -> float | None:
+        """How far the build has read the log, 0 to 1 (its slowest partition)."""
+        if self.state != ReadModelVersion.State.BUILDING or not self.positions:
+            return None
+        return min(self.positions.values()) / self.head if self.head else 1.0
+
+
+def status(projectors: list[Projector]) -> list[BuildStatus]:
+    """Per replayable projector: the live and declared versions, and the build under way."""
+    head = runtime.head_position()
+    rows = []
+    for projector in projectors:
+        if not projector.replayable:
+            continue
+        row = _versions(projector).filter(name=projector.name).first()
+        building = row is not None and row.state == ReadModelVersion.State.BUILDING
+        rows.append(
+            BuildStatus(
+                projector=projector.name,
+                live=row.version if row else projector.version,
+                declared=projector.version,
+                building=row.building if row else None,
+                state=row.state if row else "",
+                started_at=row.started_at if row else None,
+                switched_at=row.switched_at if row else None,
+                error=row.error if row else "",
+                positions=build_positions(projector) if building and possible(projector) else {},
+                head=head,
+            )
+        )
+    return rows
+
+
+def build_positions(projector: Projector) -> dict[str, int]:
+    """The checkpoints of the projector's build under way, by name ({} when there is none)."""
+    connection = connections[projector.database]
+    quote = connection.ops.quote_name
+    table = f"{quote(build_schema(projector))}.{quote(_checkpoint_table(projector))}"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [table])
+        if not cursor.fetchone()[0]:
+            return {}
+        cursor.execute(f"SELECT name, position FROM {table}")
+        return dict(cursor.fetchall())

@@ -1,0 +1,212 @@
+"""Blue-green rebuilds: a new version of a read model is built beside the live one, which serves
+and projects meanwhile; the switch takes every event, keeps the migrations' names, and a build
+that fails changes nothing that serves."""
+
+import threading
+from decimal import Decimal
+
+import psycopg
+import pytest
+from django.core.cache import cache as django_cache
+from django.db import connection, connections
+
+from apps.cqrs import blue_green, runtime
+from apps.cqrs.models import ProjectorCheckpoint, ReadModelVersion
+from apps.cqrs.projectors import building, registry
+from apps.read.catalog import cache
+from apps.read.catalog.models import BookListing
+from apps.read.catalog.projectors import BookListingProjector
+from apps.write.catalog import services
+from apps.write.catalog.models import Book
+from tests.conftest import wait_for
+from tests.factories import add_author, new_isbn
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
+LISTING = "catalog.book_listing"
+
+
+def add_books(count: int, *, first: int = 0) -> None:
+    author = add_author(name=f"Author {first}")
+    for i in range(first, first + count):
+        services.book_add(
+            actor=None,
+            title=f"Book {i}",
+            isbn=new_isbn(),
+            author_ids=[author.pk],
+            price=Decimal("10.00") + i,
+            language=["en", "fr", "de"][i % 3],
+        )
+
+
+def as_version_1() -> None:
+    """The listing as version 1 of its projector left it: every language the column's default,
+    and the version table saying so (a deploy of version 2 has just happened)."""
+    BookListing.objects.update(language="en")
+    ReadModelVersion.objects.update_or_create(name=LISTING, defaults={"version": 1})
+
+
+def languages() -> dict[int, str]:
+    return dict(BookListing.objects.values_list("book_id", "language"))
+
+
+def schema_objects(table: str) -> set[str]:
+    """The names of the table's indexes and constraints, as migrations know them."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = %s "
+            "UNION SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s)",
+            [table, table],
+        )
+        return {name for (name,) in cursor.fetchall()}
+
+
+def build_schemas() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'build\\_%%' "
+            "OR nspname LIKE 'retired\\_%%'"
+        )
+        return [name for (name,) in cursor.fetchall()]
+
+
+def test_a_new_version_is_built_beside_the_live_one_and_takes_every_event_at_the_switch():
+    listing = registry.get(LISTING)
+    add_books(12)
+    runtime.catch_up(listing)
+    as_version_1()
+    assert blue_green.wanted(listing)
+    names = schema_objects("read_catalog_booklisting")
+    cache_version = django_cache.get(cache.VERSION_KEY) or cache._version()
+
+    # While the build replays the log, the live table serves as it was and keeps projecting
+    with blue_green.build_lock(listing):
+        blue_green.prepare(listing)
+        with blue_green.into_build(listing):
+            assert building()
+            runtime.replay(listing)
+        assert set(languages().values()) == {"en"}
+        add_books(3, first=100)  # committed after the build's replay
+        runtime.catch_up(listing)
+        assert len(languages()) == 15
+        assert blue_green.status([listing])[0].progress is not None
+
+        blue_green.switch(listing)
+
+    # The new version serves, with the events that came during the build
+    expected = dict(Book.objects.values_list("pk", "language"))
+    assert languages() == expected
+    assert set(expected.values()) == {"en", "fr", "de"}
+    assert schema_objects("read_catalog_booklisting") == names
+    assert ProjectorCheckpoint.objects.get(name=LISTING).position == runtime.head_position()
+    version = ReadModelVersion.objects.get(name=LISTING)
+    assert (version.version, version.building, version.state) == (2, None, "")
+    assert not blue_green.wanted(listing)
+    assert build_schemas() == []
+    assert django_cache.get(cache.VERSION_KEY) != cache_version
+    # ... and goes on projecting into the switched table
+    add_books(1, first=200)
+    runtime.catch_up(listing)
+    assert len(languages()) == 16
+
+
+def test_a_build_that_fails_leaves_the_live_version_serving(monkeypatch):
+    listing = registry.get(LISTING)
+    add_books(6)
+    runtime.catch_up(listing)
+    as_version_1()
+    live = list(BookListing.objects.order_by("book_id").values_list())
+    applied = BookListingProjector.apply_batch
+
+    def broken_in_the_build(self, events):
+        if building():
+            raise RuntimeError("the new version cannot read this")
+        return applied(self, events)
+
+    monkeypatch.setattr(BookListingProjector, "apply_batch", broken_in_the_build)
+    with pytest.raises(blue_green.BuildFailed):
+        blue_green.build(listing)
+
+    assert list(BookListing.objects.order_by("book_id").values_list()) == live
+    version = ReadModelVersion.objects.get(name=LISTING)
+    assert (version.version, version.building, version.state) == (1, 2, "failed")
+    assert "stopped at position" in version.error
+    assert build_schemas() == []
+    assert not blue_green.wanted(listing)  # not again by itself: staff rebuild it
+    # The live version still projects
+    add_books(1, first=50)
+    runtime.catch_up(listing)
+    assert len(languages()) == 7
+
+    # Once fixed, staff's rebuild switches
+    monkeypatch.setattr(BookListingProjector, "apply_batch", applied)
+    blue_green.build(listing)
+    assert languages() == dict(Book.objects.values_list("pk", "language"))
+    assert ReadModelVersion.objects.get(name=LISTING).state == ""
+
+
+def test_a_table_that_changed_shape_during_the_build_is_not_switched_to():
+    listing = registry.get(LISTING)
+    add_books(3)
+    runtime.catch_up(listing)
+    with blue_green.build_lock(listing):
+        blue_green.prepare(listing)
+        with blue_green.into_build(listing):
+            runtime.replay(listing)
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE read_catalog_booklisting ADD COLUMN late integer")
+        try:
+            with pytest.raises(blue_green.BuildFailed, match="changed shape"):
+                blue_green.switch(listing)
+            assert len(languages()) == 3
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("ALTER TABLE read_catalog_booklisting DROP COLUMN late")
+            blue_green.fail(listing, RuntimeError("test"))
+
+
+def test_one_build_of_a_projector_runs_at_a_time():
+    listing = registry.get(LISTING)
+    holding, release = threading.Event(), threading.Event()
+
+    def other_builder():
+        try:
+            with blue_green.build_lock(listing):
+                holding.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_builder)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        assert blue_green.running(listing)
+        with pytest.raises(blue_green.BuildRunning):
+            blue_green.build(listing)
+    finally:
+        release.set()
+        thread.join()
+    assert not blue_green.running(listing)
+
+
+def test_a_builder_that_dies_frees_its_projector():
+    listing = registry.get(LISTING)
+    dsn = connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in dsn.items() if k != "cursor_factory"}) as other:
+        other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [blue_green.LOCK_CLASS, LISTING])
+        assert blue_green.running(listing)
+    # Its session ended without unlocking
+    assert wait_for(lambda: not blue_green.running(listing))
+
+
+@pytest.mark.worker
+def test_deploying_a_new_version_builds_it_in_the_background(celery_worker):
+    listing = registry.get(LISTING)
+    add_books(9)
+    wait_for(lambda: len(languages()) == 9, timeout=20)
+    as_version_1()
+
+    # The beat's sweep sees version 1 serving and version 2 in the code, and builds it
+    wait_for(lambda: ReadModelVersion.objects.get(name=LISTING).version == 2, timeout=30)
+    assert languages() == dict(Book.objects.values_list("pk", "language"))
+    assert not blue_green.running(listing)
