@@ -7,8 +7,9 @@ from decimal import Decimal
 
 import psycopg
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.cache import cache as django_cache
-from django.db import connection, connections
+from django.db import connections
 
 from apps.cqrs import blue_green, runtime
 from apps.cqrs.models import ProjectorCheckpoint, ReadModelVersion
@@ -51,7 +52,7 @@ def languages() -> dict[int, str]:
 
 def schema_objects(table: str) -> set[str]:
     """The names of the table's indexes and constraints, as migrations know them."""
-    with connection.cursor() as cursor:
+    with connections["read"].cursor() as cursor:
         cursor.execute(
             "SELECT indexname FROM pg_indexes WHERE tablename = %s "
             "UNION SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s)",
@@ -61,7 +62,7 @@ def schema_objects(table: str) -> set[str]:
 
 
 def build_schemas() -> list[str]:
-    with connection.cursor() as cursor:
+    with connections["read"].cursor() as cursor:
         cursor.execute(
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'build\\_%%' "
             "OR nspname LIKE 'retired\\_%%'"
@@ -76,6 +77,7 @@ def test_a_new_version_is_built_beside_the_live_one_and_takes_every_event_at_the
     as_version_1()
     assert blue_green.wanted(listing)
     names = schema_objects("read_catalog_booklisting")
+    assert {"listing_title_id", "listing_search", "read_catalog_booklisting_pkey"} <= names
     cache_version = django_cache.get(cache.VERSION_KEY) or cache._version()
 
     # While the build replays the log, the live table serves as it was and keeps projecting
@@ -152,14 +154,14 @@ def test_a_table_that_changed_shape_during_the_build_is_not_switched_to():
         blue_green.prepare(listing)
         with blue_green.into_build(listing):
             runtime.replay(listing)
-        with connection.cursor() as cursor:
+        with connections["read"].cursor() as cursor:
             cursor.execute("ALTER TABLE read_catalog_booklisting ADD COLUMN late integer")
         try:
             with pytest.raises(blue_green.BuildFailed, match="changed shape"):
                 blue_green.switch(listing)
             assert len(languages()) == 3
         finally:
-            with connection.cursor() as cursor:
+            with connections["read"].cursor() as cursor:
                 cursor.execute("ALTER TABLE read_catalog_booklisting DROP COLUMN late")
             blue_green.fail(listing, RuntimeError("test"))
 
@@ -191,7 +193,7 @@ def test_one_build_of_a_projector_runs_at_a_time():
 
 def test_a_builder_that_dies_frees_its_projector():
     listing = registry.get(LISTING)
-    dsn = connection.get_connection_params()
+    dsn = connections["read"].get_connection_params()
     with psycopg.connect(**{k: v for k, v in dsn.items() if k != "cursor_factory"}) as other:
         other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [blue_green.LOCK_CLASS, LISTING])
         assert blue_green.running(listing)
@@ -210,3 +212,29 @@ def test_deploying_a_new_version_builds_it_in_the_background(celery_worker):
     wait_for(lambda: ReadModelVersion.objects.get(name=LISTING).version == 2, timeout=30)
     assert languages() == dict(Book.objects.values_list("pk", "language"))
     assert not blue_green.running(listing)
+
+
+def test_the_admin_shows_both_versions_and_the_build_under_way(client):
+    staff = get_user_model().objects.create_superuser("chief", "chief@example.com", "pw")
+    client.force_login(staff)
+    listing = registry.get(LISTING)
+    add_books(4)
+    runtime.catch_up(listing)
+    as_version_1()
+    with blue_green.build_lock(listing):
+        blue_green.prepare(listing)
+        with blue_green.into_build(listing):
+            runtime.replay(listing)
+        page = client.get("/admin/cqrs/projections/").content.decode()
+        blue_green.fail(listing, RuntimeError("stopped by staff"))
+    row = page[page.index("<td>catalog.book_listing</td>") :].split("</tr>")[0]
+    assert "<td>v1" in row  # serving
+    assert "<td>v2</td>" in row  # in the code
+    assert "building v2" in row
+    assert "100% of the log" in row
+
+    failed = client.get("/admin/cqrs/projections/").content.decode()
+    assert "v2 failed; v1 serves on" in failed
+    assert "stopped by staff" in failed
+    queued = client.post("/admin/cqrs/projections/catalog.book_listing/rebuild/", follow=True)
+    assert "Building catalog.book_listing v2 beside the live one" in queued.content.decode()
