@@ -119,14 +119,7 @@ def main() -> None:
         reads = readers.stop()
         bench.wait_for_projectors("after the rebuilds")
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        bench.stop_stack(processes)
     origin = phases[0]["start"]
     results = {
         "books": args.books,

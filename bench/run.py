@@ -129,6 +129,18 @@ def start_stack() -> list[subprocess.Popen]:
     raise SystemExit("gunicorn did not start; see bench/.gunicorn.log")
 
 
+def stop_stack(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # A worker in warm shutdown waits for its running catch-ups; the figures are in.
+            process.kill()
+            process.wait()
+
+
 def wait_for_projectors(label: str) -> float:
     """Wait until every projector has reached the head; returns the seconds it took."""
     from apps.cqrs import runtime
@@ -562,15 +574,7 @@ def main() -> None:
         say("lag")
         results["lag"] = measure_lag(profile, setup)
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                # A worker in warm shutdown waits for its running catch-ups; the figures are in.
-                process.kill()
-                process.wait()
+        stop_stack(processes)
     say("scale-out: appends and partitioned projection (bench/scaling.py, a database of its own)")
     out = BENCH / ".scaling.json"
     argv = [sys.executable, "-m", "bench.scaling", "--out", str(out)]

@@ -1,7 +1,8 @@
 """Sends the read side to the `read` database alias and everything else to `default`.
 
-The read side is every app under `apps/read/` plus the projector checkpoints (and read-model versions), which must live in
-the same database as the read rows so that a projector moves both in one transaction.
+The read side is every app under `apps/read/` plus the projector checkpoints and read-model
+versions, which must live in the same database as the read rows so that a projector moves them
+together in one transaction.
 """
 
 from django.apps import apps
