@@ -185,11 +185,13 @@ CELERY_TASK_ROUTES = {
     "cqrs.sweep": {"queue": "projections"},
     "cqrs.build": {"queue": "rebuilds"},
     "orders.cancel_unpaid": {"queue": "side-effects"},
+    "orders.recover_payments": {"queue": "side-effects"},
 }
 CQRS_SWEEP_SECONDS = float(os.environ.get("CQRS_SWEEP_SECONDS", "5"))
 CELERY_BEAT_SCHEDULE = {
     "catch-up-every-projector": {"task": "cqrs.sweep", "schedule": CQRS_SWEEP_SECONDS},
     "cancel-unpaid-orders": {"task": "orders.cancel_unpaid", "schedule": 60.0},
+    "recover-payments": {"task": "orders.recover_payments", "schedule": 30.0},
 }
 # An order not paid this long after it was placed is cancelled and its stock put back.
 ORDER_PAYMENT_TIMEOUT_MINUTES = int(os.environ.get("ORDER_PAYMENT_TIMEOUT_MINUTES", "30"))
@@ -292,6 +294,11 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "apps.write.orders.payments.TestGateway")
+# Where the test gateway keeps its ledger, shared by every process (else in each one's memory).
+PAYMENT_TEST_LEDGER_URL = os.environ.get("PAYMENT_TEST_LEDGER_URL", CACHE_URL)
+# A payment, capture or refund whose answer is not recorded this long after it was sent is
+# settled by recovery, which asks the gateway what it did (apps/write/orders/services.py).
+PAYMENT_RECOVERY_AFTER_SECONDS = int(os.environ.get("PAYMENT_RECOVERY_AFTER_SECONDS", "60"))
 
 # In development, order e-mails are written as files under var/mail/ to read at leisure.
 EMAIL_BACKEND = os.environ.get(

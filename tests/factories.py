@@ -8,6 +8,7 @@ from decimal import Decimal
 import factory
 from django.contrib.auth import get_user_model
 
+from apps.cqrs.actors import SystemActor
 from apps.write.catalog import services
 from apps.write.catalog.validators import isbn13_check_digit
 from apps.write.inventory import services as inventory
@@ -28,6 +29,9 @@ class StaffFactory(UserFactory):
     username = factory.Sequence(lambda n: f"staff{n}")
     is_staff = True
 
+
+# Sends orders on their way in tests, as the warehouse's staff would.
+WAREHOUSE = SystemActor("test-warehouse", frozenset({"orders.ship", "orders.deliver"}))
 
 _isbn_numbers = itertools.count(1)
 _isbn_lock = threading.Lock()

@@ -39,7 +39,7 @@ def test_a_declined_payment_cancels_the_order_and_releases_its_stock(celery_work
     # Traced back: same correlation as the payment, caused by the decline, done by the system
     assert cancel.causation_id == declined.event_id
     assert cancel.correlation_id == declined.correlation_id
-    assert (cancel.actor, cancel.command) == ("system", "orders.cancel")
+    assert (cancel.actor, cancel.command) == ("system:payment-compensation", "orders.cancel")
 
 
 @pytest.mark.worker

@@ -9,7 +9,7 @@ from apps.cqrs.context import scope
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import registry
 from apps.write.orders import services
-from tests.factories import APPROVE, UserFactory, place_order, stocked_book
+from tests.factories import APPROVE, WAREHOUSE, UserFactory, place_order, stocked_book
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
 
@@ -72,7 +72,7 @@ def test_history_reconstructs_the_state_after_each_event(staff_client):
     customer = UserFactory()
     order = place_order(customer, (stocked_book(on_hand=3, price="8.00"), 2))
     services.order_pay(actor=customer, order_id=order.pk, card_number=APPROVE)
-    services.order_ship(actor=None, order_id=order.pk)
+    services.order_ship(actor=WAREHOUSE, order_id=order.pk)
 
     steps = history(aggregate_type="order", aggregate_id=str(order.pk))
     assert [(e.event_type, s["status"]) for e, s in steps] == [

@@ -66,6 +66,18 @@ class PaymentDeclined(OrderEvent):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class PaymentRefunded(OrderEvent):
+    """The gateway has returned a payment's money. `paid_order` is false for a payment the
+    gateway approved after its order no longer wanted it (cancelled, or paid by another): it
+    never paid the order, and the refund undoes it."""
+
+    amount: Decimal
+    payment_id: int
+    refund_reference: str
+    paid_order: bool
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class BackorderFilled(OrderEvent):
     line_id: int
     book_id: int

@@ -3,6 +3,7 @@ the last event recorded, so that a client can wait for its own write on the read
 
 import hashlib
 import json
+import time
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -28,6 +29,9 @@ from apps.cqrs.models import IdempotencyKey
 
 POSITION_HEADER = "X-Event-Position"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+# How long a repeat waits for the first request with its key to finish, when that one runs
+# outside the key's transaction (CommandView.own_transactions).
+IDEMPOTENCY_WAIT_SECONDS = 5.0
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -136,6 +140,9 @@ class CommandView(GenericAPIView):
     schema = CommandSchema()
     # Honour an Idempotency-Key header: a repeat gets the first response and does nothing.
     idempotent = False
+    # True for commands that call the outside world between transactions of their own (the
+    # payments): an Idempotency-Key then cannot share their transaction.
+    own_transactions = False
     # Other answers the command may give, for the schema: {status: description}.
     error_responses: dict[int, str] = {}
 
@@ -167,36 +174,84 @@ class CommandView(GenericAPIView):
         fingerprint = hashlib.sha256(
             json.dumps([self.get_view_name(), request.data], sort_keys=True, default=str).encode()
         ).hexdigest()
+        if self.own_transactions:
+            return self._post_once_between_transactions(request, key, fingerprint)
         with transaction.atomic():
             try:
                 # Concurrent requests with the same key wait here on the unique index until the
                 # first one commits, then find its response.
                 with transaction.atomic():
-                    stored = IdempotencyKey.objects.create(
-                        user_id=request.user.pk,
-                        key=key,
-                        command=self.get_view_name(),
-                        request_hash=fingerprint,
-                        response_status=0,
-                        response_body={},
-                    )
+                    stored = self._claim(request, key, fingerprint)
             except IntegrityError:
-                first = IdempotencyKey.objects.get(user_id=request.user.pk, key=key)
-                if first.request_hash != fingerprint:
-                    return Response(
-                        {"detail": "This Idempotency-Key was used for a different request."},
-                        status=status.HTTP_422_UNPROCESSABLE_ENTITY,
-                    )
-                headers = {"Idempotent-Replayed": "true"}
-                position = first.response_body.get("position")
-                if position is not None:
-                    headers[POSITION_HEADER] = str(position)
-                return Response(first.response_body, status=first.response_status, headers=headers)
+                return self._replay(request, key, fingerprint)
             response = self._run(request)
-            stored.response_status = response.status_code
-            stored.response_body = response.data
-            stored.save(update_fields=["response_status", "response_body"])
+            self._keep(stored, response)
             return response
+
+    def _post_once_between_transactions(
+        self, request: Request, key: str, fingerprint: str
+    ) -> Response:
+        """For commands that call the outside world between transactions of their own: the key
+        is claimed in a transaction of its own, the command runs, and its response is kept.
+        A repeat sent meanwhile waits a little for it, then hears it is still running; a failed
+        command gives its key back. Should the process die mid-command, the key stays claimed
+        (a retry hears 409) while the command's own records let recovery finish its work
+        (docs/payments.md)."""
+        try:
+            with transaction.atomic():
+                stored = self._claim(request, key, fingerprint)
+        except IntegrityError:
+            deadline = time.monotonic() + IDEMPOTENCY_WAIT_SECONDS
+            while time.monotonic() < deadline and self._running(request, key):
+                time.sleep(0.1)
+            return self._replay(request, key, fingerprint)
+        try:
+            response = self._run(request)
+        except BaseException:
+            IdempotencyKey.objects.filter(pk=stored.pk).delete()
+            raise
+        self._keep(stored, response)
+        return response
+
+    def _claim(self, request: Request, key: str, fingerprint: str) -> IdempotencyKey:
+        return IdempotencyKey.objects.create(
+            user_id=request.user.pk,
+            key=key,
+            command=self.get_view_name(),
+            request_hash=fingerprint,
+            response_status=0,
+            response_body={},
+        )
+
+    @staticmethod
+    def _running(request: Request, key: str) -> bool:
+        return IdempotencyKey.objects.filter(
+            user_id=request.user.pk, key=key, response_status=0
+        ).exists()
+
+    @staticmethod
+    def _keep(stored: IdempotencyKey, response: Response) -> None:
+        stored.response_status = response.status_code
+        stored.response_body = response.data
+        stored.save(update_fields=["response_status", "response_body"])
+
+    def _replay(self, request: Request, key: str, fingerprint: str) -> Response:
+        first = IdempotencyKey.objects.filter(user_id=request.user.pk, key=key).first()
+        if first is None or first.response_status == 0:
+            return Response(
+                {"detail": "A request with this Idempotency-Key is still running; retry later."},
+                status=status.HTTP_409_CONFLICT,
+            )
+        if first.request_hash != fingerprint:
+            return Response(
+                {"detail": "This Idempotency-Key was used for a different request."},
+                status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            )
+        headers = {"Idempotent-Replayed": "true"}
+        position = first.response_body.get("position")
+        if position is not None:
+            headers[POSITION_HEADER] = str(position)
+        return Response(first.response_body, status=first.response_status, headers=headers)
 
 
 def document_common_responses(result: dict, generator, request, public) -> dict:

@@ -4,7 +4,7 @@ from typing import ParamSpec, TypeVar
 
 from django.db import transaction
 
-from apps.cqrs.context import current_scope, scope
+from apps.cqrs.context import current_scope, outside_commands, scope
 from apps.cqrs.log import append_pending
 
 P = ParamSpec("P")
@@ -30,6 +30,13 @@ def command(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         @functools.wraps(fn)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
             outermost = not (current_scope() and current_scope().command)
+            if not outermost and not transaction.get_connection().in_atomic_block:
+                # Inside another command's scope but not its transaction: an on_commit hook
+                # of that command. Its events would wait for an append that has happened.
+                raise RuntimeError(
+                    f"{name} runs after the command that called it committed: run it through "
+                    "apps.cqrs.commands.after_commit."
+                )
             with (
                 scope(command=name, actor=kwargs.get("actor")) as meta,
                 transaction.atomic(savepoint=outermost),
@@ -43,3 +50,17 @@ def command(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         return run
 
     return decorate
+
+
+def after_commit(fn: Callable[[], object]) -> None:
+    """Run `fn` once the running command's transaction has committed (never if it rolls back),
+    as a step of its own: commands it calls are outermost commands, with their own transactions
+    and events, under the same correlation id. For calls to the outside world that must not
+    happen inside a transaction that can still roll back (refunds). A failure is logged, and
+    whatever `fn` did not finish is left to its recovery."""
+
+    def run() -> None:
+        with outside_commands():
+            fn()
+
+    transaction.on_commit(run, robust=True)

@@ -13,6 +13,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from apps.cqrs.actors import SystemActor
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -51,7 +53,8 @@ def scope(
 ) -> Iterator[Scope]:
     """Open a scope; unset fields are inherited from the enclosing one.
 
-    `actor` is a Django user, or None for the system (a process manager, a seed script).
+    `actor` is a Django user, a named `SystemActor` (a process manager, a timer), or None for
+    commands whose services check no rights (catalog seeding, sign-up).
     """
     parent = _current.get()
     if parent is None:
@@ -65,6 +68,8 @@ def scope(
         changes["command"] = command
         if actor is not None and getattr(actor, "is_authenticated", False):
             changes.update(actor_id=actor.pk, actor=actor.get_username())
+        elif isinstance(actor, SystemActor):
+            changes.update(actor_id=None, actor=actor.get_username())
         else:
             changes.update(actor_id=None, actor="system")
     starts_command = command is not None and not parent.command
@@ -76,6 +81,18 @@ def scope(
             pending=[] if starts_command else parent.pending,
         )
     )
+    try:
+        yield _current.get()
+    finally:
+        _current.reset(token)
+
+
+@contextmanager
+def outside_commands() -> Iterator[Scope]:
+    """The current scope, but outside any command: for work that runs after a command has
+    committed (apps.cqrs.commands.after_commit), whose commands are outermost ones."""
+    current = _current.get() or Scope(correlation_id=uuid.uuid4())
+    token = _current.set(replace(current, command="", actor_id=None, actor="system", pending=[]))
     try:
         yield _current.get()
     finally:

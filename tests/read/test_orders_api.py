@@ -10,7 +10,7 @@ from apps.cqrs import runtime
 from apps.cqrs.projectors import registry
 from apps.read.orders.models import CustomerTotals, OrderSummary
 from apps.write.orders import services
-from tests.factories import APPROVE, StaffFactory, UserFactory, place_order, stocked_book
+from tests.factories import APPROVE, WAREHOUSE, StaffFactory, UserFactory, place_order, stocked_book
 from tests.read.replays import replay_one_event_per_batch
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
@@ -103,8 +103,8 @@ def test_the_order_timeline_and_totals_follow_the_order_and_replay_to_the_same_r
     book = stocked_book(on_hand=10, price="10.00")
     delivered = place_order(customer, (book, 2))
     services.order_pay(actor=customer, order_id=delivered.pk, card_number=APPROVE)
-    services.order_ship(actor=None, order_id=delivered.pk)
-    services.order_deliver(actor=None, order_id=delivered.pk)
+    services.order_ship(actor=WAREHOUSE, order_id=delivered.pk)
+    services.order_deliver(actor=WAREHOUSE, order_id=delivered.pk)
     refunded = place_order(customer, (book, 1))
     services.order_pay(actor=customer, order_id=refunded.pk, card_number=APPROVE)
     services.order_cancel(actor=customer, order_id=refunded.pk, reason="Gift already bought")

@@ -7,7 +7,15 @@ from apps.cqrs.models import DomainEvent
 from apps.write.catalog import services as catalog
 from apps.write.orders import services
 from config.urls import command_routes
-from tests.factories import APPROVE, StaffFactory, UserFactory, new_isbn, place_order, stocked_book
+from tests.factories import (
+    APPROVE,
+    WAREHOUSE,
+    StaffFactory,
+    UserFactory,
+    new_isbn,
+    place_order,
+    stocked_book,
+)
 
 STAFF_ONLY = {
     "add-author",
@@ -90,7 +98,7 @@ def test_command_permission_matrix(name, role):
         services.order_pay(actor=owner, order_id=order.pk, card_number=APPROVE)
     if name == "deliver-order":
         services.order_pay(actor=owner, order_id=order.pk, card_number=APPROVE)
-        services.order_ship(actor=None, order_id=order.pk)
+        services.order_ship(actor=WAREHOUSE, order_id=order.pk)
     users = {"owner": owner, "other": UserFactory(), "staff": StaffFactory(), "anonymous": None}
     client = APIClient()
     if users[role]:

@@ -65,6 +65,7 @@ class CheckoutView(CustomerCommandMixin, OrderCommandView):
     serializer_class = CheckoutInputSerializer
     success_status = status.HTTP_201_CREATED
     idempotent = True
+    own_transactions = True
     error_responses = {402: "The card was declined; no order was placed."}
 
     def execute(self, data):
@@ -94,6 +95,7 @@ class PayOrderView(CustomerCommandMixin, CommandView):
     result_serializer_class = PaymentResultSerializer
     success_status = status.HTTP_201_CREATED
     idempotent = True
+    own_transactions = True
     error_responses = {402: "The card was declined; the payment is recorded as declined."}
 
     def execute(self, data):

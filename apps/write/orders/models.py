@@ -1,3 +1,4 @@
+import uuid
 from decimal import Decimal
 
 from django.conf import settings
@@ -66,15 +67,37 @@ class OrderLine(models.Model):
 
 
 class Payment(models.Model):
+    """One attempt to take money for an order, recorded before the gateway is called: its `key`
+    is the idempotency key the gateway knows the call by (derived keys for the capture, void and
+    refund that follow), so whatever crashes, recovery can ask the gateway what became of it.
+
+    pending -> approved | declined | failed (never reached the gateway)
+    pending -> authorized (checkout's hold, its order placed) -> approved | voided
+    approved -> refund_pending (the order was cancelled) -> refunded
+    A payment approved after its order stopped wanting it (cancelled, or paid by another) goes
+    to refund_pending too, with `paid_order` false: it never paid the order."""
+
     class Status(models.TextChoices):
+        PENDING = "pending", "Sent to the gateway"
+        AUTHORIZED = "authorized", "Held on the card"
         APPROVED = "approved", "Approved"
         DECLINED = "declined", "Declined"
+        FAILED = "failed", "Not charged"
+        VOIDED = "voided", "Hold released"
+        REFUND_PENDING = "refund_pending", "Refund sent"
         REFUNDED = "refunded", "Refunded"
 
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
+    # Checkout records its payment before the order exists; the order is set once placed.
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="payments", null=True, blank=True
+    )
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     status = models.CharField(max_length=20, choices=Status.choices)
     reference = models.CharField(max_length=100, blank=True)
+    authorization = models.CharField(max_length=100, blank=True)
+    refund_reference = models.CharField(max_length=100, blank=True)
+    paid_order = models.BooleanField(default=False, help_text="OrderPaid was recorded for it.")
     card_last4 = models.CharField(max_length=4)
     decline_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -82,9 +105,15 @@ class Payment(models.Model):
 
     class Meta:
         ordering = ["pk"]
+        indexes = [models.Index(fields=["status", "updated_at"], name="payment_status_updated")]
 
     def __str__(self) -> str:
         return f"{self.get_status_display()} {self.amount} for order {self.order_id}"
+
+    def key_for(self, step: str) -> str:
+        """The idempotency key of one gateway call of this payment: the payment's own for the
+        charge or authorization, derived ones for what follows it."""
+        return str(self.key) if step in ("charge", "authorize") else f"{self.key}:{step}"
 
 
 class NotificationSent(models.Model):

@@ -38,7 +38,9 @@ class PaymentCompensation(Subscriber):
         # Conflict: already cancelled (a repeat of this event), or beyond cancelling.
         with self.caused_by(event), suppress(Conflict):
             services.order_cancel(
-                actor=None, order_id=event.data.order_id, reason="Payment declined"
+                actor=services.PAYMENT_COMPENSATION,
+                order_id=event.data.order_id,
+                reason="Payment declined",
             )
         return True
 
@@ -62,7 +64,12 @@ class BackorderFulfilment(Subscriber):
 
     def fill(self, event: DomainEvent) -> bool:
         with self.caused_by(event):
-            return services.backorders_fill(actor=None, book_id=event.data.book_id) > 0
+            return (
+                services.backorders_fill(
+                    actor=services.BACKORDER_FULFILMENT, book_id=event.data.book_id
+                )
+                > 0
+            )
 
 
 @register

@@ -19,6 +19,16 @@ def cancel_unpaid() -> int:
     with scope():
         for order_id in services.orders_unpaid_since(cutoff):
             with suppress(Conflict):
-                services.order_cancel(actor=None, order_id=order_id, reason="Payment timed out")
+                services.order_cancel(
+                    actor=services.UNPAID_ORDER_TIMER, order_id=order_id, reason="Payment timed out"
+                )
                 cancelled += 1
     return cancelled
+
+
+@shared_task(name="orders.recover_payments", ignore_result=True)
+def recover_payments() -> dict[str, int]:
+    """Settle the payments, captures and refunds a crash left between a gateway call and its
+    record (services.payments_recover). Safe to run any number of times."""
+    with scope():
+        return services.payments_recover()

@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from apps.cqrs.actors import SystemActor
 from apps.cqrs.context import scope
 from apps.cqrs.exceptions import Conflict
 from apps.write.catalog import services as catalog
@@ -17,6 +18,8 @@ from apps.write.orders import services as orders
 
 APPROVE, DECLINE = "4242424242424242", "4000000000000002"
 CUSTOMER_PASSWORD = "demo-customer-pass"
+# The seed sends some demo orders on their way, as the warehouse would.
+DEMO_SHIPPER = SystemActor("demo-seed", frozenset({"orders.ship", "orders.deliver"}))
 
 
 class Command(BaseCommand):
@@ -131,9 +134,9 @@ class Command(BaseCommand):
                 orders.order_cancel(actor=customer, order_id=order.pk, reason="Changed my mind")
                 outcome = "cancelled"
             elif roll < 0.7 and not order.lines.filter(backordered__gt=0).exists():
-                orders.order_ship(actor=None, order_id=order.pk)
+                orders.order_ship(actor=DEMO_SHIPPER, order_id=order.pk)
                 if roll < 0.5:
-                    orders.order_deliver(actor=None, order_id=order.pk)
+                    orders.order_deliver(actor=DEMO_SHIPPER, order_id=order.pk)
                 outcome = "delivered" if roll < 0.5 else "shipped"
             else:
                 outcome = "paid"
