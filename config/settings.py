@@ -69,6 +69,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "apps.cqrs.middleware.BodyLimitsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -80,6 +81,12 @@ MIDDLEWARE = [
     # Last, as django-axes asks: it turns a locked-out login into its lockout page.
     "axes.middleware.AxesMiddleware",
 ]
+
+# Bodies are refused before parsing beyond these (apps/cqrs/middleware.py): commands are small,
+# and a deeply nested JSON body would otherwise exhaust the parser's recursion.
+REQUEST_BODY_MAX_BYTES = int(os.environ.get("REQUEST_BODY_MAX_BYTES", 1_000_000))
+JSON_MAX_DEPTH = 32
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 
 # The benchmarks serve bench.urls: the project plus the naive baseline they compare against.
 ROOT_URLCONF = os.environ.get("DJANGO_ROOT_URLCONF", "config.urls")

@@ -1,6 +1,8 @@
 import logging
+import re
 import uuid
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
@@ -67,3 +69,51 @@ class DatabaseUnavailableMiddleware:
             response = HttpResponse(render_to_string("503.html"), status=503)
         response["Retry-After"] = str(self.RETRY_AFTER_SECONDS)
         return response
+
+
+_ESCAPES = re.compile(rb"\\.", re.DOTALL)
+_STRINGS = re.compile(rb'"[^"]*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_DEPTH = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def json_depth_exceeds(body: bytes, limit: int) -> bool:
+    """Whether JSON `body` nests deeper than `limit`, found without parsing it: brackets inside
+    strings are dropped first (C-speed regular expressions), then the rest is counted, stopping
+    as soon as the limit is passed."""
+    brackets = _STRINGS.sub(b"", _ESCAPES.sub(b"", body)).translate(None, _NOT_BRACKETS)
+    depth = 0
+    for byte in brackets:
+        depth += _DEPTH[byte]
+        if depth > limit:
+            return True
+    return False
+
+
+class BodyLimitsMiddleware:
+    """Refuses, before anything parses it, a body larger than REQUEST_BODY_MAX_BYTES (413) and
+    JSON nested deeper than JSON_MAX_DEPTH (400; Python's parser would hit its recursion limit
+    and answer 500). JSON under /api/, a short page elsewhere. First in the chain after the
+    security and static-file middleware, so no view ever sees such a body."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit, depth = settings.REQUEST_BODY_MAX_BYTES, settings.JSON_MAX_DEPTH
+        if length > limit:
+            return self._refuse(request, 413, f"The request body is larger than {limit:,} bytes.")
+        is_json = "json" in request.META.get("CONTENT_TYPE", "")
+        if length and is_json and json_depth_exceeds(request.body, depth):
+            return self._refuse(request, 400, f"JSON nested deeper than {depth} levels.")
+        return self.get_response(request)
+
+    @staticmethod
+    def _refuse(request, status: int, message: str):
+        if request.path.startswith("/api/"):
+            return JsonResponse({"detail": message}, status=status)
+        return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
