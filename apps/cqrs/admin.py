@@ -1,10 +1,9 @@
 from django.contrib import admin, messages
-from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
-from apps.cqrs.exceptions import Conflict
+from apps.cqrs.errors import refusal
 from apps.cqrs.models import DomainEvent, ProjectorCheckpoint, SubscriberCheckpoint
 
 
@@ -26,14 +25,15 @@ def events_link(aggregate_type: str, aggregate_id) -> str:
 
 
 def run_command(modeladmin: admin.ModelAdmin, request, label: str, call) -> bool:
-    """Run a command service for an admin action, turning its refusals into messages."""
+    """Run a command service for an admin action, turning its refusals (apps/cqrs/errors.py)
+    into messages."""
     try:
         call()
-    except (Conflict, ObjectDoesNotExist) as exc:
-        modeladmin.message_user(request, f"{label}: {exc}", messages.ERROR)
-        return False
-    except ValidationError as exc:
-        modeladmin.message_user(request, f"{label}: {' '.join(exc.messages)}", messages.ERROR)
+    except Exception as exc:
+        refused = refusal(exc)
+        if refused is None:
+            raise
+        modeladmin.message_user(request, f"{label}: {refused.message}", messages.ERROR)
         return False
     return True
 

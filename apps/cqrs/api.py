@@ -6,15 +6,13 @@ import json
 import time
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpResponseBase
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAdminUser
@@ -24,7 +22,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.cqrs.consistency import ReadConsistency, wait_for_position
 from apps.cqrs.context import current_scope
-from apps.cqrs.exceptions import Conflict
+from apps.cqrs.errors import refusal
 from apps.cqrs.models import IdempotencyKey
 
 POSITION_HEADER = "X-Event-Position"
@@ -35,15 +33,11 @@ IDEMPOTENCY_WAIT_SECONDS = 5.0
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
-    """DRF's handler, plus the domain's errors: Django ValidationError from a command service is
-    a 400 with field messages, Conflict a 409, a missing object a 404."""
-    if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
-        exc = ValidationError(detail)
-    elif isinstance(exc, ObjectDoesNotExist):
-        exc = NotFound(str(exc) or None)
-    elif isinstance(exc, Conflict):
-        return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    """DRF's handler, after the domain's refusals (apps/cqrs/errors.py): field messages for
+    validation and declined payments, {"detail": ...} for the others."""
+    if (refused := refusal(exc)) is not None:
+        body = refused.fields or {"detail": refused.message}
+        return Response(body, status=refused.status)
     return drf_exception_handler(exc, context)
 
 

@@ -6,7 +6,7 @@ import datetime
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from apps.cqrs.consistency import wait_for_position
-from apps.cqrs.exceptions import Conflict
+from apps.cqrs.errors import NON_FIELD, Refusal, refusal
 from apps.read.catalog import selectors as catalog
 from apps.read.catalog.filters import BookListingFilter
 from apps.read.orders import selectors as orders
@@ -35,18 +35,28 @@ PAGE_SIZE = 24
 CONFIRMATION_WAIT_SECONDS = 0.5
 
 
+def _refused(exc: Exception) -> Refusal:
+    """The refusal (apps/cqrs/errors.py) a page shows for `exc`; the 404 or 403 page instead
+    when that is what it is. An error that is no refusal stays what it is."""
+    refused = refusal(exc)
+    if refused is None:
+        raise exc
+    if refused.kind == "not found":
+        raise Http404(refused.message) from exc
+    if refused.kind == "forbidden":
+        raise PermissionDenied(refused.message) from exc
+    return refused
+
+
 def _run(form, command):
-    """Run a command for a form: its refusals become form errors. Returns the result or None."""
+    """Run a command for a form: its refusals become form errors. Returns the result, or None
+    when it was refused."""
     try:
         return command()
-    except ValidationError as exc:
-        if hasattr(exc, "error_dict"):
-            for field, errors in exc.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
-        else:
-            form.add_error(None, exc.messages)
-    except Conflict as exc:
-        form.add_error(None, str(exc))
+    except Exception as exc:
+        refused = _refused(exc)
+        for name, messages in (refused.fields or {NON_FIELD: [refused.message]}).items():
+            form.add_error(name if name in form.fields else None, messages)
     return None
 
 
@@ -180,10 +190,8 @@ def order_cancel(request, order_id: int):
         order_services.order_cancel(
             actor=request.user, order_id=order_id, reason="Cancelled by the customer"
         )
-    except ObjectDoesNotExist:
-        raise Http404("No such order.") from None
-    except Conflict as exc:
-        messages.error(request, str(exc))
+    except Exception as exc:
+        messages.error(request, _refused(exc).message)
         return redirect("storefront:order", order_id=order_id)
     messages.success(request, "Your order was cancelled; any payment will be refunded.")
     url = reverse("storefront:order", args=[order_id])

@@ -49,7 +49,9 @@ class Book(models.Model):
         ordering = ["title"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(price__gte=Decimal("0")), name="book_price_not_negative"
+                condition=Q(price__gte=Decimal("0")),
+                name="book_price_not_negative",
+                violation_error_message="A price cannot be negative.",
             ),
         ]
 

@@ -17,7 +17,11 @@ class StockItem(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(on_hand__gte=0), name="stock_on_hand_not_negative")
+            models.CheckConstraint(
+                condition=Q(on_hand__gte=0),
+                name="stock_on_hand_not_negative",
+                violation_error_message="There are not that many on the shelf.",
+            )
         ]
 
     def __str__(self) -> str:

@@ -4,7 +4,6 @@ from rest_framework.permissions import IsAuthenticated
 from apps.cqrs.api import CommandResultSerializer, CommandView
 from apps.write.orders import services
 from apps.write.orders.models import Payment
-from apps.write.orders.payments import CardDeclined
 from apps.write.orders.services import MAX_LINES, MAX_QUANTITY
 
 
@@ -69,10 +68,7 @@ class CheckoutView(CustomerCommandMixin, OrderCommandView):
     error_responses = {402: "The card was declined; no order was placed."}
 
     def execute(self, data):
-        try:
-            return self.result(services.order_checkout(actor=self.request.user, **data))
-        except CardDeclined as exc:
-            return exc.message_dict, status.HTTP_402_PAYMENT_REQUIRED
+        return self.result(services.order_checkout(actor=self.request.user, **data))
 
 
 class PayOrderInputSerializer(serializers.Serializer):

@@ -28,7 +28,11 @@ class Order(models.Model):
         ordering = ["-placed_at"]
         indexes = [models.Index(fields=["customer", "-placed_at"], name="order_customer_placed")]
         constraints = [
-            models.CheckConstraint(condition=Q(total__gte=Decimal("0")), name="order_total_ok")
+            models.CheckConstraint(
+                condition=Q(total__gte=Decimal("0")),
+                name="order_total_ok",
+                violation_error_message="An order's total cannot be negative.",
+            )
         ]
 
     def __str__(self) -> str:
@@ -47,9 +51,15 @@ class OrderLine(models.Model):
     class Meta:
         ordering = ["pk"]
         constraints = [
-            models.CheckConstraint(condition=Q(quantity__gt=0), name="line_quantity_positive"),
             models.CheckConstraint(
-                condition=Q(backordered__lte=models.F("quantity")), name="line_backorder_le_qty"
+                condition=Q(quantity__gt=0),
+                name="line_quantity_positive",
+                violation_error_message="Order at least one of each book.",
+            ),
+            models.CheckConstraint(
+                condition=Q(backordered__lte=models.F("quantity")),
+                name="line_backorder_le_qty",
+                violation_error_message="A line cannot wait for more books than it orders.",
             ),
         ]
         indexes = [

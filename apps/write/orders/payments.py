@@ -21,6 +21,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.module_loading import import_string
 
+from apps.cqrs.errors import PaymentRefused
+
 
 @dataclass(frozen=True)
 class ChargeResult:
@@ -29,7 +31,7 @@ class ChargeResult:
     decline_reason: str = ""
 
 
-class CardDeclined(ValidationError):
+class CardDeclined(PaymentRefused):
     """The gateway refused the card; nothing was charged."""
 
     def __init__(self, reason: str):
