@@ -90,11 +90,14 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
     return False
 
 
-class BodyLimitsMiddleware:
-    """Refuses, before anything parses it, a body larger than REQUEST_BODY_MAX_BYTES (413) and
-    JSON nested deeper than JSON_MAX_DEPTH (400; Python's parser would hit its recursion limit
-    and answer 500). JSON under /api/, a short page elsewhere. First in the chain after the
-    security and static-file middleware, so no view ever sees such a body."""
+class RequestLimitsMiddleware:
+    """Refuses, before anything parses it, a body larger than REQUEST_BODY_MAX_BYTES (413), JSON
+    nested deeper than JSON_MAX_DEPTH (400; Python's parser would hit its recursion limit and
+    answer 500), and a NUL character in the address or its query (400; PostgreSQL refuses NUL
+    in text, and a lookup by such a key would fail as a 500). JSON under /api/, a short page
+    elsewhere. First in the chain after the security and static-file middleware, so no view
+    ever sees such a request. (Form fields and JSON strings with NUL are refused by the forms'
+    and serializers' own validators.)"""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -105,6 +108,8 @@ class BodyLimitsMiddleware:
         except ValueError:
             length = 0
         limit, depth = settings.REQUEST_BODY_MAX_BYTES, settings.JSON_MAX_DEPTH
+        if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
+            return self._refuse(request, 400, "The address holds a NUL character.")
         if length > limit:
             return self._refuse(request, 413, f"The request body is larger than {limit:,} bytes.")
         is_json = "json" in request.META.get("CONTENT_TYPE", "")
