@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 from django.utils.module_loading import autodiscover_modules
 
 
@@ -13,3 +14,19 @@ class CqrsConfig(AppConfig):
         # Each read app declares its projectors (and write apps their subscribers) in a module
         # of that name; importing it registers them, as the admin does with admin.py.
         autodiscover_modules("projectors", "subscribers")
+        connection_created.connect(_partition_function_for_sqlite, dispatch_uid="cqrs_partition")
+
+
+def _partition_function_for_sqlite(sender, connection, **kwargs) -> None:
+    """SQLite has no md5: give it Python's, so that a partition reads the same events there as
+    on PostgreSQL (apps/cqrs/projectors.py, `Partition.events`)."""
+    if connection.vendor == "sqlite":
+        from apps.cqrs.projectors import SQL_PARTITION_FUNCTION, key_partition
+
+        # SQLite's ->> gives a JSON number as a number, PostgreSQL's as text: both hash the text.
+        connection.connection.create_function(
+            SQL_PARTITION_FUNCTION,
+            2,
+            lambda key, count: key_partition(str(key), count),
+            deterministic=True,
+        )

@@ -1,14 +1,20 @@
 import functools
 from collections.abc import Callable
+from contextlib import nullcontext
+from contextvars import ContextVar
 from typing import ParamSpec, TypeVar
 
 from django.db import transaction
 
-from apps.cqrs.context import current_scope, outside_commands, scope
+from apps.cqrs.context import outside_commands, scope
 from apps.cqrs.log import append_pending
 
 P = ParamSpec("P")
 R = TypeVar("R")
+# The transaction block of the outermost command running on this thread, if any.
+_running_command: ContextVar[transaction.Atomic | None] = ContextVar(
+    "cqrs_running_command", default=None
+)
 
 
 def command(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -29,22 +35,27 @@ def command(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(fn)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
-            outermost = not (current_scope() and current_scope().command)
-            if not outermost and not transaction.get_connection().in_atomic_block:
-                # Inside another command's scope but not its transaction: an on_commit hook
-                # of that command. Its events would wait for an append that has happened.
-                raise RuntimeError(
-                    f"{name} runs after the command that called it committed: run it through "
-                    "apps.cqrs.commands.after_commit."
-                )
+            running = _running_command.get()
+            # A command joins the one that called it while that one's transaction is open. Code
+            # that runs once it has committed (an on_commit hook: a wake-up running a
+            # subscriber eagerly, a refund) is still in its scope but not in its transaction:
+            # its commands are outermost ones, with events of their own.
+            joins = running is not None and running in transaction.get_connection().atomic_blocks
+            block = transaction.atomic(savepoint=not joins)
             with (
+                nullcontext() if joins else outside_commands(),
                 scope(command=name, actor=kwargs.get("actor")) as meta,
-                transaction.atomic(savepoint=outermost),
+                block,
             ):
-                result = fn(*args, **kwargs)
-                if outermost:
-                    append_pending(meta)
-                return result
+                token = None if joins else _running_command.set(block)
+                try:
+                    result = fn(*args, **kwargs)
+                    if not joins:
+                        append_pending(meta)
+                    return result
+                finally:
+                    if token is not None:
+                        _running_command.reset(token)
 
         run.command_name = name  # type: ignore[attr-defined]
         return run
@@ -53,14 +64,9 @@ def command(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 
 
 def after_commit(fn: Callable[[], object]) -> None:
-    """Run `fn` once the running command's transaction has committed (never if it rolls back),
-    as a step of its own: commands it calls are outermost commands, with their own transactions
-    and events, under the same correlation id. For calls to the outside world that must not
-    happen inside a transaction that can still roll back (refunds). A failure is logged, and
-    whatever `fn` did not finish is left to its recovery."""
-
-    def run() -> None:
-        with outside_commands():
-            fn()
-
-    transaction.on_commit(run, robust=True)
+    """Run `fn` once the running command's transaction has committed (never if it rolls back):
+    commands it calls are outermost ones, with their own transactions and events, under the same
+    correlation id. For calls to the outside world that must not happen inside a transaction
+    that can still roll back (refunds). A failure is logged, and whatever `fn` did not finish is
+    left to its recovery."""
+    transaction.on_commit(fn, robust=True)

@@ -12,6 +12,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import ClassVar
 
+from django.db import connections
 from django.db.models import Model, QuerySet
 from django.db.models.expressions import RawSQL
 
@@ -118,6 +119,9 @@ class Projector:
         return f"<{type(self).__name__} {self.name}>"
 
 
+SQL_PARTITION_FUNCTION = "cqrs_partition"
+
+
 def key_partition(key: str, count: int) -> int:
     """The partition of `key` among `count`; `Partition.events` computes the same in SQL.
     md5, so that the answer never changes with a PostgreSQL or Python version."""
@@ -158,12 +162,13 @@ class Partition:
             return events
         key = "aggregate_id" if not self.projector.partition_by else "payload->>%s"
         params = [self.projector.partition_by] if self.projector.partition_by else []
-        return events.alias(
-            partition=RawSQL(
-                f"mod(('x' || substr(md5(COALESCE({key}, '')), 1, 8))::bit(32)::bigint, %s)",
-                [*params, self.count],
-            )
-        ).filter(partition=self.index)
+        if connections[events.db].vendor == "postgresql":
+            sql = f"mod(('x' || substr(md5(COALESCE({key}, '')), 1, 8))::bit(32)::bigint, %s)"
+        else:  # SQLite, the embedded default: the function registered by apps.cqrs.apps
+            sql = f"{SQL_PARTITION_FUNCTION}(COALESCE({key}, ''), %s)"
+        return events.alias(partition=RawSQL(sql, [*params, self.count])).filter(
+            partition=self.index
+        )
 
     def __str__(self) -> str:
         return self.name

@@ -8,6 +8,7 @@ import pytest
 from django.db import DatabaseError, connection, connections, transaction
 
 from apps.contracts.catalog import AuthorAdded
+from apps.cqrs.commands import command
 from apps.cqrs.context import scope
 from apps.cqrs.log import RecordError, record
 from apps.cqrs.models import AppendOnlyError, DomainEvent
@@ -164,3 +165,33 @@ def test_a_failed_inner_command_cannot_be_caught_and_committed_by_the_outer_one(
     # Then neither the inner command's event nor the outer command's row was committed
     assert DomainEvent.objects.count() == events_before
     assert not Author.objects.filter(name="Outer").exists()
+
+
+@command("test.after")
+def record_after(*, actor=None, name: str) -> None:
+    record(AuthorAdded(author_id=2, name=name))
+
+
+@command("test.first")
+def record_then_hook(*, actor=None) -> None:
+    record(AuthorAdded(author_id=1, name="First"))
+
+    def hook():
+        # As a wake-up does in the embedded mode: a subscriber runs right after the commit, in
+        # a transaction of its own, and its commands record events.
+        with transaction.atomic():
+            record_after(name="Caused")
+
+    transaction.on_commit(hook)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_command_run_once_another_has_committed_appends_its_own_events():
+    with scope():
+        record_then_hook()
+    recorded = DomainEvent.objects.filter(event_type="AuthorAdded").order_by("position")
+    assert [(e.command, e.payload["name"]) for e in recorded] == [
+        ("test.first", "First"),
+        ("test.after", "Caused"),
+    ]
+    assert recorded[0].correlation_id == recorded[1].correlation_id
