@@ -228,6 +228,8 @@ def _settle(*, actor: Actor, payment_id: int, result: ChargeResult) -> Payment:
         Payment.Status.FAILED,
     ):
         return payment  # settled already
+    if payment.status == Payment.Status.FAILED and not result.approved:
+        return payment  # given up on, and nothing was taken: nothing to tell
     payment.reference = result.reference
     if not result.approved:
         payment.status = Payment.Status.DECLINED
