@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from apps.cqrs.consistency import ReadConsistency, wait_for_position
+from apps.cqrs.consistency import PositionBeyondHead, ReadConsistency, wait_for_position
 from apps.cqrs.context import current_scope
 from apps.cqrs.errors import refusal
 from apps.cqrs.models import IdempotencyKey
@@ -307,9 +307,14 @@ class ConsistentReadMixin:
             if min_position < 0:
                 raise ValidationError({"min_position": "Send a position a command returned."})
         self.min_position = min_position
-        self.read_consistency = wait_for_position(
-            projector_names=self.projector_names, min_position=min_position
-        )
+        try:
+            self.read_consistency = wait_for_position(
+                projector_names=self.projector_names, min_position=min_position
+            )
+        except PositionBeyondHead as exc:
+            raise ValidationError(
+                {"min_position": f"{exc} Send a position a command returned."}
+            ) from exc
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

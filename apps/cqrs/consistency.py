@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Max
 
-from apps.cqrs.projectors import Projector, registry
+from apps.cqrs.models import DomainEvent
+from apps.cqrs.projectors import WRITE_ALIAS, Projector, registry
 from config.cache import set_max
 
 POLL_SECONDS = 0.02
@@ -93,18 +95,33 @@ def read_position(projectors: list[Projector]) -> int:
     return min(positions, default=0)
 
 
+class PositionBeyondHead(ValueError):
+    """No event has this position yet: no command returned it, so waiting could not end well."""
+
+    def __init__(self, position: int, head: int) -> None:
+        super().__init__(f"No event has position {position} yet; the log ends at {head}.")
+        self.position, self.head = position, head
+
+
 def wait_for_position(
     *, projector_names: list[str], min_position: int | None, timeout: float | None = None
 ) -> ReadConsistency:
     """Wait until the named projectors have passed `min_position`, or `timeout` runs out
     (CQRS_READ_WAIT_SECONDS by default). Never raises for a slow projector: the caller answers
-    with what the read model has and says so."""
+    with what the read model has and says so. A position no event has yet raises
+    PositionBeyondHead at once."""
     projectors = [registry.get(name) for name in projector_names]
     timeout = settings.CQRS_READ_WAIT_SECONDS if timeout is None else timeout
     started = time.monotonic()
     position, head = _cached_positions(projectors)
     if position is None or (min_position is not None and position < min_position):
         position = read_position(projectors)
+    if min_position is not None and position < min_position:
+        # A position a command returned is committed, so visible: one beyond the visible head
+        # was never returned, and is answered at once rather than waited for.
+        visible = DomainEvent.objects.using(WRITE_ALIAS).aggregate(p=Max("position"))["p"] or 0
+        if min_position > visible:
+            raise PositionBeyondHead(min_position, visible)
     while min_position is not None and position < min_position:
         if time.monotonic() - started >= timeout:
             break

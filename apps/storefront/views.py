@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from apps.cqrs.consistency import wait_for_position
+from apps.cqrs.consistency import PositionBeyondHead, wait_for_position
 from apps.cqrs.errors import NON_FIELD, Refusal, refusal
 from apps.read.catalog import selectors as catalog
 from apps.read.catalog.filters import BookListingFilter
@@ -168,9 +168,17 @@ def order_list(request):
 def order_detail(request, order_id: int):
     raw = request.GET.get("after", "")
     after = int(raw) if raw.isdigit() else None
-    consistency = wait_for_position(
-        projector_names=["orders.history"], min_position=after, timeout=CONFIRMATION_WAIT_SECONDS
-    )
+    try:
+        consistency = wait_for_position(
+            projector_names=["orders.history"],
+            min_position=after,
+            timeout=CONFIRMATION_WAIT_SECONDS,
+        )
+    except PositionBeyondHead:  # not a position this page was sent with: show what there is
+        after, consistency = (
+            None,
+            wait_for_position(projector_names=["orders.history"], min_position=None),
+        )
     summary = orders.order_summary_for(customer_id=request.user.pk, order_id=order_id)
     if summary is None:
         if after is not None and not consistency.satisfied:

@@ -7,6 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from apps.cqrs import runtime
+from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import registry
 from apps.read.orders.models import CustomerTotals, OrderSummary
 from apps.write.orders import services
@@ -80,9 +81,10 @@ def test_past_the_bound_a_query_answers_with_what_it_has_and_says_so(settings):
     settings.CQRS_READ_WAIT_SECONDS = 0.2
     customer = UserFactory()
     place_order(customer, (stocked_book(), 1))  # not projected: no worker in this test
+    head = DomainEvent.objects.order_by("-position").values_list("position", flat=True)[0]
 
     started = time.monotonic()
-    response = client_for(customer).get("/api/orders/", HTTP_X_MIN_POSITION="999999")
+    response = client_for(customer).get("/api/orders/", HTTP_X_MIN_POSITION=str(head))
 
     assert response.status_code == 200
     assert 0.2 <= time.monotonic() - started < 2
@@ -152,3 +154,21 @@ def test_the_orders_endpoints_read_the_read_model_only():
     assert any("read_orders_ordersummary" in s for s in sql)
     write_tables = ("orders_", "catalog_", "inventory_", "customers_", "cqrs_domainevent")
     assert not [s for s in sql if any(f'"{t}' in s for t in write_tables)], sql
+
+
+@pytest.mark.django_db(databases=["default", "read"])
+def test_a_position_beyond_the_head_is_answered_at_once_not_waited_for(client):
+    customer = UserFactory()
+    order = place_order(customer, (stocked_book(), 1))
+    runtime.catch_up(registry.get("orders.history"))
+    head = DomainEvent.objects.order_by("-position").values_list("position", flat=True)[0]
+    api = APIClient()
+    started = time.monotonic()
+    for url in ["/api/books/", f"/api/books/?min_position={head + 1000}"]:
+        response = api.get(url, headers={"X-Min-Position": str(head + 1)})
+        assert response.status_code == 400
+        assert "No event has position" in str(response.json()["min_position"])
+    client.force_login(customer)
+    page = client.get(f"/orders/{order.pk}/?after={head + 50}")
+    assert page.status_code == 200  # the order as it is, without waiting
+    assert time.monotonic() - started < 1.0  # the wait bound is 2 s per request
