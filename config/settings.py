@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "apps.read.orders",
     "apps.read.reports",
     "apps.storefront",
+    "apps.integration",
     "apps.audit",
 ]
 
@@ -299,6 +300,10 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+
+# Integration messages for other systems (apps/integration): off unless a broker is named.
+INTEGRATION_BROKER_URL = os.environ.get("INTEGRATION_BROKER_URL", "")
+INTEGRATION_EXCHANGE = os.environ.get("INTEGRATION_EXCHANGE", "bookstore.events")
 
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "apps.write.orders.payments.TestGateway")
 # Where the test gateway keeps its ledger, shared by every process (else in each one's memory).

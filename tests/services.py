@@ -1,5 +1,5 @@
-"""`make test` calls this first: it says plainly what is missing when PostgreSQL or Redis is not
-reachable, instead of letting the suite fail on its first connection."""
+"""`make test` calls this first: it says plainly what is missing when PostgreSQL, Redis or
+RabbitMQ is not reachable, instead of letting the suite fail on its first connection."""
 
 import os
 import sys
@@ -8,11 +8,12 @@ import psycopg
 import redis
 
 HOW = """
-The tests need PostgreSQL and Redis on loopback. Start them with one of:
+The tests need PostgreSQL, Redis and RabbitMQ on loopback. Start them with one of:
   - Debian/Ubuntu with the packages installed:
       pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start
       redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
-  - Docker:  docker compose up -d postgres redis-broker
+      rabbitmq-server -detached
+  - Docker:  docker compose up -d postgres redis-broker rabbitmq
     (then TEST_DATABASE_URL=postgres://bookstore:bookstore@127.0.0.1:5432/bookstore make test)
 Or point TEST_DATABASE_URL / TEST_REDIS_URL at servers you have.
 """
@@ -33,6 +34,16 @@ def main() -> int:
         redis.Redis.from_url(redis_url, socket_connect_timeout=3).ping()
     except redis.RedisError as exc:
         problems.append(f"Redis at {redis_url}: {exc}")
+    broker_url = os.environ.get(
+        "INTEGRATION_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"
+    )
+    try:
+        from kombu import Connection
+
+        with Connection(broker_url, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as exc:
+        problems.append(f"RabbitMQ at {broker_url}: {exc}")
     if problems:
         print("Cannot run the tests:\n  " + "\n  ".join(problems) + "\n" + HOW, file=sys.stderr)
         return 1
