@@ -106,17 +106,19 @@ def start_worker(
     return service
 
 
-def start_web(*, env: dict[str, str], logdir: Path, workers: int = 2) -> Service:
-    """gunicorn serving the project as production does; `service.url` is its address."""
+def start_web(*, env: dict[str, str], logdir: Path, workers: int = 2, name: str = "web") -> Service:
+    """gunicorn serving the project as production does, with its access log in its log file;
+    `service.url` is its address, `service.port` its port."""
     port = free_port()
     service = Service(
-        "web",
+        name,
         [
             sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(workers), "--timeout", "60",
+            "--workers", str(workers), "--timeout", "60", "--access-logfile", "-",
         ],
         env=env, logdir=logdir,
     )  # fmt: skip
+    service.port = port
     service.url = f"http://127.0.0.1:{port}"
 
     def answers() -> bool:
