@@ -38,30 +38,35 @@ def status(method: str, url: str, body: bytes | None = None) -> int:
 @pytest.fixture
 def gateway(tmp_path, collected_static):
     env = subprocess_env()
-    pools = {name: start_web(env=env, logdir=tmp_path, name=name, workers=1)
-             for name in ("commands", "queries")}  # fmt: skip
-    port = free_port()
-    server_block = (
-        TEMPLATE.read_text()
-        .replace("${COMMANDS_UPSTREAM}", f"server 127.0.0.1:{pools['commands'].port};")
-        .replace("${QUERIES_UPSTREAM}", f"server 127.0.0.1:{pools['queries'].port};")
-        .replace("${GATEWAY_LISTEN}", f"127.0.0.1:{port}")
-    )
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(
-        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/nginx-error.log;\nevents {{}}\n"
-        f"http {{\naccess_log off;\nclient_body_temp_path {tmp_path};\n"
-        f"proxy_temp_path {tmp_path};\n{server_block}\n}}\n"
-    )
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    nginx = subprocess.Popen([binary, "-c", str(conf), "-g", "daemon off;"])
-    url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: status("GET", f"{url}/api/") == 200, timeout=20)
-    yield url, pools
-    nginx.terminate()
-    nginx.wait(timeout=10)
-    for pool in pools.values():
-        pool.stop()
+    pools = {}
+    nginx = None
+    try:
+        for name in ("commands", "queries"):
+            pools[name] = start_web(env=env, logdir=tmp_path, name=name, workers=1)
+        port = free_port()
+        server_block = (
+            TEMPLATE.read_text()
+            .replace("${COMMANDS_UPSTREAM}", f"server 127.0.0.1:{pools['commands'].port};")
+            .replace("${QUERIES_UPSTREAM}", f"server 127.0.0.1:{pools['queries'].port};")
+            .replace("${GATEWAY_LISTEN}", f"127.0.0.1:{port}")
+        )
+        conf = tmp_path / "nginx.conf"
+        conf.write_text(
+            f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/nginx-error.log;\nevents {{}}\n"
+            f"http {{\naccess_log off;\nclient_body_temp_path {tmp_path};\n"
+            f"proxy_temp_path {tmp_path};\n{server_block}\n}}\n"
+        )
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        nginx = subprocess.Popen([binary, "-c", str(conf), "-g", "daemon off;"])
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: status("GET", f"{url}/api/") == 200, timeout=20)
+        yield url, pools
+    finally:
+        if nginx is not None:
+            nginx.terminate()
+            nginx.wait(timeout=10)
+        for pool in pools.values():
+            pool.stop()
 
 
 def served_by(pools, method: str, path: str) -> set[str]:
