@@ -195,6 +195,8 @@ CELERY_TASK_ROUTES = {
     "orders.cancel_unpaid": {"queue": "side-effects"},
     "orders.recover_payments": {"queue": "side-effects"},
 }
+# /readyz answers 503 when a projector is further behind than this (apps/cqrs/health.py).
+READY_MAX_LAG_SECONDS = float(os.environ.get("READY_MAX_LAG_SECONDS", "60"))
 CQRS_SWEEP_SECONDS = float(os.environ.get("CQRS_SWEEP_SECONDS", "5"))
 CELERY_BEAT_SCHEDULE = {
     "catch-up-every-projector": {"task": "cqrs.sweep", "schedule": CQRS_SWEEP_SECONDS},

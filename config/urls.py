@@ -10,7 +10,7 @@ from rest_framework.reverse import reverse
 from rest_framework.routers import DefaultRouter
 
 from apps.audit.views import history_view
-from apps.cqrs import admin_views
+from apps.cqrs import admin_views, health
 from apps.read.catalog.api import BookViewSet
 from apps.read.orders.api import OrderViewSet
 from apps.read.reports import admin_views as reports_admin
@@ -62,6 +62,8 @@ def not_found(request, exception):
 handler404 = not_found
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("", include("apps.storefront.urls")),
     path("admin/cqrs/projections/", admin_views.projections, name="admin-projections"),
     path(

@@ -10,9 +10,11 @@ import time
 import urllib.error
 import urllib.request
 
+import psycopg
 import pytest
 from django.apps import apps
 from django.core.management import call_command
+from django.db import connections
 from django.db.models.fields import AutoFieldMixin
 
 from apps.cqrs import runtime
@@ -168,3 +170,25 @@ def differences_from_a_fresh_rebuild() -> dict[str, int]:
     return {
         label: len(live[label] ^ rebuilt[label]) for label in live if live[label] != rebuilt[label]
     }
+
+
+def set_databases_reachable(reachable: bool) -> None:
+    """Open or close the test databases to new connections; closing also ends every session on
+    them except this test's own, as a restart of the server would."""
+    names = {connections[alias].settings_dict["NAME"] for alias in ("default", "read")}
+    own = {connections[alias].cursor().connection.info.backend_pid for alias in ("default", "read")}
+    settings = connections["default"].settings_dict
+    with psycopg.connect(
+        host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"],
+        dbname="postgres", autocommit=True,
+    ) as admin:  # fmt: skip
+        for name in names:
+            admin.execute(
+                f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(reachable).lower()}'
+            )
+            if not reachable:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND NOT pid = ANY(%s)",
+                    [name, list(own)],
+                )

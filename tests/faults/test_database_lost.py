@@ -5,10 +5,8 @@ import threading
 import time
 from collections import Counter
 
-import psycopg
 import pytest
 from django.core.management import call_command
-from django.db import connections
 from rest_framework.authtoken.models import Token
 
 from apps.cqrs.models import DomainEvent
@@ -16,7 +14,12 @@ from apps.read.orders.models import OrderSummary
 from apps.write.inventory.models import StockItem
 from apps.write.orders.models import Order, OrderLine
 from tests.factories import UserFactory, stocked_book
-from tests.faults.conftest import call, differences_from_a_fresh_rebuild, wait_until_caught_up
+from tests.faults.conftest import (
+    call,
+    differences_from_a_fresh_rebuild,
+    set_databases_reachable,
+    wait_until_caught_up,
+)
 
 pytestmark = [
     pytest.mark.faults,
@@ -24,28 +27,6 @@ pytestmark = [
 ]
 AWAY_SECONDS = 3
 STOCK = 100_000
-
-
-def set_databases_reachable(reachable: bool) -> None:
-    """Open or close the test databases to new connections; closing also ends every session on
-    them except this test's own, as a restart of the server would."""
-    names = {connections[alias].settings_dict["NAME"] for alias in ("default", "read")}
-    own = {connections[alias].cursor().connection.info.backend_pid for alias in ("default", "read")}
-    settings = connections["default"].settings_dict
-    with psycopg.connect(
-        host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"],
-        dbname="postgres", autocommit=True,
-    ) as admin:  # fmt: skip
-        for name in names:
-            admin.execute(
-                f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(reachable).lower()}'
-            )
-            if not reachable:
-                admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = %s AND NOT pid = ANY(%s)",
-                    [name, list(own)],
-                )
 
 
 def test_commands_answer_503_while_the_database_is_away_and_nothing_is_half_applied(stack, report):
