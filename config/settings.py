@@ -228,6 +228,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "customer-commands": os.environ.get("CUSTOMER_COMMAND_RATE", "120/min"),
         "sign-up": os.environ.get("SIGN_UP_RATE", "30/hour"),
+        "token": os.environ.get("TOKEN_RATE", "20/min"),
     },
 }
 SPECTACULAR_SETTINGS = {

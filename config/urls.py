@@ -17,6 +17,7 @@ from apps.read.reports import admin_views as reports_admin
 from apps.read.reports.api import BestsellerViewSet, LowStockViewSet, RevenueViewSet
 from apps.write.catalog.api import commands as catalog_commands
 from apps.write.customers.api import commands as customer_commands
+from apps.write.customers.tokens import TokenView
 from apps.write.inventory.api import commands as inventory_commands
 from apps.write.orders.api import commands as order_commands
 
@@ -80,6 +81,7 @@ urlpatterns = [
     path("api/", api_root, name="api-root"),
     path("api/", include(router.urls)),
     path("api/commands/", include((command_patterns, "command"))),
+    path("api/auth/token/", TokenView.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api-auth/", include("rest_framework.urls")),

@@ -16,6 +16,7 @@ urlpatterns = [
     path("orders/<int:order_id>/cancel/", views.order_cancel, name="order-cancel"),
     path("sign-up/", views.sign_up, name="sign-up"),
     path("profile/", views.profile, name="profile"),
+    path("profile/token/", views.profile_token, name="profile-token"),
     path(
         "log-in/",
         auth_views.LoginView.as_view(

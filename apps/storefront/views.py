@@ -28,6 +28,7 @@ from apps.storefront.forms import (
     SignUpForm,
 )
 from apps.write.customers import services as customer_services
+from apps.write.customers import tokens
 from apps.write.orders import services as order_services
 
 PAGE_SIZE = 24
@@ -234,4 +235,23 @@ def profile(request):
         if updated:
             messages.success(request, "Your profile is saved.")
             return redirect("storefront:profile")
-    return render(request, "storefront/form_page.html", {"form": form, "title": "Your profile"})
+    return render(
+        request,
+        "storefront/profile.html",
+        {"form": form, "title": "Your profile", "token": tokens.token_for(user=request.user)},
+    )
+
+
+@login_required
+@require_POST
+def profile_token(request):
+    action = request.POST.get("action")
+    if action == "rotate":
+        tokens.token_rotate(user=request.user)
+        messages.success(request, "Your API token is new; the old one no longer works.")
+    elif action == "revoke":
+        tokens.token_revoke(user=request.user)
+        messages.success(request, "Your API token is revoked.")
+    else:
+        messages.error(request, "Choose to rotate or revoke the token.")
+    return redirect(f"{reverse('storefront:profile')}#api-token")
