@@ -6,7 +6,7 @@ from typing import ParamSpec, TypeVar
 
 from django.db import transaction
 
-from apps.cqrs.context import outside_commands, scope
+from apps.cqrs.context import current_scope, outside_commands, scope
 from apps.cqrs.log import append_pending
 
 P = ParamSpec("P")
@@ -41,9 +41,10 @@ def command(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             # subscriber eagerly, a refund) is still in its scope but not in its transaction:
             # its commands are outermost ones, with events of their own.
             joins = running is not None and running in transaction.get_connection().atomic_blocks
+            finished = not joins and bool(current_scope() and current_scope().command)
             block = transaction.atomic(savepoint=not joins)
             with (
-                nullcontext() if joins else outside_commands(),
+                outside_commands() if finished else nullcontext(),
                 scope(command=name, actor=kwargs.get("actor")) as meta,
                 block,
             ):

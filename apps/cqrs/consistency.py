@@ -95,6 +95,11 @@ def read_position(projectors: list[Projector]) -> int:
     return min(positions, default=0)
 
 
+def head_position() -> int:
+    """The highest position in the log that is visible now (0 for an empty log)."""
+    return DomainEvent.objects.using(WRITE_ALIAS).aggregate(p=Max("position"))["p"] or 0
+
+
 class PositionBeyondHead(ValueError):
     """No event has this position yet: no command returned it, so waiting could not end well."""
 
@@ -119,7 +124,7 @@ def wait_for_position(
     if min_position is not None and position < min_position:
         # A position a command returned is committed, so visible: one beyond the visible head
         # was never returned, and is answered at once rather than waited for.
-        visible = DomainEvent.objects.using(WRITE_ALIAS).aggregate(p=Max("position"))["p"] or 0
+        visible = head_position()
         if min_position > visible:
             raise PositionBeyondHead(min_position, visible)
     while min_position is not None and position < min_position:

@@ -13,8 +13,6 @@ most here is the projectors' lag, which it does not know, and its output is HTML
 without a readiness/liveness split.
 """
 
-import time
-
 from django.conf import settings
 from django.db import connections
 from django.http import JsonResponse
@@ -96,7 +94,6 @@ def _broker(url: str) -> str:
 
 def _projectors() -> str:
     """'ok', or the partitions that are stopped at a failure or lag too far, named."""
-    started = time.monotonic()
     try:
         problems = []
         now = timezone.now()
@@ -124,8 +121,6 @@ def _projectors() -> str:
                 lag = (now - oldest).total_seconds() if oldest else 0.0
                 if lag > settings.READY_MAX_LAG_SECONDS:
                     problems.append(f"{part.name} {lag:.0f}s behind")
-            if time.monotonic() - started > TIMEOUT_SECONDS * 3:
-                break
     except Exception:
         return "unavailable"
     return "ok" if not problems else "; ".join(sorted(problems))

@@ -33,10 +33,10 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, OperationalError, transaction
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from apps.cqrs.consistency import note_checkpoint
+from apps.cqrs.consistency import head_position, note_checkpoint
 from apps.cqrs.horizon import readable_position
 from apps.cqrs.models import Checkpoint, DomainEvent, ReadModelVersion
 from apps.cqrs.projectors import Partition, Projector, _replaying, building, registry
@@ -67,11 +67,6 @@ class CatchUpResult:
     position: int
     failed_position: int | None = None
     skipped_until: datetime | None = None
-
-
-def head_position() -> int:
-    """The highest position in the log that is visible now (0 for an empty log)."""
-    return DomainEvent.objects.using(WRITE_ALIAS).aggregate(p=Max("position"))["p"] or 0
 
 
 class PartitionsChanged(Exception):

@@ -119,10 +119,10 @@ class BookListingProjector(Projector):
         # written back in one INSERT ... ON CONFLICT DO UPDATE: a replay or a burst of stock
         # events costs two queries per batch rather than two per event. Runners of a projector
         # take turns (apps/cqrs/runtime.py), so nothing else writes these rows meanwhile.
-        listings = BookListing.objects.in_bulk(_book_ids(events))
+        touched = _book_ids(events)
+        listings = BookListing.objects.in_bulk(touched)
         stored = set(listings)
         dirty: set[int] = set()
-        touched = _book_ids(events)
         for event in events:
             if isinstance(event.data, AuthorRenamed):
                 # Touches rows beyond the batch: write what we have, rename in SQL, re-read.

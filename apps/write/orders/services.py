@@ -198,7 +198,8 @@ def order_pay(*, actor: AbstractBaseUser, order_id: int, card_number: str) -> Pa
     )
     failpoint("pay:after-gateway")
     payment = _charge_settle(actor=actor, payment_id=payment.pk, result=result)
-    refunds_send(payment_ids=[payment.pk])  # when it came too late for its order
+    if payment.status == Payment.Status.REFUND_PENDING:  # it came too late for its order
+        refunds_send(payment_ids=[payment.pk])
     return payment
 
 
@@ -215,13 +216,18 @@ def _charge_start(*, actor: AbstractBaseUser, order_id: int, card_last4: str) ->
     )
 
 
+def _locked_payment(payment_id: int) -> tuple[Order, Payment]:
+    """A payment and its order, locked in the flow's order: the order first."""
+    order_id = Payment.objects.values_list("order_id", flat=True).get(pk=payment_id)
+    order = Order.objects.select_for_update(no_key=True).get(pk=order_id)
+    return order, Payment.objects.select_for_update(no_key=True).get(pk=payment_id)
+
+
 def _settle(*, actor: Actor, payment_id: int, result: ChargeResult) -> Payment:
     """Record the gateway's answer to a charge or a capture, once. A payment recovery gave up
     on (failed) that the gateway approved after all is refunded, like one approved after its
     order stopped wanting it."""
-    order_id = Payment.objects.values_list("order_id", flat=True).get(pk=payment_id)
-    order = Order.objects.select_for_update(no_key=True).get(pk=order_id)
-    payment = Payment.objects.select_for_update(no_key=True).get(pk=payment_id)
+    order, payment = _locked_payment(payment_id)
     if payment.status not in (
         Payment.Status.PENDING,
         Payment.Status.AUTHORIZED,
@@ -349,7 +355,8 @@ def _capture(*, actor: Actor, payment_id: int) -> Payment:
     payment = _capture_settle(
         actor=actor, payment_id=payment_id, result=ChargeResult(True, reference=reference)
     )
-    refunds_send(payment_ids=[payment.pk])
+    if payment.status == Payment.Status.REFUND_PENDING:
+        refunds_send(payment_ids=[payment.pk])
     return payment
 
 
@@ -382,9 +389,7 @@ def refunds_send(*, payment_ids: list[int]) -> None:
 
 @command("orders.refund")
 def _refund_settle(*, actor: Actor, payment_id: int, reference: str) -> None:
-    order_id = Payment.objects.values_list("order_id", flat=True).get(pk=payment_id)
-    order = Order.objects.select_for_update(no_key=True).get(pk=order_id)
-    payment = Payment.objects.select_for_update(no_key=True).get(pk=payment_id)
+    order, payment = _locked_payment(payment_id)
     if payment.status != Payment.Status.REFUND_PENDING:
         return
     payment.status = Payment.Status.REFUNDED
@@ -444,8 +449,11 @@ def payments_recover(*, older_than: timedelta | None = None) -> dict[str, int]:
                 _give_up(payment.pk, None)
                 done["given up"] += 1
             else:
-                _charge_settle(actor=PAYMENT_RECOVERY, payment_id=payment.pk, result=result)
-                refunds_send(payment_ids=[payment.pk])
+                settled = _charge_settle(
+                    actor=PAYMENT_RECOVERY, payment_id=payment.pk, result=result
+                )
+                if settled.status == Payment.Status.REFUND_PENDING:
+                    refunds_send(payment_ids=[payment.pk])
                 done["settled"] += 1
     return dict(done)
 
