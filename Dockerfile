@@ -25,4 +25,6 @@ USER bookstore
 EXPOSE 8000
 # Liveness only: readiness (/readyz) is for the orchestrator to route by, not to restart on.
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=3)"
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# uvicorn workers run the ASGI application: a read-your-writes wait or an open event stream holds
+# a coroutine, not a worker (docs/decisions/0003-asgi-runtime.md).
+CMD ["gunicorn", "config.asgi:application", "--worker-class", "uvicorn_worker.UvicornWorker", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

@@ -14,7 +14,7 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	DJANGO_SECRET_KEY=test-only-secret DJANGO_HTTPS=0 CQRS_SWEEP_SECONDS=1 \
 	DJANGO_EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend
 
-.PHONY: install run test test-faults test-separate-read-db lint format check-services clean bench bench-quick bench-rebuild
+.PHONY: install run test test-faults test-separate-read-db lint format check-services clean bench bench-quick bench-rebuild bench-waits bench-streams
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,15 @@ bench-quick: $(BIN)/.bench-installed check-services
 # Catalog reads during a rebuild of its listing: bench/REBUILD.md and bench/rebuild.png.
 bench-rebuild: $(BIN)/.bench-installed check-services
 	$(BIN)/python -m bench.rebuild
+
+# Other reads while 50 clients wait for their own writes, ASGI against sync workers:
+# bench/WAITS.md and bench/waits.png.
+bench-waits: $(BIN)/.bench-installed check-services
+	$(BIN)/python -m bench.waits
+
+# Idle order event streams one ASGI worker holds, and its memory: bench/STREAMS.md.
+bench-streams: $(BIN)/.bench-installed check-services
+	$(BIN)/python -m bench.streams
 
 lint: install
 	$(BIN)/ruff check .

@@ -407,7 +407,8 @@ def write_report(results: dict) -> None:
             "database, Redis, gunicorn, the Celery worker and the load generators share its cores, "
             "so absolute figures are lower than on separate hosts; the ratios are the point.",
             "",
-            f"Set-up: gunicorn with {results['gunicorn_workers']} sync workers, DEBUG off; "
+            f"Set-up: gunicorn with {results['gunicorn_workers']} "
+            f"{results.get('server', 'sync workers (WSGI)')}, DEBUG off; "
             "one Celery worker (prefork, "
             "concurrency 2, with beat); wrk with 2 threads and 16 connections for reads; "
             "`bench/driver.py` (asyncio + httpx, one timestamp per request) for commands. "

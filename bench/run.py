@@ -90,7 +90,9 @@ def start(name: str, argv: list[str]) -> subprocess.Popen:
     return subprocess.Popen(argv, cwd=ROOT, env=os.environ, stdout=log, stderr=subprocess.STDOUT)
 
 
-def start_stack() -> list[subprocess.Popen]:
+def start_stack(*, asgi: bool = True) -> list[subprocess.Popen]:
+    """A Celery worker with beat, and gunicorn serving the project as production does: uvicorn
+    workers and the ASGI application, or sync workers and WSGI with `asgi=False`."""
     worker = start(
         "worker",
         [
@@ -113,7 +115,11 @@ def start_stack() -> list[subprocess.Popen]:
         "gunicorn",
         [
             str(BIN / "gunicorn"),
-            "config.wsgi:application",
+            *(
+                ["config.asgi:application", "--worker-class", "uvicorn_worker.UvicornWorker"]
+                if asgi
+                else ["config.wsgi:application"]
+            ),
             "--bind",
             f"127.0.0.1:{PORT}",
             "--workers",
@@ -550,6 +556,7 @@ def main() -> None:
     processes = start_stack()
     results = {"profile": profile, "reads": [], "seeding": [], "versions": versions()}
     results["gunicorn_workers"] = GUNICORN_WORKERS
+    results["server"] = "uvicorn workers (ASGI)"
     try:
         setup = prepare_customers(16)
         have = 0

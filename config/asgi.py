@@ -1,6 +1,16 @@
+"""The ASGI application the web servers run (gunicorn with uvicorn workers): Django, behind the
+read-your-writes middleware that waits without holding a worker (apps/cqrs/asgi.py)."""
+
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-application = get_asgi_application()
+# Each request's sync part runs in a thread of its own under ASGI: connections come from a pool
+# per process (config/settings.py) rather than one kept per thread.
+os.environ.setdefault("DATABASE_POOL_MAX_SIZE", "6")
+django_application = get_asgi_application()
+
+from apps.cqrs.asgi import ReadYourWrites  # noqa: E402  (after Django is set up)
+
+application = ReadYourWrites(django_application)

@@ -119,7 +119,22 @@ _database_url = os.environ.get("DATABASE_URL", "")
 _read_database_url = os.environ.get("READ_DATABASE_URL", "")
 
 
+# Under ASGI (config/asgi.py sets it) connections come from a pool per process and alias: each
+# request's sync part runs in a thread of its own there, and a connection kept per thread would
+# be opened on every request and never reused. WSGI servers and workers keep one per thread.
+DATABASE_POOL_MAX_SIZE = int(os.environ.get("DATABASE_POOL_MAX_SIZE", 0))
+
+
 def _database(url: str) -> dict:
+    if url and DATABASE_POOL_MAX_SIZE:
+        config = dj_database_url.parse(url, conn_max_age=0)
+        config.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": DATABASE_POOL_MAX_SIZE,
+            # A request that finds every connection busy (or the database away) this long: 503.
+            "timeout": 3,
+        }
+        return config
     if url:
         return dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
     return {
@@ -155,6 +170,13 @@ if CACHE_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Where the projector runtime announces what it has passed, for waits and streams under ASGI
+# (apps/cqrs/live.py); without it they poll the checkpoints.
+CQRS_LIVE_URL = os.environ.get("CQRS_LIVE_URL", CACHE_URL)
+# An event stream ends after this long and the client reconnects with Last-Event-ID: no
+# connection outlives a deploy or a stuck proxy by much, and the load spreads over new servers.
+CQRS_STREAM_SECONDS = float(os.environ.get("CQRS_STREAM_SECONDS", 300))
 
 # --- Celery ----------------------------------------------------------------------------------
 # Read by config/celery.py with the CELERY_ prefix.

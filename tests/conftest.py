@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -77,6 +80,15 @@ def celery_worker(django_db_setup, tmp_path_factory):
         worker.stop()
         if worker.process.returncode not in (0, -15):
             print(f"Celery worker log ({worker.log_path}):\n{worker.log()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def collected_static():
+    """The static files gunicorn serves in production (whitenoise's manifest), collected once."""
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+        env={**os.environ, "DJANGO_SECRET_KEY": "collectstatic"}, check=True, timeout=120,
+    )  # fmt: skip
 
 
 def wait_for(predicate, *, timeout: float = 10.0, interval: float = 0.05):

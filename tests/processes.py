@@ -1,5 +1,5 @@
-"""Real processes for the tests that need them: Celery workers, a gunicorn server, and a Redis
-of their own that a test may stop and start."""
+"""Real processes for the tests that need them: Celery workers, a gunicorn server (ASGI), and a
+Redis of their own that a test may stop and start."""
 
 import contextlib
 import os
@@ -106,14 +106,22 @@ def start_worker(
     return service
 
 
-def start_web(*, env: dict[str, str], logdir: Path, workers: int = 2, name: str = "web") -> Service:
-    """gunicorn serving the project as production does, with its access log in its log file;
+def start_web(
+    *, env: dict[str, str], logdir: Path, workers: int = 2, name: str = "web", asgi: bool = True
+) -> Service:
+    """gunicorn serving the project as production does (uvicorn workers and the ASGI
+    application; sync workers and WSGI with `asgi=False`), with its access log in its log file;
     `service.url` is its address, `service.port` its port."""
     port = free_port()
+    server = (
+        ["config.asgi:application", "--worker-class", "uvicorn_worker.UvicornWorker"]
+        if asgi
+        else ["config.wsgi:application"]
+    )
     service = Service(
         name,
         [
-            sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
+            sys.executable, "-m", "gunicorn", *server, "--bind", f"127.0.0.1:{port}",
             "--workers", str(workers), "--timeout", "60", "--access-logfile", "-",
         ],
         env=env, logdir=logdir,

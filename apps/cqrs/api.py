@@ -20,7 +20,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from apps.cqrs.consistency import PositionBeyondHead, ReadConsistency, wait_for_position
+from apps.cqrs.consistency import (
+    MIN_POSITION_HEADER,
+    PositionBeyondHead,
+    ReadConsistency,
+    wait_for_position,
+    waited_upstream,
+)
 from apps.cqrs.context import current_scope
 from apps.cqrs.errors import refusal
 from apps.cqrs.models import IdempotencyKey
@@ -284,9 +290,6 @@ def document_common_responses(result: dict, generator, request, public) -> dict:
     return result
 
 
-MIN_POSITION_HEADER = "X-Min-Position"
-
-
 class ConsistentReadMixin:
     """For read-only viewsets: honour `X-Min-Position` (or `?min_position=`) by waiting, within
     a bound, for the projectors behind the view to pass it, and report on every response how
@@ -309,7 +312,9 @@ class ConsistentReadMixin:
         self.min_position = min_position
         try:
             self.read_consistency = wait_for_position(
-                projector_names=self.projector_names, min_position=min_position
+                projector_names=self.projector_names,
+                min_position=min_position,
+                timeout=0 if waited_upstream(request) else None,
             )
         except PositionBeyondHead as exc:
             raise ValidationError(

@@ -14,6 +14,7 @@ from apps.cqrs.projectors import WRITE_ALIAS, Projector, registry
 from config.cache import set_max
 
 POLL_SECONDS = 0.02
+MIN_POSITION_HEADER = "X-Min-Position"
 HEAD_CACHE_KEY = "cqrs:head-position"
 CHECKPOINT_CACHE_KEY = "cqrs:checkpoint:{name}"
 # Long enough to spare the database on every read, short enough that a value written out of
@@ -98,6 +99,38 @@ def read_position(projectors: list[Projector]) -> int:
 def head_position() -> int:
     """The highest position in the log that is visible now (0 for an empty log)."""
     return DomainEvent.objects.using(WRITE_ALIAS).aggregate(p=Max("position"))["p"] or 0
+
+
+@dataclass(frozen=True)
+class ReadWait:
+    """What a view waits for when a client sends a position: the projectors behind it, the query
+    parameter that carries the position (the X-Min-Position header does too), and for how long
+    at most (CQRS_READ_WAIT_SECONDS unless given). Under ASGI the wait happens before the view
+    runs, where it holds no worker (apps/cqrs/asgi.py); the view then only reads."""
+
+    projector_names: tuple[str, ...]
+    parameter: str = "min_position"
+    timeout: float | None = None
+
+
+def waits(spec: ReadWait):
+    """Declare a function view's `ReadWait` (class-based query views declare `projector_names`).
+    Put it under decorators that wrap the view with `functools.wraps`, which carry it outwards."""
+
+    def declare(view):
+        view.read_wait = spec
+        return view
+
+    return declare
+
+
+# The ASGI scope key under which apps/cqrs/asgi.py leaves the seconds it waited for a request.
+WAITED_SCOPE_KEY = "cqrs.waited"
+
+
+def waited_upstream(request) -> bool:
+    """Whether this request's wait already happened before the view (under ASGI)."""
+    return WAITED_SCOPE_KEY in (getattr(request, "scope", None) or {})
 
 
 class PositionBeyondHead(ValueError):

@@ -38,6 +38,7 @@ from django.utils import timezone
 
 from apps.cqrs.consistency import head_position, note_checkpoint
 from apps.cqrs.horizon import readable_position
+from apps.cqrs.live import announce
 from apps.cqrs.models import Checkpoint, DomainEvent, ReadModelVersion
 from apps.cqrs.projectors import Partition, Projector, _replaying, building, registry
 from apps.cqrs.skips import skipped_positions
@@ -137,13 +138,16 @@ def _another_pass_asked(part: Partition) -> bool:
     return bool(cache.delete(RERUN_KEY.format(name=part.name)))
 
 
-def _run_batch(part: Partition, batch_size: int, force: bool, wait: bool) -> tuple[int, int, bool]:
-    """One transaction: returns (events applied, checkpoint after, whether more may follow)."""
+def _run_batch(
+    part: Partition, batch_size: int, force: bool, wait: bool
+) -> tuple[int, int, bool, set[str]]:
+    """One transaction: returns (events applied, checkpoint after, whether more may follow, the
+    keys of the events applied)."""
     projector = part.projector
     with transaction.atomic(using=projector.database):
         checkpoint = _locked_checkpoint(part, wait=wait)
         if not force and checkpoint.retry_at and checkpoint.retry_at > timezone.now():
-            return 0, checkpoint.position, False
+            return 0, checkpoint.position, False, set()
         # Everything up to the horizon is visible or never will be (apps/cqrs/horizon.py).
         horizon = readable_position(after=checkpoint.position, wait=GAP_WAIT_SECONDS if wait else 0)
         fetched = list(
@@ -182,7 +186,7 @@ def _run_batch(part: Partition, batch_size: int, force: bool, wait: bool) -> tup
             checkpoint.position = new_position
             checkpoint.clear_failure()
             checkpoint.save()
-        return applied, new_position, more
+        return applied, new_position, more, {projector.key_of(e) for e in events[:applied]}
 
 
 class _BatchFailed(Exception):
@@ -353,7 +357,7 @@ def catch_up_partition(
     while True:
         try:
             size = 1 if one_by_one else batch_size
-            count, position, more = _run_batch(part, size, force, wait)
+            count, position, more, keys = _run_batch(part, size, force, wait)
         except projector.checkpoint_model.DoesNotExist:
             # A projector's first run. The rows are committed before the batch: inserted inside
             # it, they would make every other runner wait for the whole batch on their keys.
@@ -391,6 +395,8 @@ def catch_up_partition(
         applied += count
         if not building():  # a build's checkpoints are not the ones readers wait for
             note_checkpoint(part.name, position)
+            if count:
+                announce(name=part.name, position=position, keys=keys)
         if on_batch and count:
             on_batch(count, position)
         # A build leaves the live runners' requests for another pass to them.

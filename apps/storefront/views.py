@@ -13,7 +13,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from apps.cqrs.consistency import PositionBeyondHead, wait_for_position
+from apps.cqrs.consistency import (
+    PositionBeyondHead,
+    ReadWait,
+    wait_for_position,
+    waited_upstream,
+    waits,
+)
 from apps.cqrs.errors import NON_FIELD, Refusal, refusal
 from apps.read.catalog import selectors as catalog
 from apps.read.catalog.filters import BookListingFilter
@@ -166,6 +172,7 @@ def order_list(request):
 
 
 @login_required
+@waits(ReadWait(("orders.history",), parameter="after", timeout=CONFIRMATION_WAIT_SECONDS))
 def order_detail(request, order_id: int):
     raw = request.GET.get("after", "")
     after = int(raw) if raw.isdigit() else None
@@ -173,7 +180,7 @@ def order_detail(request, order_id: int):
         consistency = wait_for_position(
             projector_names=["orders.history"],
             min_position=after,
-            timeout=CONFIRMATION_WAIT_SECONDS,
+            timeout=0 if waited_upstream(request) else CONFIRMATION_WAIT_SECONDS,
         )
     except PositionBeyondHead:  # not a position this page was sent with: show what there is
         after, consistency = (

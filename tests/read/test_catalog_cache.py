@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from apps.cqrs import runtime
+from apps.cqrs.consistency import head_position
 from apps.cqrs.projectors import registry
 from apps.read.catalog import cache
 from apps.write.catalog import services
@@ -48,6 +49,26 @@ def test_a_price_change_is_never_served_stale_once_projected():
     assert detail["price"] == "7.77"
     assert detail_hits == 0  # the projector rewrote the entry after its commit
     assert page["results"][0]["price"] == "7.77"  # the old page was retired
+
+
+@pytest.mark.parametrize("send", ["header", "query"])
+def test_a_read_waiting_for_a_position_never_gets_an_older_cached_entry(send, settings):
+    settings.CQRS_READ_WAIT_SECONDS = 0.2
+    book = add_book(price="10.00")
+    project()
+    client = APIClient()
+    listing_queries(client, f"/api/books/{book.pk}/")  # cached now
+    services.book_change_price(actor=None, book_id=book.pk, price=Decimal("7.77"))
+    position = head_position()  # not projected yet
+
+    if send == "header":
+        response = client.get(f"/api/books/{book.pk}/", HTTP_X_MIN_POSITION=str(position))
+    else:
+        response = client.get(f"/api/books/{book.pk}/?min_position={position}")
+
+    # The cached 10.00 must not pass for an answer at that position.
+    assert response["X-Read-Consistency"] == "stale"
+    assert int(response["X-Read-Position"]) < position
 
 
 def test_a_rebuild_leaves_no_old_entry_behind():

@@ -94,6 +94,7 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
             or request.method != "GET"
             or "Authorization" in request.headers  # DRF must check the token
             or MIN_POSITION_HEADER in request.headers
+            or "min_position" in request.GET  # waits read the tables (`uses_cache`)
             or kwargs.get("format") not in (None, "json")
             or not (accept in ("", "*/*") or "application/json" in accept)
         ):

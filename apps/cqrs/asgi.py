@@ -1,0 +1,73 @@
+"""Read-your-writes waits that hold no worker: an ASGI middleware around Django.
+
+A query sent with a position (`X-Min-Position`, or the view's query parameter) waits here, in
+the event loop, until the projectors behind the view have passed it (apps/cqrs/live.py), and
+only then enters Django, whose sync views run in threads and hold a pooled database connection.
+A waiting request therefore costs a coroutine: no thread, no connection, no worker. The view
+sees the wait done (`waited_upstream`) and only reads, marking the answer stale if the bound ran
+out. A position the cached head of the log has not reached is passed to the view at once: it
+answers 400 when no event has that position yet. Under WSGI (`make run`) the view waits itself,
+as before.
+"""
+
+import logging
+import time
+from urllib.parse import parse_qs
+
+from django.conf import settings
+from django.urls import Resolver404, resolve
+
+from apps.cqrs.consistency import MIN_POSITION_HEADER, WAITED_SCOPE_KEY, ReadWait
+from apps.cqrs.live import hub
+
+logger = logging.getLogger(__name__)
+_HEADER = MIN_POSITION_HEADER.lower().encode()
+
+
+def read_wait_of(view) -> ReadWait | None:
+    """The wait a view declares: `@waits` on a function, `projector_names` on a DRF view."""
+    spec = getattr(view, "read_wait", None)
+    if spec is None:
+        names = getattr(getattr(view, "cls", None), "projector_names", None)
+        spec = ReadWait(tuple(names)) if names else None
+    return spec
+
+
+def _requested_position(scope: dict, parameter: str) -> int | None:
+    raw = next((value for name, value in scope["headers"] if name == _HEADER), b"").decode()
+    if not raw:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        raw = (query.get(parameter) or [""])[0]
+    return int(raw) if raw.isascii() and raw.isdigit() else None  # the view refuses the rest
+
+
+class ReadYourWrites:
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] in {"GET", "HEAD"}:
+            scope = await self._wait(scope)
+        await self.app(scope, receive, send)
+
+    async def _wait(self, scope: dict) -> dict:
+        path = scope["path"].removeprefix(scope.get("root_path", "")) or "/"
+        try:
+            spec = read_wait_of(resolve(path).func)
+        except Resolver404:
+            return scope
+        position = _requested_position(scope, spec.parameter) if spec else None
+        if spec is None or position is None:
+            return scope
+        timeout = settings.CQRS_READ_WAIT_SECONDS if spec.timeout is None else spec.timeout
+        started = time.monotonic()
+        try:
+            reached, head = await hub().wait(
+                projector_names=spec.projector_names, min_position=position, timeout=timeout
+            )
+        except Exception as exc:  # the cache and the read database away: the view decides
+            logger.warning("Read-your-writes wait failed, the view answers: %s", exc)
+            return scope
+        if not reached and position > head:
+            return scope  # perhaps no such position yet: the view checks the log and says so
+        return {**scope, WAITED_SCOPE_KEY: time.monotonic() - started}

@@ -1,0 +1,214 @@
+"""Waits and streams under the ASGI server production runs (gunicorn with uvicorn workers):
+read-your-writes waits hold no worker and no database connection, and an order's status
+changes stream as server-sent events, resumable by Last-Event-ID."""
+
+import http.client
+import json
+import threading
+import time
+from decimal import Decimal
+from email.message import Message
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+from django.db import connections
+from rest_framework.authtoken.models import Token
+
+from apps.cqrs import runtime
+from apps.cqrs.consistency import head_position
+from apps.cqrs.models import ProjectorCheckpoint
+from apps.cqrs.projectors import registry
+from apps.write.catalog import services as catalog
+from apps.write.orders import services as orders
+from tests.factories import APPROVE, WAREHOUSE, StaffFactory, UserFactory, place_order, stocked_book
+from tests.processes import start_web, subprocess_env
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
+WAIT_SECONDS = 8  # the server's read-your-writes bound: long enough to tell a wait from none
+
+
+@pytest.fixture(scope="module")
+def asgi_server(django_db_setup, django_db_blocker, tmp_path_factory):
+    """One uvicorn worker whose pool has two connections per alias: a wait that held a thread
+    and a connection would starve it at the third."""
+    env = subprocess_env() | {
+        "CQRS_READ_WAIT_SECONDS": str(WAIT_SECONDS),
+        "DATABASE_POOL_MAX_SIZE": "2",
+    }
+    with django_db_blocker.unblock():
+        server = start_web(env=env, logdir=tmp_path_factory.mktemp("asgi"), workers=1)
+    yield server
+    server.stop()
+
+
+def get(
+    url: str, *, headers: dict | None = None, timeout: float = 30
+) -> tuple[int, Message, bytes]:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        connection.request("GET", f"{parts.path}?{parts.query}", headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+def project(name: str) -> None:
+    runtime.catch_up(registry.get(name))
+
+
+def test_waiting_reads_hold_no_worker_and_no_connection(asgi_server):
+    book = stocked_book()
+    project("catalog.book_listing")
+    staff = StaffFactory()
+    token = Token.objects.create(user=UserFactory()).key
+    # The listing cannot move while this transaction holds its checkpoints (runners skip a
+    # locked checkpoint): the position below stays unreached until the test lets go.
+    db = connections["read"].settings_dict
+    with psycopg.connect(
+        dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"] or 5432
+    ) as holder:
+        holder.execute(
+            f"SELECT 1 FROM {ProjectorCheckpoint._meta.db_table} WHERE name LIKE %s FOR UPDATE",
+            ["catalog.book_listing%"],
+        )
+        catalog.book_change_price(actor=staff, book_id=book.pk, price=Decimal("11.00"))
+        position = head_position()
+
+        waits: list[tuple[int, Message]] = []
+
+        def wait() -> None:
+            url = f"{asgi_server.url}/api/books/{book.pk}/?min_position={position}"
+            status, headers, _ = get(url)
+            waits.append((status, headers))
+
+        waiters = [threading.Thread(target=wait, daemon=True) for _ in range(20)]
+        for thread in waiters:
+            thread.start()
+        time.sleep(0.5)  # all 20 are in, waiting
+
+        # Reads that use the database (a token, a customer's orders) answer meanwhile.
+        started = time.monotonic()
+        others = [
+            get(f"{asgi_server.url}/api/orders/", headers={"Authorization": f"Token {token}"})[0]
+            for _ in range(10)
+        ]
+        print(f"\n10 other reads behind 20 waits: {time.monotonic() - started:.2f} s")
+        assert others == [200] * 10
+        assert waits == []
+        assert all(thread.is_alive() for thread in waiters)
+        holder.rollback()
+
+    project("catalog.book_listing")  # announces the batch: the waits end at once
+    for thread in waiters:
+        thread.join(timeout=WAIT_SECONDS)
+    assert len(waits) == 20
+    assert {status for status, _ in waits} == {200}
+    assert {headers["X-Read-Consistency"] for _, headers in waits} == {"fresh"}
+    assert all(int(headers["X-Read-Position"]) >= position for _, headers in waits)
+
+
+def test_a_position_beyond_the_head_is_refused_without_waiting(asgi_server):
+    stocked_book()
+    beyond = head_position() + 1000
+    started = time.monotonic()
+    status, _, body = get(f"{asgi_server.url}/api/books/?min_position={beyond}")
+    assert status == 400
+    assert "No event has position" in json.loads(body)["min_position"]
+    assert time.monotonic() - started < WAIT_SECONDS  # answered, not waited out
+
+
+class EventStream:
+    """A client of one server-sent event stream, reading messages as they come."""
+
+    def __init__(self, url: str, *, token: str, last_event_id: int | None = None) -> None:
+        parts = urlsplit(url)
+        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=15)
+        headers = {"Authorization": f"Token {token}", "Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        self.connection.request("GET", parts.path, headers=headers)
+        self.response = self.connection.getresponse()
+
+    def next_message(self) -> dict:
+        fields: dict = {}
+        while True:
+            line = self.response.fp.readline().decode().rstrip("\n")
+            if line == "" and "data" in fields:
+                return {"id": int(fields["id"]), **json.loads(fields["data"])}
+            if line and not line.startswith(":"):
+                name, _, value = line.partition(": ")
+                fields[name] = value
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def paid_order(customer):
+    book = stocked_book(on_hand=3)
+    order = place_order(customer, (book, 1))
+    orders.order_pay(actor=customer, order_id=order.pk, card_number=APPROVE)
+    project("orders.history")
+    return order
+
+
+def test_an_order_streams_its_status_changes_and_resumes_after_the_last_id(asgi_server):
+    customer = UserFactory()
+    token = Token.objects.create(user=customer).key
+    order = paid_order(customer)
+    url = f"{asgi_server.url}/api/orders/{order.pk}/events/"
+
+    stream = EventStream(url, token=token)
+    assert stream.response.status == 200
+    assert stream.response.getheader("Content-Type") == "text/event-stream"
+    placed, paid = stream.next_message(), stream.next_message()
+    assert [placed["status"], paid["status"]] == ["placed", "paid"]
+    assert placed["id"] < paid["id"]
+
+    orders.order_ship(actor=WAREHOUSE, order_id=order.pk)
+    project("orders.history")  # announces the batch: the stream wakes for this order
+    shipped = stream.next_message()
+    stream.close()
+    assert (shipped["status"], shipped["order_id"]) == ("shipped", order.pk)
+
+    # A reconnect after "paid" gets "shipped" and nothing before it.
+    orders.order_deliver(actor=WAREHOUSE, order_id=order.pk)
+    project("orders.history")
+    resumed = EventStream(url, token=token, last_event_id=paid["id"])
+    again, delivered = resumed.next_message(), resumed.next_message()
+    resumed.close()
+    assert (again["id"], again["status"]) == (shipped["id"], "shipped")
+    assert delivered["status"] == "delivered"
+    assert delivered["id"] > shipped["id"]
+
+
+def test_only_the_customer_and_staff_may_follow_an_order(asgi_server):
+    customer, stranger = UserFactory(), UserFactory()
+    order = paid_order(customer)
+    url = f"{asgi_server.url}/api/orders/{order.pk}/events/"
+    for user, expected in [(stranger, 404), (StaffFactory(), 200), (customer, 200)]:
+        stream = EventStream(url, token=Token.objects.create(user=user).key)
+        assert stream.response.status == expected, user
+        stream.close()
+    assert get(url)[0] in {401, 403}
+    bad = {"Authorization": f"Token {Token.objects.get(user=customer).key}"}
+    status, _, body = get(f"{url}?last_event_id=-3", headers=bad)
+    assert status == 400
+    assert b"last_event_id" in body
+
+
+def test_the_stream_under_wsgi_sends_the_timeline_and_ends(client):
+    """`make run` serves WSGI: the stream polls, and ends for the browser to reconnect."""
+    customer = UserFactory()
+    order = paid_order(customer)
+    client.force_login(customer)
+    response = client.get(f"/api/orders/{order.pk}/events/", HTTP_LAST_EVENT_ID="0")
+    assert response.status_code == 200
+    assert response.streaming
+    chunks = iter(response.streaming_content)
+    assert next(chunks).startswith(b"retry: ")
+    assert b'"status": "placed"' in next(chunks)
+    assert b'"status": "paid"' in next(chunks)
+    response.close()
