@@ -25,6 +25,6 @@ USER bookstore
 EXPOSE 8000
 # Liveness only: readiness (/readyz) is for the orchestrator to route by, not to restart on.
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=3)"
-# uvicorn workers run the ASGI application: a read-your-writes wait or an open event stream holds
-# a coroutine, not a worker (docs/decisions/0003-asgi-runtime.md).
-CMD ["gunicorn", "config.asgi:application", "--worker-class", "uvicorn_worker.UvicornWorker", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# Sync workers serve commands and plain queries fastest. The live pool (compose's web-live) runs
+# the ASGI application instead, for waits and event streams (docs/decisions/0003-asgi-runtime.md).
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

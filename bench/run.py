@@ -90,9 +90,9 @@ def start(name: str, argv: list[str]) -> subprocess.Popen:
     return subprocess.Popen(argv, cwd=ROOT, env=os.environ, stdout=log, stderr=subprocess.STDOUT)
 
 
-def start_stack(*, asgi: bool = True) -> list[subprocess.Popen]:
-    """A Celery worker with beat, and gunicorn serving the project as production does: uvicorn
-    workers and the ASGI application, or sync workers and WSGI with `asgi=False`."""
+def start_stack(*, asgi: bool = False) -> list[subprocess.Popen]:
+    """A Celery worker with beat, and gunicorn serving the project as production's query pool
+    does (sync workers, WSGI), or as its live pool does (uvicorn workers, ASGI) with `asgi`."""
     worker = start(
         "worker",
         [
@@ -132,6 +132,7 @@ def start_stack(*, asgi: bool = True) -> list[subprocess.Popen]:
             return [web, worker]
         except OSError:
             time.sleep(0.2)
+    stop_stack([web, worker])
     raise SystemExit("gunicorn did not start; see bench/.gunicorn.log")
 
 
@@ -556,7 +557,7 @@ def main() -> None:
     processes = start_stack()
     results = {"profile": profile, "reads": [], "seeding": [], "versions": versions()}
     results["gunicorn_workers"] = GUNICORN_WORKERS
-    results["server"] = "uvicorn workers (ASGI)"
+    results["server"] = "sync workers (WSGI)"
     try:
         setup = prepare_customers(16)
         have = 0

@@ -5,8 +5,9 @@ request after another (book details and first pages of lists, as bench/rebuild.p
 50 clients each read a book with `?min_position=` set to the position the writer committed last,
 which the projector is about to pass, pausing `THINK_SECONDS` between reads; then 4 clients send
 positions beyond the head of the log, as anyone can. The other readers' p50 in each phase is
-compared with the quiet one. Run against the ASGI server production uses, and against sync
-gunicorn workers (the WSGI application) for comparison. Writes bench/results-waits.json,
+compared with the quiet one. Everything goes through the nginx gateway, in front of the
+production shape (plain reads on 4 sync workers, waits on a live pool of 1 uvicorn worker) and,
+for comparison, in front of 4 sync workers serving everything. Writes bench/results-waits.json,
 bench/WAITS.md and bench/waits.png.
 
 It uses a database of its own (bookstore_waits), so the other benchmarks' data stays as it is.
@@ -28,6 +29,7 @@ BENCH = ROOT / "bench"
 DB_NAME = "bookstore_waits"
 BOOKS = 2_000
 PHASE_SECONDS = 15.0
+WARM_UP_SECONDS = 5.0
 READER_THREADS = 4
 WAITERS = 50
 THINK_SECONDS = 0.5
@@ -98,49 +100,93 @@ class Clients:
             self.stop.wait(self.think)
 
 
+def cpu_seconds(servers: dict) -> dict[str, float]:
+    """CPU seconds used so far by each gunicorn server's workers (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for name, server in servers.items():
+        pid = server.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        total = 0
+        for child in children:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        used[name] = total / tick
+    return used
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))] if ordered else 0.0
 
 
-def run_server(asgi: bool, book_ids: list[int]) -> dict:
+SETUPS = {
+    # The production shape: plain reads on sync workers, waits on the live pool (ASGI).
+    "gateway, live pool": {"queries": (4, False), "live": (1, True)},
+    # Before the live pool: sync workers serve everything, waits included.
+    "sync workers only": {"queries": (4, False)},
+}
+
+
+def run_setup(label: str, pools: dict) -> dict:
+    from apps.read.catalog.models import BookListing
     from bench import run as bench
+    from tests.processes import start_gateway, start_web
     from tests.readers import Readers, between, tally
 
-    label = "ASGI (uvicorn workers)" if asgi else "WSGI (sync workers)"
-    processes = bench.start_stack(asgi=asgi)
-    phases, clients = [], {}
+    logdir = BENCH / ".waits-logs"
+    logdir.mkdir(exist_ok=True)
+    worker = bench.start("waits-worker", [
+        str(bench.BIN / "celery"), "-A", "config", "worker", "--beat", "-Q",
+        "projections,side-effects,rebuilds", "--concurrency", "2", "--loglevel", "WARNING",
+        "--schedule", str(logdir / "beat-schedule"),
+    ])  # fmt: skip
+    servers = {
+        name: start_web(env=dict(os.environ), logdir=logdir, name=name, workers=n, asgi=asgi)
+        for name, (n, asgi) in pools.items()
+    }
+    upstreams = {"queries": [servers["queries"]], "commands": [servers["queries"]]}
+    upstreams["live"] = [servers.get("live", servers["queries"])]
+    gateway = start_gateway(pools=upstreams, logdir=logdir)
+    base = gateway.url
+    phases, clients, cpu = [], {}, {}
     try:
         bench.wait_for_projectors(f"{label}: projecting")
+        book_ids = list(BookListing.objects.values_list("book_id", flat=True))
         writer = Writer(book_ids)
         writer.start()
         time.sleep(2)
-        readers = Readers(bench.BASE, book_ids, threads=READER_THREADS).start()
+        readers = Readers(base, book_ids, threads=READER_THREADS).start()
+
+        time.sleep(WARM_UP_SECONDS)
 
         def phase(name: str, group: Clients | None) -> None:
             say(f"{label}: {name}")
-            started = time.monotonic()
+            started, cpu_before = time.monotonic(), cpu_seconds(servers)
             if group is None:
                 time.sleep(PHASE_SECONDS)
             else:
                 with group:
                     time.sleep(PHASE_SECONDS)
                 clients[name] = group.results
-            phases.append((name, started, time.monotonic()))
+            ended, cpu_after = time.monotonic(), cpu_seconds(servers)
+            cpu[name] = {
+                pool: round((cpu_after[pool] - cpu_before[pool]) / (ended - started) * 100)
+                for pool in cpu_after
+            }
+            phases.append((name, started, ended))
 
         rng = random.Random(3)
         phase("quiet", None)
         waiting = Clients(
             WAITERS,
-            lambda: (
-                f"{bench.BASE}/api/books/{rng.choice(book_ids)}/?min_position={writer.position}"
-            ),
+            lambda: f"{base}/api/books/{rng.choice(book_ids)}/?min_position={writer.position}",
             THINK_SECONDS,
         )
         phase(f"{WAITERS} clients waiting for their writes", waiting)
         beyond = Clients(
             BEYOND_HEAD_CLIENTS,
-            lambda: f"{bench.BASE}/api/books/?min_position={writer.position + 10_000}",
+            lambda: f"{base}/api/books/?min_position={writer.position + 10_000}",
             0,
         )
         phase(f"{BEYOND_HEAD_CLIENTS} clients sending positions beyond the head", beyond)
@@ -148,12 +194,15 @@ def run_server(asgi: bool, book_ids: list[int]) -> dict:
         writer.stop.set()
         writer.join()
     finally:
-        bench.stop_stack(processes)
+        gateway.stop()
+        for server in servers.values():
+            server.stop()
+        bench.stop_stack([worker])
     quiet_p50 = tally(between(reads, phases[0][1], phases[0][2]))["p50_ms"]
     rows = []
     for name, start, end in phases:
         figures = tally(between(reads, start, end))
-        row = {"server": label, "phase": name, **figures}
+        row = {"server": label, "phase": name, **figures, "cpu_pct": cpu[name]}
         row["p50_change_pct"] = round((figures["p50_ms"] / quiet_p50 - 1) * 100, 1)
         if name in clients:
             own = clients[name]
@@ -175,7 +224,6 @@ def main() -> None:
         **bench.ENV,
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
         "REDIS_URL": "redis://127.0.0.1:6379/7",
-        "DJANGO_ROOT_URLCONF": "config.urls",
     }
     bench.ENV.update(env)
     os.environ.update(env)
@@ -188,15 +236,10 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from apps.read.catalog.models import BookListing
-
     call_command("migrate", verbosity=0)
     say(f"seeding {BOOKS:,} books")
     call_command("bulk_seed_catalog", books=BOOKS, seed=BOOKS)
-    results = {}
-    for asgi in (True, False):
-        runs = run_server(asgi, list(BookListing.objects.values_list("book_id", flat=True)))
-        results["ASGI" if asgi else "WSGI"] = runs
+    results = {label: run_setup(label, pools) for label, pools in SETUPS.items()}
     (BENCH / "results-waits.json").write_text(json.dumps(results))
     write_report(results)
     say("done: see bench/WAITS.md and bench/waits.png")
@@ -227,7 +270,8 @@ def write_report(results: dict) -> None:
         f"| {r['server']} | {r['phase']} | {r['reads']} | {r['p50_ms']} | {r['p99_ms']} | "
         f"{r['p50_change_pct']:+.1f} % | {r.get('client_requests', '')} | "
         f"{r.get('client_p50_ms', '')} | {r.get('client_p99_ms', '')} | "
-        f"{r.get('client_statuses', '')} | {r.get('client_fresh', '')} |"
+        f"{r.get('client_statuses', '')} | {r.get('client_fresh', '')} | "
+        f"{', '.join(f'{pool} {pct} %' for pool, pct in r['cpu_pct'].items())} |"
         for run in results.values()
         for r in run["rows"]
     )
@@ -240,12 +284,15 @@ prices a second, {READER_THREADS} reader threads reading the catalog one request
 {WAITERS} clients read a book with `?min_position=` set to the last committed position (which
 the projector is about to pass), pausing {THINK_SECONDS} s between reads; in the third,
 {BEYOND_HEAD_CLIENTS} clients send positions beyond the head of the log without pausing. The
-same phases run against gunicorn with uvicorn workers (the ASGI application, as production runs
-it) and with sync workers (WSGI), 4 workers each, everything on this one 2-core machine.
+requests go through the nginx gateway (deploy/gateway.conf.template): in front of the production
+shape (plain reads on 4 sync workers, waits on a live pool of 1 uvicorn worker running the ASGI
+application), then in front of 4 sync workers serving everything, as before the live pool.
+Everything runs on this one 2-core machine. "Web CPU" is what each pool's worker processes used
+during the phase (/proc), in % of one core.
 
 | server | phase | other reads | p50 ms | p99 ms | p50 vs quiet | client requests \
-| client p50 ms | client p99 ms | client statuses | fresh |
-|---|---|---|---|---|---|---|---|---|---|---|
+| client p50 ms | client p99 ms | client statuses | fresh | web CPU (% of a core) |
+|---|---|---|---|---|---|---|---|---|---|---|---|
 {rows}
 
 ![the other readers' latency in each phase](waits.png)

@@ -1,8 +1,9 @@
-"""Real processes for the tests that need them: Celery workers, a gunicorn server (ASGI), and a
-Redis of their own that a test may stop and start."""
+"""Real processes for the tests that need them: Celery workers, gunicorn servers, the nginx
+gateway, and a Redis of their own that a test may stop and start."""
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -107,11 +108,12 @@ def start_worker(
 
 
 def start_web(
-    *, env: dict[str, str], logdir: Path, workers: int = 2, name: str = "web", asgi: bool = True
+    *, env: dict[str, str], logdir: Path, workers: int = 2, name: str = "web", asgi: bool = False
 ) -> Service:
-    """gunicorn serving the project as production does (uvicorn workers and the ASGI
-    application; sync workers and WSGI with `asgi=False`), with its access log in its log file;
-    `service.url` is its address, `service.port` its port."""
+    """gunicorn serving the project as production's query and command pools do (sync workers,
+    the WSGI application) or, with `asgi`, as its live pool does (uvicorn workers, the ASGI
+    application), with its access log in its log file; `service.url` is its address,
+    `service.port` its port."""
     port = free_port()
     server = (
         ["config.asgi:application", "--worker-class", "uvicorn_worker.UvicornWorker"]
@@ -137,6 +139,44 @@ def start_web(
             return False
 
     service.wait_until(answers)
+    return service
+
+
+GATEWAY_TEMPLATE = Path(settings.BASE_DIR) / "deploy" / "gateway.conf.template"
+
+
+def start_gateway(*, pools: dict[str, list[Service]], logdir: Path) -> Service:
+    """Debian's nginx with the repository's gateway configuration in front of `pools` (commands,
+    queries, live: the servers of each); `service.url` is its address."""
+    port = free_port()
+    server_block = GATEWAY_TEMPLATE.read_text().replace("${GATEWAY_LISTEN}", f"127.0.0.1:{port}")
+    for name in ("commands", "queries", "live"):
+        servers = "".join(f"server 127.0.0.1:{web.port}; " for web in pools[name])
+        server_block = server_block.replace(f"${{{name.upper()}_UPSTREAM}}", servers)
+    conf = Path(logdir) / "nginx.conf"
+    conf.write_text(
+        f"pid {logdir}/nginx.pid;\nerror_log {logdir}/nginx-error.log;\nevents {{}}\n"
+        f"http {{\naccess_log off;\nclient_body_temp_path {logdir};\n"
+        f"proxy_temp_path {logdir};\n{server_block}\n}}\n"
+    )
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    service = Service(
+        "gateway",
+        [binary, "-c", str(conf), "-g", "daemon off;"],
+        env=dict(os.environ),
+        logdir=logdir,
+    )
+    service.port = port
+    service.url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    service.wait_until(answers, timeout=20)
     return service
 
 

@@ -37,7 +37,7 @@ def asgi_server(django_db_setup, django_db_blocker, tmp_path_factory):
         "DATABASE_POOL_MAX_SIZE": "2",
     }
     with django_db_blocker.unblock():
-        server = start_web(env=env, logdir=tmp_path_factory.mktemp("asgi"), workers=1)
+        server = start_web(env=env, logdir=tmp_path_factory.mktemp("asgi"), workers=1, asgi=True)
     yield server
     server.stop()
 
@@ -135,7 +135,10 @@ class EventStream:
     def next_message(self) -> dict:
         fields: dict = {}
         while True:
-            line = self.response.fp.readline().decode().rstrip("\n")
+            raw = self.response.fp.readline()
+            if not raw:
+                raise EOFError(f"the stream ended ({self.response.status})")
+            line = raw.decode().rstrip("\n")
             if line == "" and "data" in fields:
                 return {"id": int(fields["id"]), **json.loads(fields["data"])}
             if line and not line.startswith(":"):
@@ -182,6 +185,24 @@ def test_an_order_streams_its_status_changes_and_resumes_after_the_last_id(asgi_
     assert (again["id"], again["status"]) == (shipped["id"], "shipped")
     assert delivered["status"] == "delivered"
     assert delivered["id"] > shipped["id"]
+
+
+def test_open_streams_hold_no_database_connection(asgi_server):
+    customer = UserFactory()
+    token = Token.objects.create(user=customer).key
+    order = paid_order(customer)
+    url = f"{asgi_server.url}/api/orders/{order.pk}/events/"
+    # Twice as many streams as the server's pool has connections (2 per alias).
+    streams = [EventStream(url, token=token) for _ in range(4)]
+    try:
+        assert [s.next_message()["status"] for s in streams] == ["placed"] * 4
+        status, _, _ = get(
+            f"{asgi_server.url}/api/orders/", headers={"Authorization": f"Token {token}"}
+        )
+        assert status == 200
+    finally:
+        for stream in streams:
+            stream.close()
 
 
 def test_only_the_customer_and_staff_may_follow_an_order(asgi_server):

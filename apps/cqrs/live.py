@@ -132,6 +132,16 @@ class Hub:
         self._waits: set[_Wait] = set()
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._task: asyncio.Task | None = None
+        self._subscribed = False
+        # The cache's Redis, for the head of the log (config/cache.py stores integers as they
+        # are); None with another cache backend, and then the head is read in a thread.
+        self._cache_client, self._head_key = None, None
+        location = settings.CACHES["default"].get("LOCATION")
+        if isinstance(location, str) and location.startswith(("redis://", "rediss://")):
+            self._cache_client = redis.asyncio.Redis.from_url(
+                location, socket_connect_timeout=1, socket_timeout=1
+            )
+            self._head_key = cache.make_key(HEAD_CACHE_KEY)
 
     # --- read-your-writes ---------------------------------------------------------------------
 
@@ -140,18 +150,25 @@ class Hub:
     ) -> tuple[bool, int]:
         """Wait until every partition of these projectors has passed `min_position`, at most
         `timeout` seconds. Returns (whether it was reached, the log's head as cached, 0 when
-        unknown). A position beyond that head is not waited for: the caller answers it."""
+        unknown). A position beyond that head is not waited for: the caller answers it.
+
+        Costs no thread and no query once the hub is subscribed and knows the partitions: it
+        trusts their announced positions. One that claims too much (a projector rebuilt in
+        place starts again from 0) only sends the request on early; the view reads the
+        checkpoints again and marks the answer stale."""
         names = partition_names(projector_names)
-        found, head = await in_thread(read_positions, names, at_least=min_position)
-        self._known.update(found)  # the truth, even below what a message said (a rebuild)
-        self._learn({})
+        self._start()
+        head = await self._cached_head()
+        if not (self._subscribed and all(name in self._known for name in names)):
+            found, cached_head = await in_thread(read_positions, names, at_least=min_position)
+            self._known.update(found)  # the truth, even below what a message said
+            head = cached_head if head is None else head
         if self._reached(names, min_position):
-            return True, head
-        if min_position > head:
-            return False, head
+            return True, head or 0
+        if head is None or min_position > head:
+            return False, head or 0
         wait = _Wait(names, min_position, asyncio.get_running_loop().create_future())
         self._waits.add(wait)
-        self._start()
         try:
             await asyncio.wait_for(asyncio.shield(wait.future), timeout)
             return True, head
@@ -159,6 +176,16 @@ class Hub:
             return False, head
         finally:
             self._waits.discard(wait)
+
+    async def _cached_head(self) -> int | None:
+        """The head of the log as commands noted it in the cache, read in the event loop."""
+        if self._cache_client is None or self._head_key is None:
+            return None
+        try:
+            value = await self._cache_client.get(self._head_key)
+        except redis.RedisError:
+            return None
+        return int(value) if value is not None and value.isdigit() else None
 
     def _reached(self, names: list[str], position: int) -> bool:
         return all(self._known.get(name, -1) >= position for name in names)
@@ -227,6 +254,7 @@ class Hub:
         try:
             async with client.pubsub() as pubsub:
                 await pubsub.subscribe(CHANNEL)
+                self._subscribed = True
                 self._touch_all()  # messages published before (re)subscribing are lost
                 refreshed = time.monotonic()
                 while True:
@@ -241,6 +269,8 @@ class Hub:
                         await self._refresh()
                         refreshed = time.monotonic()
         finally:
+            # Until subscribed again, waits read the checkpoints: messages are being missed.
+            self._subscribed = False
             with suppress(Exception):
                 await client.aclose()
 

@@ -2,6 +2,7 @@ import json
 
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
+from django.db import connections
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import renderers, serializers, viewsets
@@ -120,6 +121,10 @@ class OrderViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
             raise ValidationError({"last_event_id": "Send the id of a message this stream sent."})
         after = int(raw)
         seconds = settings.CQRS_STREAM_SECONDS
+        # Django gives a request's connections back when its response closes, which for a
+        # stream is when it ends: give them back now, or every open stream would hold one.
+        for connection in connections.all(initialized_only=True):
+            connection.close()
         if isinstance(request._request, ASGIRequest):
             body = streams.live_stream(order_id=order.order_id, after=after, seconds=seconds)
         else:
