@@ -65,21 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     from bench import run as bench
 
-    bench.DB_NAME = DB_NAME
-    env = {
-        **bench.ENV,
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-        "REDIS_URL": "redis://127.0.0.1:6379/6",
-    }
-    bench.ENV.update(env)
-    os.environ.update(env)
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    say(f"fresh database {DB_NAME}")
-    bench.fresh_database()
-    import django
-
-    django.setup()
+    bench.use_database(DB_NAME, redis_db=6)
     from django.core.management import call_command
     from django.db import connection
 
@@ -88,7 +74,6 @@ def main() -> None:
     from apps.read.catalog.models import BookListing
     from tests.readers import Readers, between, tally
 
-    call_command("migrate", verbosity=0)
     processes = bench.start_stack()
     try:
         say(f"seeding {args.books:,} books (bulk path: same rows and events as the services)")

@@ -15,22 +15,17 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
+from bench.run import BENCH, ROOT, say
+
 DB_NAME = "bookstore_streams"
 PORT = 8766
 BASE = f"http://127.0.0.1:{PORT}"
 STEPS = [0, 500, 1000, 2000, 4000]
 OPEN_AT_ONCE = 50
-
-
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def rss_mib(pid: int) -> float:
@@ -127,22 +122,8 @@ async def measure(pid: int, token: str, order_ids: list[int]) -> list[dict]:
 def main() -> None:
     from bench import run as bench
 
-    env = {
-        **bench.ENV,
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-        "REDIS_URL": "redis://127.0.0.1:6379/8",
-    }
-    bench.DB_NAME = DB_NAME
-    bench.ENV.update(env)
-    os.environ.update(env)
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # the bench's own ORM calls in its loop
-    say(f"fresh database {DB_NAME}")
-    bench.fresh_database()
-    import django
-
-    django.setup()
+    bench.use_database(DB_NAME, redis_db=8)
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from rest_framework.authtoken.models import Token
@@ -152,7 +133,6 @@ def main() -> None:
     from apps.read.orders.models import OrderSummary
     from apps.write.orders.models import Order
 
-    call_command("migrate", verbosity=0)
     say("seeding 200 orders")
     call_command("seed_demo", books=100, customers=40, orders=400, verbosity=0)
     for projector in registry.all():

@@ -16,7 +16,6 @@ It uses a database of its own (bookstore_waits), so the other benchmarks' data s
 import json
 import os
 import random
-import sys
 import threading
 import time
 import urllib.error
@@ -24,8 +23,8 @@ import urllib.request
 from decimal import Decimal
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
+from bench.run import BENCH, say
+
 DB_NAME = "bookstore_waits"
 BOOKS = 2_000
 PHASE_SECONDS = 15.0
@@ -35,10 +34,6 @@ WAITERS = 50
 THINK_SECONDS = 0.5
 BEYOND_HEAD_CLIENTS = 4
 WRITES_PER_SECOND = 20
-
-
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 class Writer(threading.Thread):
@@ -219,24 +214,9 @@ def run_setup(label: str, pools: dict) -> dict:
 def main() -> None:
     from bench import run as bench
 
-    bench.DB_NAME = DB_NAME
-    env = {
-        **bench.ENV,
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-        "REDIS_URL": "redis://127.0.0.1:6379/7",
-    }
-    bench.ENV.update(env)
-    os.environ.update(env)
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    say(f"fresh database {DB_NAME}")
-    bench.fresh_database()
-    import django
-
-    django.setup()
+    bench.use_database(DB_NAME, redis_db=7)
     from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
     say(f"seeding {BOOKS:,} books")
     call_command("bulk_seed_catalog", books=BOOKS, seed=BOOKS)
     results = {label: run_setup(label, pools) for label, pools in SETUPS.items()}

@@ -13,9 +13,11 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from django.db import connections
+from django.urls import resolve
 from rest_framework.authtoken.models import Token
 
 from apps.cqrs import runtime
+from apps.cqrs.asgi import read_wait_of
 from apps.cqrs.consistency import head_position
 from apps.cqrs.models import ProjectorCheckpoint
 from apps.cqrs.projectors import registry
@@ -233,3 +235,12 @@ def test_the_stream_under_wsgi_sends_the_timeline_and_ends(client):
     assert b'"status": "placed"' in next(chunks)
     assert b'"status": "paid"' in next(chunks)
     response.close()
+
+
+def test_every_view_that_waits_declares_what_it_waits_for():
+    """The ASGI middleware finds a view's projectors from its URL, through the decorators."""
+    page = read_wait_of(resolve("/orders/1/").func)
+    assert (page.projector_names, page.parameter) == (("orders.history",), "after")
+    api = read_wait_of(resolve("/api/books/").func)
+    assert (api.projector_names, api.parameter) == (("catalog.book_listing",), "min_position")
+    assert read_wait_of(resolve("/books/").func) is None
