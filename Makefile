@@ -54,9 +54,10 @@ test: install check-services
 test-faults: install check-services
 	$(TEST_ENV) $(BIN)/pytest -m faults $(PYTEST_ARGS)
 
-# The same suite with the read models in their own PostgreSQL database.
+# The same suite with the read models in their own PostgreSQL database. The browser journeys
+# are left out: they drive the same views and servers the API and page tests already run here.
 test-separate-read-db: install check-services
-	$(TEST_ENV) READ_DATABASE_URL=$(TEST_READ_DATABASE_URL) $(BIN)/pytest -m "not faults" $(PYTEST_ARGS)
+	$(TEST_ENV) READ_DATABASE_URL=$(TEST_READ_DATABASE_URL) $(BIN)/pytest -m "not faults and not browser" $(PYTEST_ARGS)
 
 # Benchmarks (not part of the tests): bench/run.py writes bench/REPORT.md and its plots.
 $(BIN)/.bench-installed: $(BIN)/.installed

@@ -52,12 +52,17 @@ def test_one_key_sent_fifty_times_at_once_checks_out_once(report):
         thread.join()
 
     statuses = Counter(status for _, status, _ in answers)
-    assert statuses == {201: AT_ONCE + 10}, answers[:3]
+    # A repeat waits IDEMPOTENCY_WAIT_SECONDS for the first; on a loaded machine it may instead
+    # hear, as documented, that the first is still running (409). Never anything else.
+    still_running = [a for _, status, a in answers if status == 409]
+    assert set(statuses) <= {201, 409}, answers[:3]
+    assert all("still running" in answer["detail"] for answer in still_running)
     for user in (alice, bob):
-        orders = {answer["order_id"] for pk, _, answer in answers if pk == user.pk}
-        assert len(orders) == 1  # every answer names the same order
+        orders = {a["order_id"] for pk, status, a in answers if pk == user.pk and status == 201}
+        assert len(orders) == 1  # every answer that checked out names the same order
         assert Order.objects.filter(customer=user).count() == 1
         assert Payment.objects.filter(order__customer=user).count() == 1
     assert DomainEvent.objects.filter(event_type="OrderPaid").count() == 2
     report("idempotency", requests=len(answers), same_key_concurrent=AT_ONCE,
-           orders=Order.objects.count(), payments=Payment.objects.count())  # fmt: skip
+           still_running_409=len(still_running), orders=Order.objects.count(),
+           payments=Payment.objects.count())  # fmt: skip
