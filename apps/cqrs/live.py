@@ -9,10 +9,10 @@ process under ASGI runs one `Hub`: a single subscription that wakes, inside the 
 - event streams (`Hub.watching`), only when a batch touched their key, so that an idle stream
   costs a coroutine and an `asyncio.Event`, not a worker, a thread or a database connection.
 
-Redis pub/sub may drop a message (a reconnect, a Redis restart). The channel only hurries
-things along: a pending wait re-reads the checkpoints every `REFRESH_SECONDS`, streams re-read
-their row after every reconnect and at every keep-alive, so a lost message costs latency, never
-a change. Without Redis the hub polls the checkpoints instead.
+Redis pub/sub loses messages only with the connection (a reconnect, a Redis restart). The
+channel only hurries things along: a pending wait re-reads the checkpoints every
+`REFRESH_SECONDS`, and streams re-read their row after every reconnect, so a lost message costs
+latency, never a change. Without Redis the hub polls the checkpoints instead.
 """
 
 import asyncio
@@ -215,10 +215,6 @@ class Hub:
             watchers.discard(changed)
             if not watchers:
                 self._watchers.pop(key, None)
-
-    @property
-    def watchers(self) -> int:
-        return sum(len(events) for events in self._watchers.values())
 
     def _touch(self, keys: Iterable[str]) -> None:
         for key in keys:
