@@ -23,7 +23,7 @@ import urllib.request
 from decimal import Decimal
 from pathlib import Path
 
-from bench.run import BENCH, say
+from bench.run import BENCH, percentile, say
 
 DB_NAME = "bookstore_waits"
 BOOKS = 2_000
@@ -108,11 +108,6 @@ def cpu_seconds(servers: dict) -> dict[str, float]:
             total += int(fields[11]) + int(fields[12])  # utime, stime
         used[name] = total / tick
     return used
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))] if ordered else 0.0
 
 
 SETUPS = {

@@ -51,6 +51,11 @@ class ReadYourWrites:
         await self.app(scope, receive, send)
 
     async def _wait(self, scope: dict) -> dict:
+        # Most reads name no position: leave them before resolving the URL.
+        if b"=" not in scope.get("query_string", b"") and not any(
+            name == _HEADER for name, _ in scope["headers"]
+        ):
+            return scope
         path = scope["path"].removeprefix(scope.get("root_path", "")) or "/"
         try:
             spec = read_wait_of(resolve(path).func)

@@ -49,7 +49,7 @@ class ReadConsistency:
         return max(self.head - self.position, 0)
 
 
-def _partition_names(projector_names: list[str]) -> list[str]:
+def partition_names(projector_names) -> list[str]:
     return [p.name for name in projector_names for p in registry.get(name).partition_list()]
 
 
@@ -57,7 +57,7 @@ def position_keys(projector_names: list[str]) -> list[str]:
     """The cache keys that say how fresh a read of these projectors' tables is (one per
     partition); a caller may fetch them in the same round trip as its own entries and pass the
     values to `cached_positions`."""
-    names = _partition_names(projector_names)
+    names = partition_names(projector_names)
     return [*(CHECKPOINT_CACHE_KEY.format(name=name) for name in names), HEAD_CACHE_KEY]
 
 

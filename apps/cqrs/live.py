@@ -35,6 +35,7 @@ from apps.cqrs.consistency import (
     CHECKPOINT_CACHE_KEY,
     HEAD_CACHE_KEY,
     note_checkpoint,
+    partition_names,
 )
 from apps.cqrs.projectors import registry
 
@@ -87,10 +88,6 @@ async def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 def _partitions_by_name() -> dict[str, Any]:
     return {part.name: part for p in registry.all() for part in p.partition_list()}
-
-
-def partition_names(projector_names: Iterable[str]) -> list[str]:
-    return [part.name for name in projector_names for part in registry.get(name).partition_list()]
 
 
 def read_positions(names: list[str], *, at_least: int = 0) -> tuple[dict[str, int], int]:
