@@ -15,7 +15,7 @@ COPY config ./config
 COPY apps ./apps
 RUN pip install .
 
-COPY manage.py ./
+COPY manage.py gunicorn.conf.py ./
 COPY templates ./templates
 COPY static ./static
 # collectstatic needs settings but no database or real secret.

@@ -1,9 +1,43 @@
+import atexit
+import logging
 import os
+import shutil
+import sys
+import tempfile
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import (
+    task_postrun,
+    task_prerun,
+    worker_process_shutdown,
+    worker_ready,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+logger = logging.getLogger(__name__)
+
+
+def _metrics_directory() -> None:
+    """A worker's pool processes write their metrics to one directory (apps/cqrs/metrics.py),
+    which must be set before prometheus_client is imported: here, since `celery -A config`
+    imports this module before Django, whose setup imports it, and before the pool forks.
+    The operator's PROMETHEUS_MULTIPROC_DIR is emptied first (files of an earlier run would
+    count twice); without one the worker makes its own. gunicorn.conf.py does the same for
+    the web servers."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
+        os.makedirs(directory)
+    else:
+        directory = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
+            prefix="bookstore-metrics-"
+        )
+        main = os.getpid()
+        atexit.register(lambda: os.getpid() == main and shutil.rmtree(directory, True))
+
+
+if "worker" in sys.argv[1:] and "celery" in sys.argv[0]:
+    _metrics_directory()
 
 app = Celery("bookstore")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -20,3 +54,27 @@ def close_old_connections(**kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_ready.connect
+def serve_metrics(**kwargs) -> None:
+    """With CELERY_METRICS_PORT set, the worker's main process serves its pool's metrics."""
+    from django.conf import settings
+
+    if settings.CELERY_METRICS_PORT:
+        from prometheus_client import start_http_server
+
+        from apps.cqrs.metrics import process_registry
+
+        address, port = settings.CELERY_METRICS_ADDRESS, settings.CELERY_METRICS_PORT
+        try:
+            start_http_server(port, addr=address, registry=process_registry())
+        except OSError as exc:  # metrics are not worth refusing to work for
+            logger.error("Could not serve metrics on %s:%s: %s", address, port, exc)
+
+
+@worker_process_shutdown.connect
+def forget_process_metrics(pid=None, **kwargs) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid or os.getpid())

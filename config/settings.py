@@ -71,6 +71,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After whitenoise: static files are not requests worth a series of their own.
+    "apps.cqrs.metrics.RequestMetricsMiddleware",
     "apps.cqrs.middleware.RequestLimitsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -208,6 +210,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 0,
 }
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_DEFAULT_QUEUE = "projections"
 # Projection wake-ups, side effects (e-mails, process managers) and read-model builds (long:
 # minutes, beside the live tables) scale separately: `celery -A config worker -Q projections`,
@@ -218,6 +221,11 @@ CELERY_TASK_ROUTES = {
     "orders.cancel_unpaid": {"queue": "side-effects"},
     "orders.recover_payments": {"queue": "side-effects"},
 }
+# GET /metrics (apps/cqrs/metrics.py) asks for `Authorization: Bearer <METRICS_TOKEN>` when set.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# A Celery worker serves its processes' metrics on this port when set (config/celery.py).
+CELERY_METRICS_PORT = int(os.environ.get("CELERY_METRICS_PORT", "0"))
+CELERY_METRICS_ADDRESS = os.environ.get("CELERY_METRICS_ADDRESS", "127.0.0.1")
 # /readyz answers 503 when a projector is further behind than this (apps/cqrs/health.py).
 READY_MAX_LAG_SECONDS = float(os.environ.get("READY_MAX_LAG_SECONDS", "60"))
 CQRS_SWEEP_SECONDS = float(os.environ.get("CQRS_SWEEP_SECONDS", "5"))
@@ -357,12 +365,39 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "shop@bookstore.example")
 
+# Every line carries the correlation id, causation id, command, actor and projector it was
+# written under (apps/cqrs/logs.py). LOG_FORMAT=json writes one JSON object per line, for a log
+# shipper; the default plain format is for people. Celery's workers use this configuration too
+# (CELERY_WORKER_HIJACK_ROOT_LOGGER). LOG_EVENTS_LEVEL=WARNING silences the line per event.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be 'text' or 'json'.")
+_LOG_FIELDS = "correlation_id causation_id command actor projector"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"scope": {"()": "apps.cqrs.logs.ScopeFilter"}},
+    "formatters": {
+        "text": {
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s cid=%(correlation_id)s",
+        },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": f"%(asctime)s %(levelname)s %(name)s %(process)d %(message)s {_LOG_FIELDS}",
+            "style": "%",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["scope"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
+        "cqrs.events": {"level": os.environ.get("LOG_EVENTS_LEVEL", "INFO")},
         "django.db.backends": {"level": "WARNING"},
         # One line per task succeeded drowns everything else at the rate projectors are woken.
         "celery.app.trace": {"level": "WARNING"},

@@ -11,6 +11,7 @@ from rest_framework.routers import DefaultRouter
 
 from apps.audit.views import history_view
 from apps.cqrs import admin_views, health
+from apps.cqrs.metrics import metrics_view
 from apps.read.catalog.api import BookViewSet
 from apps.read.orders.api import OrderViewSet
 from apps.read.reports import admin_views as reports_admin
@@ -65,6 +66,7 @@ handler404 = not_found
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("apps.storefront.urls")),
     path("admin/cqrs/projections/", admin_views.projections, name="admin-projections"),
     path(

@@ -9,7 +9,7 @@ class CqrsConfig(AppConfig):
     verbose_name = "Event log and projections"
 
     def ready(self) -> None:
-        from apps.cqrs import checks, dispatch  # noqa: F401  (receivers and system checks)
+        from apps.cqrs import checks, dispatch, logs, metrics  # noqa: F401  (receivers and system checks)
 
         # Each read app declares its projectors (and write apps their subscribers) in a module
         # of that name; importing it registers them, as the admin does with admin.py.

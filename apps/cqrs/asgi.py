@@ -19,6 +19,7 @@ from django.urls import Resolver404, resolve
 
 from apps.cqrs.consistency import MIN_POSITION_HEADER, WAITED_SCOPE_KEY, ReadWait
 from apps.cqrs.live import hub
+from apps.cqrs.metrics import observe_read_wait
 
 logger = logging.getLogger(__name__)
 _HEADER = MIN_POSITION_HEADER.lower().encode()
@@ -75,4 +76,6 @@ class ReadYourWrites:
             return scope
         if not reached and position > head:
             return scope  # perhaps no such position yet: the view checks the log and says so
-        return {**scope, WAITED_SCOPE_KEY: time.monotonic() - started}
+        waited = time.monotonic() - started
+        observe_read_wait(reached=reached, seconds=waited)
+        return {**scope, WAITED_SCOPE_KEY: waited}

@@ -1,4 +1,5 @@
 import functools
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from contextvars import ContextVar
@@ -6,6 +7,7 @@ from typing import ParamSpec, TypeVar
 
 from django.db import transaction
 
+from apps.cqrs import metrics
 from apps.cqrs.context import current_scope, outside_commands, scope
 from apps.cqrs.log import append_pending
 
@@ -43,20 +45,28 @@ def command(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             joins = running is not None and running in transaction.get_connection().atomic_blocks
             finished = not joins and bool(current_scope() and current_scope().command)
             block = transaction.atomic(savepoint=not joins)
-            with (
-                outside_commands() if finished else nullcontext(),
-                scope(command=name, actor=kwargs.get("actor")) as meta,
-                block,
-            ):
-                token = None if joins else _running_command.set(block)
-                try:
-                    result = fn(*args, **kwargs)
-                    if not joins:
-                        append_pending(meta)
-                    return result
-                finally:
-                    if token is not None:
-                        _running_command.reset(token)
+            started, outcome = time.perf_counter(), "ok"
+            try:
+                with (
+                    outside_commands() if finished else nullcontext(),
+                    scope(command=name, actor=kwargs.get("actor")) as meta,
+                    block,
+                ):
+                    token = None if joins else _running_command.set(block)
+                    try:
+                        result = fn(*args, **kwargs)
+                        if not joins:
+                            append_pending(meta)
+                        return result
+                    finally:
+                        if token is not None:
+                            _running_command.reset(token)
+            except BaseException as exc:
+                outcome = type(exc).__name__
+                raise
+            finally:
+                metrics.commands.labels(name, outcome).inc()
+                metrics.command_duration.labels(name).observe(time.perf_counter() - started)
 
         run.command_name = name  # type: ignore[attr-defined]
         return run

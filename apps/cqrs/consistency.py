@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Max
 
+from apps.cqrs.metrics import observe_read_wait
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import WRITE_ALIAS, Projector, registry
 from config.cache import set_max
@@ -166,6 +167,8 @@ def wait_for_position(
         time.sleep(POLL_SECONDS)
         position = read_position(projectors)
     satisfied = min_position is None or position >= min_position
+    if min_position is not None and timeout > 0:  # with 0, the live pool waited and counted
+        observe_read_wait(reached=satisfied, seconds=time.monotonic() - started)
     return ReadConsistency(
         position=position,
         head=max(head, position),

@@ -25,6 +25,7 @@ later events, and staff retry the key (`retry_parked`) or skip its event, then r
 """
 
 import logging
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,9 +37,11 @@ from django.db import DatabaseError, OperationalError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from apps.cqrs import metrics
 from apps.cqrs.consistency import head_position, note_checkpoint
 from apps.cqrs.horizon import readable_position
 from apps.cqrs.live import announce
+from apps.cqrs.logs import log_events, projecting
 from apps.cqrs.models import Checkpoint, DomainEvent, ReadModelVersion
 from apps.cqrs.projectors import Partition, Projector, _replaying, building, registry
 from apps.cqrs.skips import skipped_positions
@@ -140,14 +143,14 @@ def _another_pass_asked(part: Partition) -> bool:
 
 def _run_batch(
     part: Partition, batch_size: int, force: bool, wait: bool
-) -> tuple[int, int, bool, set[str]]:
-    """One transaction: returns (events applied, checkpoint after, whether more may follow, the
-    keys of the events applied)."""
+) -> tuple[list[DomainEvent], int, bool]:
+    """One transaction: returns (the events applied, checkpoint after, whether more may
+    follow)."""
     projector = part.projector
     with transaction.atomic(using=projector.database):
         checkpoint = _locked_checkpoint(part, wait=wait)
         if not force and checkpoint.retry_at and checkpoint.retry_at > timezone.now():
-            return 0, checkpoint.position, False, set()
+            return [], checkpoint.position, False
         # Everything up to the horizon is visible or never will be (apps/cqrs/horizon.py).
         horizon = readable_position(after=checkpoint.position, wait=GAP_WAIT_SECONDS if wait else 0)
         fetched = list(
@@ -186,7 +189,7 @@ def _run_batch(
             checkpoint.position = new_position
             checkpoint.clear_failure()
             checkpoint.save()
-        return applied, new_position, more, {projector.key_of(e) for e in events[:applied]}
+        return events[:applied], new_position, more
 
 
 class _BatchFailed(Exception):
@@ -200,6 +203,7 @@ class _BatchFailed(Exception):
 def _record_failure(
     part: Partition, cause: BaseException, event: DomainEvent | None
 ) -> CatchUpResult:
+    metrics.projection_failures.labels(part.projector.name).inc()
     with transaction.atomic(using=part.projector.database):
         checkpoint = _locked_checkpoint(part)
         checkpoint.attempts += 1
@@ -229,6 +233,7 @@ def _park(part: Partition, event: DomainEvent, cause: BaseException) -> None:
     """Park the failing event's key: the partition moves past it, and passes over the key's
     later events until staff retry or skip it (`retry_parked`)."""
     key = part.projector.key_of(event)
+    metrics.projection_failures.labels(part.projector.name).inc()
     with transaction.atomic(using=part.projector.database):
         checkpoint = _locked_checkpoint(part)
         if checkpoint.position >= event.position:
@@ -357,7 +362,10 @@ def catch_up_partition(
     while True:
         try:
             size = 1 if one_by_one else batch_size
-            count, position, more, keys = _run_batch(part, size, force, wait)
+            started = time.perf_counter()
+            with projecting(part.name):
+                done, position, more = _run_batch(part, size, force, wait)
+            metrics.batch_duration.labels(projector.name).observe(time.perf_counter() - started)
         except projector.checkpoint_model.DoesNotExist:
             # A projector's first run. The rows are committed before the batch: inserted inside
             # it, they would make every other runner wait for the whole batch on their keys.
@@ -391,12 +399,18 @@ def catch_up_partition(
             return CatchUpResult(
                 applied, result.position, result.failed_position, result.skipped_until
             )
+        count = len(done)
+        metrics.events_applied.labels(projector.name).inc(count)
         one_by_one = max(one_by_one - count, 0)
         applied += count
         if not building():  # a build's checkpoints are not the ones readers wait for
             note_checkpoint(part.name, position)
             if count:
-                announce(name=part.name, position=position, keys=keys)
+                announce(
+                    name=part.name, position=position, keys={projector.key_of(e) for e in done}
+                )
+        if count and not _replaying.get():  # a replay logs its progress, not its events
+            log_events(done, "event applied", projector=part.name)
         if on_batch and count:
             on_batch(count, position)
         # A build leaves the live runners' requests for another pass to them.

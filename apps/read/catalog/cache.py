@@ -25,6 +25,8 @@ from typing import Any
 from django.core.cache import cache
 from rest_framework.renderers import JSONRenderer
 
+from apps.cqrs.metrics import observe_cache
+
 render = JSONRenderer().render
 logger = logging.getLogger(__name__)
 TIMEOUT = 3600
@@ -75,6 +77,7 @@ def find_list(digest: str, *, also: Sequence[str] = ()) -> tuple[bytes | None, t
     tags = (values.get(VERSION_KEY), values.get(GENERATION_KEY))
     entry = values.get(key)
     current = entry is not None and None not in tags and tuple(entry[:2]) == tags
+    observe_cache("list", current)
     return (entry[2] if current else None), tags, values
 
 
@@ -105,12 +108,14 @@ def find_book(book_id: int, *, also: Sequence[str] = ()) -> tuple[bytes | None, 
     guessed_key = [book_key(book_id, guess)] if guess else []
     values = _safely({}, lambda: cache.get_many([VERSION_KEY, *also, *guessed_key]))
     version = values.get(VERSION_KEY)
-    if version is None:
-        return None, values
-    _last_version = version
+    entry = None
     if version == guess:
-        return values.get(guessed_key[0]), values
-    return _safely(None, lambda: cache.get(book_key(book_id, version))), values
+        entry = values.get(guessed_key[0])
+    elif version is not None:
+        _last_version = version
+        entry = _safely(None, lambda: cache.get(book_key(book_id, version)))
+    observe_cache("book", entry is not None)
+    return entry, values
 
 
 def refresh(book_ids: Iterable[int], serialize: Callable[[Iterable[int]], dict[int, dict]]) -> None:
