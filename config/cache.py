@@ -1,110 +1,81 @@
-"""Django's Redis cache backend, made an accelerator that may be away.
+"""The one place that decides what happens when Redis, the cache, is away.
 
-The cache only ever holds copies (catalog entries, checkpoints, throttle counters), so an
-unreachable Redis must cost speed, never a request: reads become misses and writes are dropped,
-with a warning. `add`, `incr` and `get_or_set` still raise, because their callers act on the
-answer and handle the outage themselves (apps/cqrs/dispatch.py, apps/read/catalog/cache.py).
+The cache only ever holds copies (catalog entries, checkpoints, throttle counters, wake-up
+markers), so an unreachable Redis must cost speed, never a request. The backend is django-redis
+with IGNORE_EXCEPTIONS (settings.CACHES), 1-second socket time-outs, and its connection pools
+shared by the whole process:
+
+- reads are misses (`get` answers the default, `get_many` nothing), writes are dropped;
+- `add`, `incr` and `delete` answer None, which callers that act on the answer read as
+  "unknown": the request for another pass waits for the lock instead (apps/cqrs/runtime.py);
+- each failure is one warning line (`OneLine`), not a traceback per call.
+
+So no caller catches cache errors. `add_many` and `set_max` below are two operations Django's
+API lacks, done on django-redis's client in one round trip, under the same rule. The live
+pool's hub (apps/cqrs/live.py) talks to Redis on its own, asynchronously, and falls back to
+polling the checkpoints while it cannot.
 """
 
-import functools
 import logging
 
 from django.core.cache.backends.base import BaseCache
-from django.core.cache.backends.redis import RedisCache, RedisCacheClient
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
-UNREACHABLE = (ConnectionError, TimeoutError)
 
 
-def _when_unreachable(fallback):
-    def decorate(method):
-        @functools.wraps(method)
-        def wrapper(self, *args, **kwargs):
-            try:
-                return method(self, *args, **kwargs)
-            except UNREACHABLE as exc:
-                logger.warning("Redis cache unreachable (%s): %s", method.__name__, exc)
-                return fallback(*args, **kwargs)
+class OneLine(logging.Filter):
+    """django-redis logs each ignored error with its traceback; during an outage that is a
+    traceback per cache call. Keep the message and the cause, at warning level."""
 
-        return wrapper
-
-    return decorate
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            cause = record.exc_info[1].__cause__ or record.exc_info[1]
+            record.msg, record.args = "Redis cache unreachable: %s", (cause,)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
-# Connection pools by server list, shared by every backend instance of the process. Django makes
-# a cache backend per thread, and under ASGI per request (each runs in a context of its own): with
-# pools per instance, every request opened a new connection to Redis (bench-waits: a cached book
-# took 4.9 ms under uvicorn against 1.5 ms under sync workers). redis-py's pools are thread-safe
-# and start afresh after a fork.
-_POOLS: dict[tuple, dict] = {}
+def _client(cache: BaseCache):
+    """The redis-py client behind a django-redis cache, or None for another backend. `cache`
+    may be Django's proxy for the default cache, so this asks the instance, not its class."""
+    backend_client = getattr(cache, "client", None)
+    return backend_client.get_client(write=True) if backend_client is not None else None
 
 
-class ClientPerPool(RedisCacheClient):
-    """Django's client builds a `redis.Redis` on every cache call, with its response-callback
-    table (cProfile: about 170 dict insertions per call). A redis-py client is thread-safe
-    and holds nothing but its pool and options, so one per pool does the same job."""
-
-    def __init__(self, servers, *args, **kwargs) -> None:
-        super().__init__(servers, *args, **kwargs)
-        self._pools = _POOLS.setdefault(tuple(servers), {})
-        self._clients: dict = {}
-
-    def get_client(self, key=None, *, write=False):
-        pool = self._get_connection_pool(write)
-        client = self._clients.get(pool)
-        if client is None:
-            client = self._clients[pool] = self._client(connection_pool=pool)
-        return client
-
-
-class ResilientRedisCache(RedisCache):
-    def __init__(self, server, params) -> None:
-        super().__init__(server, params)
-        self._class = ClientPerPool
-
-    get = _when_unreachable(lambda key, default=None, version=None: default)(RedisCache.get)
-    get_many = _when_unreachable(lambda keys, version=None: {})(RedisCache.get_many)
-    has_key = _when_unreachable(lambda *a, **k: False)(RedisCache.has_key)
-    set = _when_unreachable(lambda *a, **k: None)(RedisCache.set)
-    set_many = _when_unreachable(lambda data, *a, **k: list(data))(RedisCache.set_many)
-    touch = _when_unreachable(lambda *a, **k: False)(RedisCache.touch)
-    delete = _when_unreachable(lambda *a, **k: False)(RedisCache.delete)
-    delete_many = _when_unreachable(lambda *a, **k: None)(RedisCache.delete_many)
-
-    def add_many(self, keys: list[str], timeout: int) -> list[bool]:
-        """`add(key, 1, timeout)` for several keys in one round trip: whether each was added.
-        Raises when Redis is unreachable, as `add` does."""
-        with self._cache.get_client(write=True).pipeline(transaction=False) as pipe:
+def add_many(cache: BaseCache, keys: list[str], timeout: int) -> list[bool]:
+    """`add(key, 1, timeout)` for several keys in one round trip: whether each was added. With
+    Redis away each counts as added, so a caller that does work only for new keys does it."""
+    client = _client(cache)
+    if client is None:
+        return [cache.add(key, 1, timeout) for key in keys]
+    try:
+        with client.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.set(self.make_and_validate_key(key), 1, nx=True, ex=timeout)
+                pipe.set(cache.make_and_validate_key(key), 1, nx=True, ex=timeout)
             return [bool(added) for added in pipe.execute()]
-
-    @_when_unreachable(lambda *a, **k: None)
-    def set_max(self, key: str, value: int) -> None:
-        """Store `value` unless the stored number is larger, in one round trip (a get and a set
-        would take two, and could lower it between them)."""
-        self._cache.get_client(write=True).eval(SET_MAX, 1, self.make_and_validate_key(key), value)
+    except RedisError as exc:
+        logger.warning("Redis cache unreachable: %s", exc)
+        return [True] * len(keys)
 
 
-# Django's serializer stores integers as plain numbers, which Lua can compare.
+def set_max(cache: BaseCache, key: str, value: int) -> None:
+    """Store `value` unless the stored number is larger, in one round trip (a get and a set
+    would take two, and could lower it between them). Dropped with Redis away."""
+    client = _client(cache)
+    if client is None:
+        if value > (cache.get(key) or 0):
+            cache.set(key, value, timeout=None)
+        return
+    try:
+        client.eval(SET_MAX, 1, cache.make_and_validate_key(key), value)
+    except RedisError as exc:
+        logger.warning("Redis cache unreachable: %s", exc)
+
+
+# django-redis stores integers as plain numbers, which Lua can compare.
 SET_MAX = """
 local current = tonumber(redis.call('GET', KEYS[1]))
 if current == nil or current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
 """
-
-
-# `cache` may be Django's proxy for the default cache, so these ask for the method, not the class.
-def add_many(cache: BaseCache, keys: list[str], timeout: int) -> list[bool]:
-    """`cache.add_many` where the backend has it (Redis), else one `add` per key."""
-    if hasattr(cache, "add_many"):
-        return cache.add_many(keys, timeout)
-    return [cache.add(key, 1, timeout) for key in keys]
-
-
-def set_max(cache: BaseCache, key: str, value: int) -> None:
-    """`cache.set_max` where the backend has it (Redis), else a get and a set."""
-    if hasattr(cache, "set_max"):
-        cache.set_max(key, value)
-    elif value > (cache.get(key) or 0):
-        cache.set(key, value, timeout=None)

@@ -162,16 +162,23 @@ CACHE_URL = os.environ.get("CACHE_URL", REDIS_URL)
 if CACHE_URL:
     CACHES = {
         "default": {
-            "BACKEND": "config.cache.ResilientRedisCache",
+            "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": CACHE_URL,
-            # A Redis that stops answering must not hold requests up (config/cache.py).
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            # A Redis that stops answering costs a miss, never a request, and holds no request
+            # up for long (config/cache.py).
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": 1,
+                "SOCKET_TIMEOUT": 1,
+                "IGNORE_EXCEPTIONS": True,
+            },
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "bookstore"),
             "TIMEOUT": 3600,
         }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+DJANGO_REDIS_LOGGER = "config.cache"
 
 # Where the projector runtime announces what it has passed, for waits and streams under ASGI
 # (apps/cqrs/live.py); without it they poll the checkpoints.
@@ -376,7 +383,10 @@ _LOG_FIELDS = "correlation_id causation_id command actor projector"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"scope": {"()": "apps.cqrs.logs.ScopeFilter"}},
+    "filters": {
+        "scope": {"()": "apps.cqrs.logs.ScopeFilter"},
+        "one_line": {"()": "config.cache.OneLine"},
+    },
     "formatters": {
         "text": {
             "format": "%(asctime)s %(levelname)s %(name)s %(message)s cid=%(correlation_id)s",
@@ -398,6 +408,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "cqrs.events": {"level": os.environ.get("LOG_EVENTS_LEVEL", "INFO")},
+        "config.cache": {"filters": ["one_line"]},
         "django.db.backends": {"level": "WARNING"},
         # One line per task succeeded drowns everything else at the rate projectors are woken.
         "celery.app.trace": {"level": "WARNING"},

@@ -2,7 +2,6 @@
 position a client's command returned."""
 
 import time
-from contextlib import suppress
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -27,15 +26,13 @@ def note_checkpoint(name: str, position: int) -> None:
     """Remember a projector's checkpoint after its batch committed, so that queries can say how
     fresh they are without asking the read database. Written after the commit, the cached
     value is never ahead of the table."""
-    with suppress(Exception):
-        cache.set(CHECKPOINT_CACHE_KEY.format(name=name), position, CHECKPOINT_CACHE_SECONDS)
+    cache.set(CHECKPOINT_CACHE_KEY.format(name=name), position, CHECKPOINT_CACHE_SECONDS)
 
 
 def note_head(position: int) -> None:
     """Remember the newest committed position, so that queries can report their lag without
     asking the write database. Approximate under concurrent commits, which is all a lag needs."""
-    with suppress(Exception):
-        set_max(cache, HEAD_CACHE_KEY, position)
+    set_max(cache, HEAD_CACHE_KEY, position)
 
 
 @dataclass(frozen=True)
@@ -76,11 +73,7 @@ def cached_positions(projector_names: list[str], values: dict) -> tuple[int | No
 
 def _cached_positions(projectors: list[Projector]) -> tuple[int | None, int]:
     names = [p.name for p in projectors]
-    try:
-        values = cache.get_many(position_keys(names))
-    except Exception:
-        return None, 0
-    return cached_positions(names, values)
+    return cached_positions(names, cache.get_many(position_keys(names)))
 
 
 def read_position(projectors: list[Projector]) -> int:

@@ -38,11 +38,9 @@ def wake(names: list[str], head: int) -> None:
 
     note_head(head)
     parts = [part for name in names for part in registry.get(name).partition_list()]
-    try:
-        added = add_many(cache, [wake_pending_key(p.name) for p in parts], WAKE_PENDING_SECONDS)
-        parts = [part for part, new in zip(parts, added, strict=True) if new]
-    except Exception:
-        pass  # without the cache, wake every time
+    # Without the cache every key counts as added (config/cache.py): every partition is woken.
+    added = add_many(cache, [wake_pending_key(p.name) for p in parts], WAKE_PENDING_SECONDS)
+    parts = [part for part, new in zip(parts, added, strict=True) if new]
     for part in parts:
         try:
             # No publish retries: a request must not hang on a dead broker for a nudge.

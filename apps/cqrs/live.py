@@ -95,10 +95,7 @@ def read_positions(names: list[str], *, at_least: int = 0) -> tuple[dict[str, in
     read database for a partition the cache lacks or shows below `at_least` (a cached value is
     never ahead of the table, but may lag it). Blocking: call through `in_thread`."""
     keys = {name: CHECKPOINT_CACHE_KEY.format(name=name) for name in names}
-    try:
-        values = cache.get_many([*keys.values(), HEAD_CACHE_KEY])
-    except Exception:
-        values = {}
+    values = cache.get_many([*keys.values(), HEAD_CACHE_KEY])
     head = values.get(HEAD_CACHE_KEY) or 0
     found = {name: values[key] for name, key in keys.items() if key in values}
     unsure = [name for name in names if found.get(name, -1) < at_least]

@@ -130,11 +130,9 @@ def _locked_checkpoint(part: Partition, *, wait: bool = True) -> Checkpoint:
 
 
 def _ask_for_another_pass(part: Partition) -> bool:
-    try:
-        cache.add(RERUN_KEY.format(name=part.name), 1, RERUN_SECONDS)
-    except Exception:
-        return False
-    return True
+    """Whether the request was stored (added now, or already there); None is an unreachable
+    cache (config/cache.py)."""
+    return cache.add(RERUN_KEY.format(name=part.name), 1, RERUN_SECONDS) is not None
 
 
 def _another_pass_asked(part: Partition) -> bool:

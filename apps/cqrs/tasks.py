@@ -1,5 +1,3 @@
-from contextlib import suppress
-
 from celery import shared_task
 from django.core.cache import cache
 
@@ -17,8 +15,7 @@ def project(name: str, force: bool = False, partition: int | None = None) -> int
         partition = None  # queued before the partition count changed
     parts = projector.partition_list() if partition is None else [Partition(projector, partition)]
     # Before reading the log: a command committing from now on queues a new wake-up.
-    with suppress(Exception):
-        cache.delete_many([wake_pending_key(part.name) for part in parts])
+    cache.delete_many([wake_pending_key(part.name) for part in parts])
     return runtime.catch_up(projector, partition=partition, force=force, wait=False).applied
 
 

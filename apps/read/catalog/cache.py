@@ -17,10 +17,8 @@ The cache is an accelerator only: when Redis is away, queries read the tables.
 """
 
 import hashlib
-import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from django.core.cache import cache
 from rest_framework.renderers import JSONRenderer
@@ -28,21 +26,12 @@ from rest_framework.renderers import JSONRenderer
 from apps.cqrs.metrics import observe_cache
 
 render = JSONRenderer().render
-logger = logging.getLogger(__name__)
 TIMEOUT = 3600
 VERSION_KEY = "catalog:version"
 GENERATION_KEY = "catalog:lists:generation"
 LIST_KEY = "catalog:list:{digest}"
 # Lists whose first page is cached: no cursor, no search, only these parameters.
 CACHEABLE_LIST_PARAMS = {"availability", "format", "language", "ordering", "author"}
-
-
-def _safely(default: Any, operation: Callable[[], Any]) -> Any:
-    try:
-        return operation()
-    except Exception:
-        logger.warning("Catalog cache unavailable; reading the tables.", exc_info=True)
-        return default
 
 
 def _fresh_number() -> int:
@@ -58,7 +47,7 @@ def book_key(book_id: int, version: int | None = None) -> str:
 
 
 def add_book(book_id: int, data: dict) -> None:
-    _safely(None, lambda: cache.add(book_key(book_id), render(data), TIMEOUT))
+    cache.add(book_key(book_id), render(data), TIMEOUT)
 
 
 def list_digest(params: dict[str, str]) -> str | None:
@@ -73,7 +62,7 @@ def find_list(digest: str, *, also: Sequence[str] = ()) -> tuple[bytes | None, t
     """In one round trip: the page named `digest` if it is current (else None), the tags to
     store a newly loaded page with, and the values of the `also` keys."""
     key = LIST_KEY.format(digest=digest)
-    values = _safely({}, lambda: cache.get_many([VERSION_KEY, GENERATION_KEY, key, *also]))
+    values = cache.get_many([VERSION_KEY, GENERATION_KEY, key, *also])
     tags = (values.get(VERSION_KEY), values.get(GENERATION_KEY))
     entry = values.get(key)
     current = entry is not None and None not in tags and tuple(entry[:2]) == tags
@@ -85,14 +74,10 @@ def store_list(digest: str, data: dict, tags: tuple) -> None:
     """Store a page loaded after `tags` were read (`find_list`): any change committed since
     has moved the generation on, so the entry can never be served stale."""
 
-    def run() -> None:
-        version, generation = tags
-        version = version or _version()
-        generation = generation or cache.get_or_set(GENERATION_KEY, _fresh_number, None)
-        entry = (version, generation, render(data))
-        cache.set(LIST_KEY.format(digest=digest), entry, TIMEOUT)
-
-    _safely(None, run)
+    version, generation = tags
+    version = version or _version()
+    generation = generation or cache.get_or_set(GENERATION_KEY, _fresh_number, None)
+    cache.set(LIST_KEY.format(digest=digest), (version, generation, render(data)), TIMEOUT)
 
 
 # The version moves only when a rebuild starts over, so each process guesses it is the one it
@@ -106,14 +91,14 @@ def find_book(book_id: int, *, also: Sequence[str] = ()) -> tuple[bytes | None, 
     global _last_version
     guess = _last_version
     guessed_key = [book_key(book_id, guess)] if guess else []
-    values = _safely({}, lambda: cache.get_many([VERSION_KEY, *also, *guessed_key]))
+    values = cache.get_many([VERSION_KEY, *also, *guessed_key])
     version = values.get(VERSION_KEY)
     entry = None
-    if version == guess:
+    if version is not None and version == guess:
         entry = values.get(guessed_key[0])
     elif version is not None:
         _last_version = version
-        entry = _safely(None, lambda: cache.get(book_key(book_id, version)))
+        entry = cache.get(book_key(book_id, version))
     observe_cache("book", entry is not None)
     return entry, values
 
@@ -121,25 +106,20 @@ def find_book(book_id: int, *, also: Sequence[str] = ()) -> tuple[bytes | None, 
 def refresh(book_ids: Iterable[int], serialize: Callable[[Iterable[int]], dict[int, dict]]) -> None:
     """After a projector commits: rewrite the changed books' entries, retire list pages."""
 
-    def run() -> None:
-        version = _version()
-        entries = {book_key(i, version): render(data) for i, data in serialize(book_ids).items()}
-        cache.set_many(entries, TIMEOUT)
-        try:
-            cache.incr(GENERATION_KEY)
-        except ValueError:
-            cache.set(GENERATION_KEY, _fresh_number(), timeout=None)
-
-    _safely(None, run)
+    version = _version()
+    entries = {book_key(i, version): render(data) for i, data in serialize(book_ids).items()}
+    cache.set_many(entries, TIMEOUT)
+    _bump(GENERATION_KEY)
 
 
 def retire_everything() -> None:
     """A rebuild starts over: no entry written before it is read again."""
 
-    def run() -> None:
-        try:
-            cache.incr(VERSION_KEY)
-        except ValueError:
-            cache.set(VERSION_KEY, _fresh_number(), timeout=None)
+    _bump(VERSION_KEY)
 
-    _safely(None, run)
+
+def _bump(key: str) -> None:
+    try:
+        cache.incr(key)
+    except ValueError:  # evicted or never set: start again from the clock
+        cache.set(key, _fresh_number(), timeout=None)

@@ -134,13 +134,15 @@ class BookListingProjector(Projector):
                 dirty.update(self._change(listings, event))
         self._save(listings, dirty, stored)
         if touched and not replaying():
+            # Robust: the rows are committed; a failed refresh leaves entries the generation
+            # and version already retire, and must not be taken for a failed batch.
             transaction.on_commit(
-                partial(cache.refresh, touched, serialized_listings), using=READ_ALIAS
+                partial(cache.refresh, touched, serialized_listings), using=READ_ALIAS, robust=True
             )
 
     def reset(self) -> None:
         super().reset()
-        transaction.on_commit(cache.retire_everything, using=READ_ALIAS)
+        transaction.on_commit(cache.retire_everything, using=READ_ALIAS, robust=True)
 
     def finish_replay(self) -> None:
         # The replay refreshed no entry; retire those readers cached from older rows.
