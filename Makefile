@@ -46,8 +46,10 @@ run: install
 check-services: install
 	@$(TEST_ENV) $(BIN)/python -m tests.services
 
+# Prints the coverage of apps/ and config/ by the test process (code that runs only in the
+# servers and workers the tests start is not counted).
 test: install check-services
-	$(TEST_ENV) $(BIN)/pytest -m "not faults" $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/pytest -m "not faults" --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 # Fault injection, mixed load and hostile input (tests/faults/): stops Redis, kills workers and
 # database connections. Figures are printed at the end and kept in test-artifacts/figures.json.
@@ -84,10 +86,13 @@ bench-waits: $(BIN)/.bench-installed check-services
 bench-streams: $(BIN)/.bench-installed check-services
 	$(BIN)/python -m bench.streams
 
+# The same checks run before each commit once `$(BIN)/pre-commit install` has run
+# (.pre-commit-config.yaml). mypy is strict on apps/cqrs (pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	DJANGO_SECRET_KEY=type-checking-only $(BIN)/mypy
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -2,6 +2,7 @@
 read-your-writes middleware that waits without holding a worker (apps/cqrs/asgi.py)."""
 
 import os
+from typing import cast
 
 from django.core.asgi import get_asgi_application
 
@@ -11,6 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("DATABASE_POOL_MAX_SIZE", "6")
 django_application = get_asgi_application()
 
-from apps.cqrs.asgi import ReadYourWrites  # noqa: E402  (after Django is set up)
+from apps.cqrs.asgi import ASGIApp, ReadYourWrites  # noqa: E402  (after Django is set up)
 
-application = ReadYourWrites(django_application)
+# Django's handler speaks ASGI; its annotations name asgiref's types, ours plain dicts.
+application = ReadYourWrites(cast(ASGIApp, django_application))

@@ -33,7 +33,12 @@ def _metrics_directory() -> None:
             prefix="bookstore-metrics-"
         )
         main = os.getpid()
-        atexit.register(lambda: os.getpid() == main and shutil.rmtree(directory, True))
+
+        def remove() -> None:
+            if os.getpid() == main:  # not in the pool's processes, which inherit the hook
+                shutil.rmtree(directory, ignore_errors=True)
+
+        atexit.register(remove)
 
 
 if "worker" in sys.argv[1:] and "celery" in sys.argv[0]:
@@ -49,7 +54,7 @@ app.autodiscover_tasks()
 def close_old_connections(**kwargs) -> None:
     """Treat each task like a request: drop connections that are past CONN_MAX_AGE or broken,
     keep the rest (CELERY_DB_REUSE_MAX stops Celery from closing them all)."""
-    if getattr(kwargs.get("task").request, "is_eager", False):
+    if getattr(kwargs["task"].request, "is_eager", False):
         return  # inside a request or a test: the caller owns the connection
     from django.db import close_old_connections
 

@@ -10,7 +10,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
+
+# Generic classes the type stubs declare (ModelAdmin[Book], QuerySet[Event]) subscriptable at
+# run time too.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -136,9 +141,9 @@ def _database(url: str) -> dict:
             # A request that finds every connection busy (or the database away) this long: 503.
             "timeout": 3,
         }
-        return config
+        return dict(config)
     if url:
-        return dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        return dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": _sqlite_path,

@@ -1,7 +1,10 @@
 """What each read model should say, computed from the write tables, and the differences."""
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
+from typing import Any
 
 from django.db.models import Q, Sum
 
@@ -29,7 +32,11 @@ class Difference:
         )
 
 
-def _compare(read_model: str, expected: dict[int, dict], actual: dict[int, dict]):
+def _compare(
+    read_model: str,
+    expected: Mapping[int, Mapping[str, Any]],
+    actual: Mapping[int, Mapping[str, Any]],
+) -> Iterator[Difference]:
     for key in sorted(expected.keys() | actual.keys()):
         if key not in actual:
             yield Difference(read_model, key, "row", "missing", "present")
@@ -106,8 +113,12 @@ def repair(differences: list[Difference]) -> None:
                 Q(aggregate_type__in=["book", "stock"], aggregate_id=str(book_id))
                 | Q(event_type="AuthorRenamed")
             ),
-            delete=lambda book_id=book_id: BookListing.objects.filter(book_id=book_id).delete(),
+            delete=partial(_delete_listing, book_id),
         )
     if any(d.read_model == "order summary" for d in differences):
         # Per-customer totals span a customer's orders: the order history is rebuilt whole.
         runtime.rebuild(registry.get("orders.history"))
+
+
+def _delete_listing(book_id: int) -> None:
+    BookListing.objects.filter(book_id=book_id).delete()

@@ -1,4 +1,8 @@
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import admin, messages
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
@@ -7,7 +11,7 @@ from apps.cqrs.errors import refusal
 from apps.cqrs.models import DomainEvent, ProjectorCheckpoint, SubscriberCheckpoint
 
 
-def events_link(aggregate_type: str, aggregate_id) -> str:
+def events_link(aggregate_type: str, aggregate_id: str | int) -> str:
     """A link to the event log filtered to one aggregate, for write-model admin pages."""
     url = reverse("admin:cqrs_domainevent_changelist")
     query = urlencode({"aggregate_type": aggregate_type, "aggregate_id": aggregate_id})
@@ -24,7 +28,9 @@ def events_link(aggregate_type: str, aggregate_id) -> str:
     )
 
 
-def run_command(modeladmin: admin.ModelAdmin, request, label: str, call) -> bool:
+def run_command(
+    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, label: str, call: Callable[[], object]
+) -> bool:
     """Run a command service for an admin action, turning its refusals (apps/cqrs/errors.py)
     into messages."""
     try:
@@ -38,30 +44,30 @@ def run_command(modeladmin: admin.ModelAdmin, request, label: str, call) -> bool
     return True
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(admin.ModelAdmin[Any]):
     """Shows rows that only commands or projectors may change: no add, change or delete."""
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field.name for field in self.model._meta.fields]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
-class CommandAdmin(admin.ModelAdmin):
+class CommandAdmin(admin.ModelAdmin[Any]):
     """Admin whose saves go through command services (override `save_model`), never straight
     to the table, so that every change staff make is in the event log. Nothing is deleted."""
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def save_related(self, request, form, formsets, change):
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         pass  # relations are the command's business
 
 
@@ -87,11 +93,11 @@ class DomainEventAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
     @admin.display(description="Correlation id")
-    def flow(self, event):
+    def flow(self, event: DomainEvent) -> str:
         url = reverse("admin-flow", args=[event.correlation_id])
         return format_html('<a href="{}">{}</a>', url, str(event.correlation_id)[:8])
 
-    def lookup_allowed(self, lookup, value, request=None):
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         # Links from orders, books and stock items filter by aggregate; a flow by correlation.
         if lookup in {"aggregate_id", "correlation_id", "causation_id", "actor_id"}:
             return True

@@ -6,17 +6,17 @@ import uuid
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.cqrs import blue_green, runtime, skips, tasks
 from apps.cqrs.models import DomainEvent
-from apps.cqrs.projectors import registry
+from apps.cqrs.projectors import Projector, registry
 
 
 @staff_member_required
-def projections(request):
+def projections(request: HttpRequest) -> HttpResponse:
     context = {
         **admin.site.each_context(request),
         "title": "Projections",
@@ -29,7 +29,7 @@ def projections(request):
 
 @staff_member_required
 @require_POST
-def projection_action(request, name: str, action: str):
+def projection_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
     try:
         projector = registry.get(name)
     except LookupError:
@@ -82,7 +82,7 @@ def projection_action(request, name: str, action: str):
     return redirect("admin-projections")
 
 
-def _retry_key(request, projector, key: str) -> None:
+def _retry_key(request: HttpRequest, projector: Projector, key: str) -> None:
     try:
         still = runtime.retry_parked(projector, key=key)
     except runtime.NotParked as exc:
@@ -95,7 +95,7 @@ def _retry_key(request, projector, key: str) -> None:
 
 
 @staff_member_required
-def flow(request, correlation_id: uuid.UUID):
+def flow(request: HttpRequest, correlation_id: uuid.UUID) -> HttpResponse:
     events = list(DomainEvent.objects.filter(correlation_id=correlation_id).order_by("position"))
     if not events:
         raise Http404("No event has this correlation id.")

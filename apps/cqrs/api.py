@@ -4,20 +4,23 @@ the last event recorded, so that a client can wait for its own write on the read
 import hashlib
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.db import IntegrityError, transaction
 from django.http import HttpResponseBase
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotAuthenticated, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.cqrs.consistency import (
@@ -38,11 +41,11 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_WAIT_SECONDS = 5.0
 
 
-def exception_handler(exc: Exception, context: dict) -> Response | None:
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, after the domain's refusals (apps/cqrs/errors.py): field messages for
     validation and declined payments, {"detail": ...} for the others."""
     if (refused := refusal(exc)) is not None:
-        body = refused.fields or {"detail": refused.message}
+        body: dict[str, Any] = refused.fields or {"detail": refused.message}
         return Response(body, status=refused.status)
     return drf_exception_handler(exc, context)
 
@@ -59,43 +62,45 @@ _JSON_TYPES = [
 ]
 
 
-def json_type_errors(serializer: serializers.Serializer, data: Any) -> dict[str, Any]:
+def json_type_errors(serializer: serializers.BaseSerializer[Any], data: Any) -> dict[str, Any]:
     """Field messages for values whose JSON type differs from the schema's (nested too)."""
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not isinstance(serializer, serializers.Serializer):
         return {}
     errors: dict[str, Any] = {}
     for name, field in serializer.fields.items():
         value = data.get(name)
         if field.read_only or value is None:
             continue
-        is_list = isinstance(field, (serializers.ListSerializer, serializers.ListField))
-        if is_list and isinstance(value, list):
-            if isinstance(field.child, serializers.Serializer):
-                nested = [json_type_errors(field.child, item) for item in value]
+        if isinstance(field, (serializers.ListSerializer, serializers.ListField)) and isinstance(
+            value, list
+        ):
+            child = field.child
+            if isinstance(child, serializers.Serializer):
+                nested = [json_type_errors(child, item) for item in value]
                 if any(nested):
                     errors[name] = nested
-            elif any(not _json_type_ok(field.child, item) for item in value):
-                errors[name] = [_json_type_message(field.child)]
+            elif child is not None and any(not _json_type_ok(child, item) for item in value):
+                errors[name] = [_json_type_message(child)]
         elif isinstance(field, serializers.Serializer):
-            if nested := json_type_errors(field, value):
-                errors[name] = nested
+            if inner := json_type_errors(field, value):
+                errors[name] = inner
         elif not _json_type_ok(field, value):
             errors[name] = [_json_type_message(field)]
     return errors
 
 
-def _json_type_ok(field: serializers.Field, value: Any) -> bool:
+def _json_type_ok(field: serializers.Field[Any, Any, Any, Any], value: Any) -> bool:
     for kind, types, _message in _JSON_TYPES:
         if isinstance(field, kind):
             return isinstance(value, types) and not (types == (int,) and isinstance(value, bool))
     return True
 
 
-def _json_type_message(field: serializers.Field) -> str:
+def _json_type_message(field: serializers.Field[Any, Any, Any, Any]) -> str:
     return next(message for kind, _types, message in _JSON_TYPES if isinstance(field, kind))
 
 
-class CommandResultSerializer(serializers.Serializer):
+class CommandResultSerializer(serializers.Serializer[Any]):
     position = serializers.IntegerField(
         allow_null=True, help_text="Position of the last event the command recorded."
     )
@@ -110,23 +115,25 @@ class CommandSchema(AutoSchema):
     """Documents a command's response as its `result_serializer_class`, not its input, with the
     errors a command answers."""
 
-    def get_response_serializers(self):
-        responses = {
-            self.view.success_status: self.view.result_serializer_class,
+    # drf-spectacular takes a dict of status codes here, which its annotation leaves out.
+    def get_response_serializers(self) -> dict[int, Any]:  # type: ignore[override]
+        view = cast("CommandView", self.view)
+        responses: dict[int, Any] = {
+            view.success_status: view.result_serializer_class,
             400: _error("Invalid input: messages per field. Nothing was changed."),
             404: _error("An object the command names does not exist (or is not yours)."),
             409: _error("The command conflicts with the current state (stock, order status)."),
-            **{code: _error(text) for code, text in self.view.error_responses.items()},
+            **{code: _error(text) for code, text in view.error_responses.items()},
         }
-        if self.view.idempotent:
+        if view.idempotent:
             responses[422] = _error("This Idempotency-Key was used for a different request.")
         return responses
 
-    def get_tags(self):
+    def get_tags(self) -> list[str]:
         return ["commands"]
 
 
-class CommandView(GenericAPIView):
+class CommandView(GenericAPIView[Any]):
     """POST-only endpoint for one command. Subclasses set `serializer_class` (the input),
     `result_serializer_class` (ids created, plus the position added here) and implement
     `execute`, which calls the command service and returns those ids."""
@@ -135,8 +142,8 @@ class CommandView(GenericAPIView):
     # Commands take JSON only: their input has nested lists that form encodings cannot carry,
     # and a form's "absent means false" would turn a missing field into a decision.
     parser_classes = [JSONParser]
-    success_status = status.HTTP_201_CREATED
-    result_serializer_class: type[serializers.Serializer] = CommandResultSerializer
+    success_status: int = status.HTTP_201_CREATED
+    result_serializer_class: type[serializers.Serializer[Any]] = CommandResultSerializer
     schema = CommandSchema()
     # Honour an Idempotency-Key header: a repeat gets the first response and does nothing.
     idempotent = False
@@ -145,6 +152,14 @@ class CommandView(GenericAPIView):
     own_transactions = False
     # Other answers the command may give, for the schema: {status: description}.
     error_responses: dict[int, str] = {}
+
+    @property
+    def actor(self) -> AbstractBaseUser:
+        """The signed-in user the command runs for; the view's permissions let in no other."""
+        user = self.request.user
+        if isinstance(user, AnonymousUser):
+            raise NotAuthenticated()
+        return user
 
     def execute(self, data: dict[str, Any]) -> dict[str, Any] | tuple[dict[str, Any], int]:
         """Run the command; return the ids it created (and, optionally, a status code)."""
@@ -215,7 +230,7 @@ class CommandView(GenericAPIView):
 
     def _claim(self, request: Request, key: str, fingerprint: str) -> IdempotencyKey:
         return IdempotencyKey.objects.create(
-            user_id=request.user.pk,
+            user_id=_user_id(request),
             key=key,
             command=self.get_view_name(),
             request_hash=fingerprint,
@@ -226,7 +241,7 @@ class CommandView(GenericAPIView):
     @staticmethod
     def _running(request: Request, key: str) -> bool:
         return IdempotencyKey.objects.filter(
-            user_id=request.user.pk, key=key, response_status=0
+            user_id=_user_id(request), key=key, response_status=0
         ).exists()
 
     @staticmethod
@@ -236,7 +251,7 @@ class CommandView(GenericAPIView):
         stored.save(update_fields=["response_status", "response_body"])
 
     def _replay(self, request: Request, key: str, fingerprint: str) -> Response:
-        first = IdempotencyKey.objects.filter(user_id=request.user.pk, key=key).first()
+        first = IdempotencyKey.objects.filter(user_id=_user_id(request), key=key).first()
         if first is None or first.response_status == 0:
             return Response(
                 {"detail": "A request with this Idempotency-Key is still running; retry later."},
@@ -254,7 +269,9 @@ class CommandView(GenericAPIView):
         return Response(first.response_body, status=first.response_status, headers=headers)
 
 
-def document_common_responses(result: dict, generator, request, public) -> dict:
+def document_common_responses(
+    result: dict[str, Any], generator: object, request: object, public: bool
+) -> dict[str, Any]:
     """drf-spectacular post-processing hook: every operation may answer 401 or 403 (a bad
     token, a missing permission), 429 (throttled) and 503 (database away); a query also 400
     (a bad filter) and 404 (an unknown id or cursor), and takes empty query parameters; a
@@ -290,7 +307,21 @@ def document_common_responses(result: dict, generator, request, public) -> dict:
     return result
 
 
-class ConsistentReadMixin:
+def _user_id(request: Request) -> int:
+    """Idempotency keys belong to a customer: idempotent commands are for signed-in users."""
+    if request.user.pk is None:
+        raise NotAuthenticated()
+    return int(request.user.pk)
+
+
+# The mixin extends DRF's views; type checkers see that base, Python the plain object.
+if TYPE_CHECKING:
+    _ViewBase = APIView
+else:
+    _ViewBase = object
+
+
+class ConsistentReadMixin(_ViewBase):
     """For read-only viewsets: honour `X-Min-Position` (or `?min_position=`) by waiting, within
     a bound, for the projectors behind the view to pass it, and report on every response how
     fresh the answer is: `X-Read-Position`, `X-Read-Lag` (events) and `X-Read-Consistency`
@@ -298,11 +329,11 @@ class ConsistentReadMixin:
 
     projector_names: list[str] = []
 
-    def initial(self, request, *args, **kwargs):
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         raw = request.headers.get(MIN_POSITION_HEADER) or request.query_params.get("min_position")
         min_position = None
-        if raw not in (None, ""):
+        if raw:
             try:
                 min_position = int(raw)
             except ValueError:
@@ -321,7 +352,9 @@ class ConsistentReadMixin:
                 {"min_position": f"{exc} Send a position a command returned."}
             ) from exc
 
-    def finalize_response(self, request, response, *args, **kwargs):
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
         consistency = getattr(self, "read_consistency", None)
         if consistency is not None:

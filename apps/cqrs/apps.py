@@ -1,4 +1,7 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from django.utils.module_loading import autodiscover_modules
 
@@ -17,7 +20,9 @@ class CqrsConfig(AppConfig):
         connection_created.connect(_partition_function_for_sqlite, dispatch_uid="cqrs_partition")
 
 
-def _partition_function_for_sqlite(sender, connection, **kwargs) -> None:
+def _partition_function_for_sqlite(
+    sender: object, connection: BaseDatabaseWrapper, **kwargs: Any
+) -> None:
     """SQLite has no md5: give it Python's, so that a partition reads the same events there as
     on PostgreSQL (apps/cqrs/projectors.py, `Partition.events`)."""
     if connection.vendor == "sqlite":

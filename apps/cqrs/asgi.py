@@ -12,6 +12,8 @@ as before.
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 from django.conf import settings
@@ -24,8 +26,13 @@ from apps.cqrs.metrics import observe_read_wait
 logger = logging.getLogger(__name__)
 _HEADER = MIN_POSITION_HEADER.lower().encode()
 
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-def read_wait_of(view) -> ReadWait | None:
+
+def read_wait_of(view: Callable[..., Any]) -> ReadWait | None:
     """The wait a view declares: `@waits` on a function, `projector_names` on a DRF view."""
     spec = getattr(view, "read_wait", None)
     if spec is None:
@@ -34,7 +41,7 @@ def read_wait_of(view) -> ReadWait | None:
     return spec
 
 
-def _requested_position(scope: dict, parameter: str) -> int | None:
+def _requested_position(scope: Scope, parameter: str) -> int | None:
     raw = next((value for name, value in scope["headers"] if name == _HEADER), b"").decode()
     if not raw:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -43,15 +50,15 @@ def _requested_position(scope: dict, parameter: str) -> int | None:
 
 
 class ReadYourWrites:
-    def __init__(self, app) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in {"GET", "HEAD"}:
             scope = await self._wait(scope)
         await self.app(scope, receive, send)
 
-    async def _wait(self, scope: dict) -> dict:
+    async def _wait(self, scope: Scope) -> Scope:
         # Most reads name no position: leave them before resolving the URL.
         if b"=" not in scope.get("query_string", b"") and not any(
             name == _HEADER for name, _ in scope["headers"]

@@ -37,10 +37,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import DatabaseError, OperationalError, connections, transaction
+from django.db.backends.utils import CursorWrapper
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.cqrs import runtime
-from apps.cqrs.consistency import note_checkpoint
+from apps.cqrs.consistency import head_position, note_checkpoint
 from apps.cqrs.dispatch import wake
 from apps.cqrs.models import ReadModelVersion
 from apps.cqrs.projectors import Projector, _building
@@ -92,7 +94,7 @@ def _checkpoint_table(projector: Projector) -> str:
     return projector.checkpoint_model._meta.db_table
 
 
-def _versions(projector: Projector):
+def _versions(projector: Projector) -> QuerySet[ReadModelVersion]:
     return ReadModelVersion.objects.using(projector.database)
 
 
@@ -105,7 +107,8 @@ def _live_schema(projector: Projector) -> str:
             "WHERE c.oid = to_regclass(%s)",
             [ReadModelVersion._meta.db_table],
         )
-        return cursor.fetchone()[0]
+        (schema,) = cursor.fetchone()
+        return str(schema)
 
 
 def wanted(projector: Projector) -> bool:
@@ -129,7 +132,8 @@ def running(projector: Projector) -> bool:
             "AND classid = %s::oid AND objid = hashtext(%s)::oid AND objsubid = 2)",
             [LOCK_CLASS, projector.name],
         )
-        return cursor.fetchone()[0]
+        (held,) = cursor.fetchone()
+        return bool(held)
 
 
 @contextmanager
@@ -295,7 +299,7 @@ def _switch(projector: Projector) -> runtime.CatchUpResult:
     return result
 
 
-def _ensure_same_columns(cursor, live: str, build: str, table: str) -> None:
+def _ensure_same_columns(cursor: CursorWrapper, live: str, build: str, table: str) -> None:
     cursor.execute(
         "SELECT table_schema, column_name, data_type FROM information_schema.columns "
         "WHERE table_schema IN (%s, %s) AND table_name = %s ORDER BY ordinal_position",
@@ -310,7 +314,7 @@ def _ensure_same_columns(cursor, live: str, build: str, table: str) -> None:
         )
 
 
-def _indexes(cursor, schema: str, table: str) -> list[tuple[str, str]]:
+def _indexes(cursor: CursorWrapper, schema: str, table: str) -> list[tuple[str, str]]:
     """(name, definition without its name and table) of each index of the table."""
     cursor.execute(
         "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x "
@@ -324,7 +328,9 @@ def _indexes(cursor, schema: str, table: str) -> list[tuple[str, str]]:
     ]
 
 
-def _rename_indexes(cursor, schema: str, table: str, old: list[tuple[str, str]]) -> None:
+def _rename_indexes(
+    cursor: CursorWrapper, schema: str, table: str, old: list[tuple[str, str]]
+) -> None:
     """Give the moved table's indexes the names the live table's had (LIKE names them anew),
     matching them by definition: migrations find them by those names."""
     wanted: dict[str, list[str]] = defaultdict(list)
@@ -380,7 +386,7 @@ class BuildStatus:
 
 def status(projectors: list[Projector]) -> list[BuildStatus]:
     """Per replayable projector: the live and declared versions, and the build under way."""
-    head = runtime.head_position()
+    head = head_position()
     rows = []
     for projector in projectors:
         if not projector.replayable:

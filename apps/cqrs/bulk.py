@@ -1,12 +1,15 @@
 """Writing many rows at once."""
 
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 
 from django.db import connections
 from django.db.models import Model
 
 
-def copy_rows(*, using: str, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
+def copy_rows(
+    *, using: str, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]
+) -> None:
     """Insert rows with PostgreSQL's COPY, values given in the order of `columns`."""
     connection = connections[using]
     quote = connection.ops.quote_name
@@ -20,7 +23,7 @@ def save_rows(
     model: type[Model],
     rows: Sequence[Model],
     *,
-    new: set,
+    new: AbstractSet[object],
     update_fields: list[str],
     using: str,
 ) -> None:
@@ -46,7 +49,7 @@ def save_rows(
         )
         rows = [row for row in rows if row.pk not in new]
     if rows:
-        model.objects.using(using).bulk_create(
+        model._default_manager.using(using).bulk_create(
             rows,
             update_conflicts=True,
             unique_fields=[model._meta.pk.name],

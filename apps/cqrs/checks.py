@@ -2,6 +2,8 @@
 event can be upcast. Both fail `manage.py check` and every start-up, rather than a projector
 silently matching nothing or a replay failing years into the log."""
 
+from typing import Any
+
 from django.core import checks
 
 from apps.cqrs.events import event_types, missing_upcasters
@@ -9,7 +11,7 @@ from apps.cqrs.projectors import registry
 
 
 @checks.register()
-def check_event_contracts(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_event_contracts(app_configs: object = None, **kwargs: Any) -> list[checks.CheckMessage]:
     known = event_types()
     errors: list[checks.CheckMessage] = [
         checks.Error(
@@ -19,7 +21,7 @@ def check_event_contracts(app_configs=None, **kwargs) -> list[checks.CheckMessag
             id="cqrs.E001",
         )
         for projector in registry.all()
-        for name in sorted(projector.handles - set(known))
+        for name in sorted(str(h) for h in projector.handles - set(known))
     ]
     errors += [
         checks.Error(

@@ -43,7 +43,8 @@ def command(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             # subscriber eagerly, a refund) is still in its scope but not in its transaction:
             # its commands are outermost ones, with events of their own.
             joins = running is not None and running in transaction.get_connection().atomic_blocks
-            finished = not joins and bool(current_scope() and current_scope().command)
+            outer = current_scope()
+            finished = not joins and bool(outer and outer.command)
             block = transaction.atomic(savepoint=not joins)
             started, outcome = time.perf_counter(), "ok"
             try:

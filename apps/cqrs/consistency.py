@@ -2,11 +2,14 @@
 position a client's command returned."""
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Max
+from django.http import HttpRequest
 
 from apps.cqrs.metrics import observe_read_wait
 from apps.cqrs.models import DomainEvent
@@ -20,6 +23,8 @@ CHECKPOINT_CACHE_KEY = "cqrs:checkpoint:{name}"
 # Long enough to spare the database on every read, short enough that a value written out of
 # order (always a lower one, so never a false claim of freshness) does not linger.
 CHECKPOINT_CACHE_SECONDS = 60
+
+ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
 
 def note_checkpoint(name: str, position: int) -> None:
@@ -47,7 +52,7 @@ class ReadConsistency:
         return max(self.head - self.position, 0)
 
 
-def partition_names(projector_names) -> list[str]:
+def partition_names(projector_names: Iterable[str]) -> list[str]:
     return [p.name for name in projector_names for p in registry.get(name).partition_list()]
 
 
@@ -59,7 +64,7 @@ def position_keys(projector_names: list[str]) -> list[str]:
     return [*(CHECKPOINT_CACHE_KEY.format(name=name) for name in names), HEAD_CACHE_KEY]
 
 
-def cached_positions(projector_names: list[str], values: dict) -> tuple[int | None, int]:
+def cached_positions(projector_names: list[str], values: dict[str, Any]) -> tuple[int | None, int]:
     """From values fetched for `position_keys`: the position every partition of every projector
     has passed (None unless all are cached) and the head of the log (0 when unknown). A
     position counts as passed only when every partition has passed it: any of them could hold
@@ -82,7 +87,7 @@ def read_position(projectors: list[Projector]) -> int:
     for p in projectors:
         names = [part.name for part in p.partition_list()]
         found = list(
-            p.checkpoint_model.objects.using(p.database)
+            p.checkpoint_model._default_manager.using(p.database)
             .filter(name__in=names)
             .values_list("position", flat=True)
         )
@@ -107,12 +112,12 @@ class ReadWait:
     timeout: float | None = None
 
 
-def waits(spec: ReadWait):
+def waits(spec: ReadWait) -> Callable[[ViewT], ViewT]:
     """Declare a function view's `ReadWait` (class-based query views declare `projector_names`).
     Put it under decorators that wrap the view with `functools.wraps`, which carry it outwards."""
 
-    def declare(view):
-        view.read_wait = spec
+    def declare(view: ViewT) -> ViewT:
+        view.read_wait = spec  # type: ignore[attr-defined]
         return view
 
     return declare
@@ -122,7 +127,7 @@ def waits(spec: ReadWait):
 WAITED_SCOPE_KEY = "cqrs.waited"
 
 
-def waited_upstream(request) -> bool:
+def waited_upstream(request: HttpRequest) -> bool:
     """Whether this request's wait already happened before the view (under ASGI)."""
     return WAITED_SCOPE_KEY in (getattr(request, "scope", None) or {})
 

@@ -11,9 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apps.cqrs.actors import SystemActor
+
+if TYPE_CHECKING:
+    from apps.cqrs.events import Event
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,7 @@ class Scope:
     positions: list[int] = field(default_factory=list, compare=False)
     # Events recorded by the running command and the commands it calls, with the scope each was
     # recorded in; the outermost command appends them to the log just before it commits.
-    pending: list = field(default_factory=list, compare=False)
+    pending: list[tuple["Event", "Scope"]] = field(default_factory=list, compare=False)
 
     @property
     def last_position(self) -> int | None:
@@ -73,16 +76,15 @@ def scope(
         else:
             changes.update(actor_id=None, actor="system")
     starts_command = command is not None and not parent.command
-    token = _current.set(
-        replace(
-            parent,
-            **changes,
-            positions=parent.positions,
-            pending=[] if starts_command else parent.pending,
-        )
+    opened = replace(
+        parent,
+        **changes,
+        positions=parent.positions,
+        pending=[] if starts_command else parent.pending,
     )
+    token = _current.set(opened)
     try:
-        yield _current.get()
+        yield opened
     finally:
         _current.reset(token)
 
@@ -92,8 +94,9 @@ def outside_commands() -> Iterator[Scope]:
     """The current scope, but outside any command: for work that runs after a command has
     committed (apps.cqrs.commands.after_commit), whose commands are outermost ones."""
     current = _current.get() or Scope(correlation_id=uuid.uuid4())
-    token = _current.set(replace(current, command="", actor_id=None, actor="system", pending=[]))
+    outside = replace(current, command="", actor_id=None, actor="system", pending=[])
+    token = _current.set(outside)
     try:
-        yield _current.get()
+        yield outside
     finally:
         _current.reset(token)

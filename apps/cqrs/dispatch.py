@@ -7,12 +7,14 @@ catches every projector up every few seconds whatever happens here.
 
 import logging
 from functools import partial
+from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
 from django.dispatch import receiver
 
 from apps.cqrs.consistency import note_head
+from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import registry
 from apps.cqrs.signals import event_recorded
 from config.cache import add_many
@@ -57,7 +59,9 @@ def wake(names: list[str], head: int) -> None:
 
 
 @receiver(event_recorded, dispatch_uid="cqrs.wake_projectors_after_commit")
-def wake_projectors_after_commit(sender, events, using, **kwargs) -> None:
+def wake_projectors_after_commit(
+    sender: object, events: list[DomainEvent], using: str, **kwargs: Any
+) -> None:
     names = [p.name for p in registry.interested_in(e.event_type for e in events)]
     head = max(e.position for e in events)
     transaction.on_commit(partial(wake, names, head), using=using, robust=True)

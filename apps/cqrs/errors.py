@@ -77,7 +77,7 @@ def refusal(exc: BaseException) -> Refusal | None:
 
 def _constraint_refusal(exc: IntegrityError) -> Exception:
     name = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
-    constraint = _constraints().get(name)
+    constraint = _constraints().get(name) if isinstance(name, str) else None
     if constraint is not None and constraint.violation_error_message != (
         BaseConstraint.default_violation_error_message
     ):

@@ -12,7 +12,6 @@ turn on the way out of the log, so every consumer sees the current shape only.
 
 import dataclasses
 import datetime
-import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -84,12 +83,15 @@ def event_class(event_type: str) -> type[Event]:
         raise UnknownEvent(f"No event contract is named {event_type!r}.") from None
 
 
-def upcaster(cls: type[Event], *, from_version: int):
+Upcaster = Callable[[Payload], Payload]
+
+
+def upcaster(cls: type[Event], *, from_version: int) -> Callable[[Upcaster], Upcaster]:
     """Register a function that turns a payload of `cls` at `from_version` into the next
     version's shape. It receives and returns a dict of JSON values, never changes its argument,
     and must be pure: replays run it again on every read."""
 
-    def register(function: Callable[[Payload], Payload]) -> Callable[[Payload], Payload]:
+    def register(function: Upcaster) -> Upcaster:
         if not 1 <= from_version < cls.schema_version:
             raise ValueError(f"{cls.event_type} has no version after {from_version}.")
         _upcasters[cls.event_type, from_version] = function
@@ -120,9 +122,14 @@ def upcast(event_type: str, schema_version: int, payload: Payload) -> Payload:
     return payload
 
 
-@functools.cache
-def _adapter(cls: type) -> TypeAdapter:
-    return TypeAdapter(cls)
+_adapters: dict[type, TypeAdapter[Any]] = {}
+
+
+def _adapter(cls: type) -> TypeAdapter[Any]:
+    adapter = _adapters.get(cls)
+    if adapter is None:
+        adapter = _adapters[cls] = TypeAdapter(cls)
+    return adapter
 
 
 class MalformedEvent(ValueError):
@@ -134,7 +141,8 @@ def decode(event_type: str, schema_version: int, payload: Payload) -> Event:
     class (money as Decimal, times as aware datetimes, nested values as their own classes)."""
     cls = event_class(event_type)
     try:
-        return _adapter(cls).validate_python(upcast(event_type, schema_version, payload))
+        event: Event = _adapter(cls).validate_python(upcast(event_type, schema_version, payload))
+        return event
     except ValidationError as exc:
         raise MalformedEvent(f"{event_type} v{schema_version}: {exc}") from exc
 

@@ -15,26 +15,26 @@ without a readiness/liveness split.
 
 from django.conf import settings
 from django.db import connections
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from apps.cqrs.models import DomainEvent
-from apps.cqrs.projectors import Partition, registry
+from apps.cqrs.models import Checkpoint, DomainEvent
+from apps.cqrs.projectors import Partition, Projector, registry
 
 TIMEOUT_SECONDS = 1
 
 
 @never_cache
 @require_GET
-def healthz(request):
+def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
 @never_cache
 @require_GET
-def readyz(request):
+def readyz(request: HttpRequest) -> JsonResponse:
     checks = {
         "write_database": _database("default"),
         "read_database": _database("read"),
@@ -97,13 +97,13 @@ def _projectors() -> str:
     try:
         problems = []
         now = timezone.now()
-        by_model: dict = {}
+        by_model: dict[type[Checkpoint], list[Projector]] = {}
         for projector in registry.all():
             by_model.setdefault(projector.checkpoint_model, []).append(projector)
         for model, projectors in by_model.items():
             names = {part.name: part for p in projectors for part in p.partition_list()}
             database = projectors[0].database
-            for checkpoint in model.objects.using(database).filter(name__in=list(names)):
+            for checkpoint in model._default_manager.using(database).filter(name__in=list(names)):
                 part: Partition = names[checkpoint.name]
                 if checkpoint.failed_position is not None:
                     problems.append(f"{part.name} failed")

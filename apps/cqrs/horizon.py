@@ -39,6 +39,7 @@ import time
 from dataclasses import dataclass
 
 from django.db import connections
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Max
 
 from apps.cqrs.models import DomainEvent, LogHorizon
@@ -103,16 +104,17 @@ class _Scan:
     appenders: list[str] | None
 
 
-def _scan(cursor, after: int) -> _Scan:
+def _scan(cursor: CursorWrapper, after: int) -> _Scan:
     cursor.execute(_SCAN, {"after": after, "rows": SCAN_ROWS})
     return _Scan(*cursor.fetchone())
 
 
-def _still_appending(cursor, appenders: list[str]) -> bool:
+def _still_appending(cursor: CursorWrapper, appenders: list[str]) -> bool:
     if not appenders:
         return False
     cursor.execute(_STILL_APPENDING, [appenders])
-    return cursor.fetchone()[0] > 0
+    (count,) = cursor.fetchone()
+    return bool(count > 0)
 
 
 def readable_position(*, after: int, wait: float = 0.0) -> Horizon:

@@ -37,6 +37,7 @@ from apps.cqrs.consistency import (
     note_checkpoint,
     partition_names,
 )
+from apps.cqrs.models import Checkpoint
 from apps.cqrs.projectors import registry
 
 logger = logging.getLogger(__name__)
@@ -101,12 +102,12 @@ def read_positions(names: list[str], *, at_least: int = 0) -> tuple[dict[str, in
     unsure = [name for name in names if found.get(name, -1) < at_least]
     if unsure:
         parts = _partitions_by_name()
-        by_model: dict[tuple, list[str]] = {}
+        by_model: dict[tuple[type[Checkpoint], str], list[str]] = {}
         for name in unsure:
             projector = parts[name].projector
             by_model.setdefault((projector.checkpoint_model, projector.database), []).append(name)
         for (model, database), group in by_model.items():
-            rows = model.objects.using(database).filter(name__in=group)
+            rows = model._default_manager.using(database).filter(name__in=group)
             for name, position in rows.values_list("name", "position"):
                 found[name] = position
                 note_checkpoint(name, position)
@@ -114,7 +115,7 @@ def read_positions(names: list[str], *, at_least: int = 0) -> tuple[dict[str, in
 
 
 class _Wait:
-    def __init__(self, names: list[str], position: int, future: asyncio.Future) -> None:
+    def __init__(self, names: list[str], position: int, future: asyncio.Future[None]) -> None:
         self.names, self.position, self.future = names, position, future
 
 
@@ -125,7 +126,7 @@ class Hub:
         self._known: dict[str, int] = {}
         self._waits: set[_Wait] = set()
         self._watchers: dict[str, set[asyncio.Event]] = {}
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._subscribed = False
         # The cache's Redis, for the head of the log (config/cache.py stores integers as they
         # are); None with another cache backend, and then the head is read in a thread.

@@ -18,7 +18,8 @@ see apps/cqrs/horizon.py, and docs/decisions/0001-concurrent-appends-and-the-log
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from django.db import IntegrityError, connections
 from django.db.models import Max, Q
@@ -64,7 +65,8 @@ def append_pending(outer: Scope) -> list[DomainEvent]:
         raise RecordError("Events must be appended inside the command's transaction.")
     pending, outer.pending[:] = list(outer.pending), []
     now = timezone.now()
-    rows, nth = [], {}
+    rows: list[DomainEvent] = []
+    nth: dict[tuple[str, str], int] = {}
     for event, meta in pending:
         key = (event.aggregate_type, event.aggregate_id)
         nth[key] = nth.get(key, 0) + 1
@@ -132,7 +134,7 @@ RETURNING event_id, position, aggregate_version
 def _insert_numbered(rows: list[DomainEvent]) -> None:
     """Insert `rows` with their versions numbered by the database, and set each row's
     position and version from what it returns."""
-    params = []
+    params: list[Any] = []
     for row in rows:
         params += [
             row.event_id, row.aggregate_type, row.aggregate_id, row.aggregate_version,
@@ -199,7 +201,7 @@ def copy_new_aggregates(items: Iterable[tuple[Event, str]]) -> int:
     versions: dict[tuple[str, str], int] = {}
     written = 0
 
-    def rows():
+    def rows() -> Iterator[tuple[object, ...]]:
         nonlocal written
         for event, command_name in items:
             key = (event.aggregate_type, event.aggregate_id)

@@ -12,7 +12,7 @@ per line (config/settings.py); the plain format shows the correlation id after t
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import partial
@@ -52,7 +52,7 @@ class ScopeFilter(logging.Filter):
 
 
 @contextmanager
-def projecting(name: str):
+def projecting(name: str) -> Iterator[None]:
     """Lines written while a projector partition runs name it."""
     token = _projector.set(name)
     try:
@@ -87,5 +87,7 @@ def log_events(events: Iterable["DomainEvent"], message: str, projector: str = "
 
 
 @receiver(event_recorded, dispatch_uid="cqrs.log_recorded_events")
-def log_recorded_events(sender, events, using, **kwargs) -> None:
+def log_recorded_events(
+    sender: object, events: list["DomainEvent"], using: str, **kwargs: Any
+) -> None:
     transaction.on_commit(partial(log_events, events, "event recorded"), using=using)

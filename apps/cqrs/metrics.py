@@ -19,12 +19,14 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
 from django.dispatch import receiver
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import (
@@ -40,6 +42,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from apps.cqrs.signals import event_recorded
+
+if TYPE_CHECKING:
+    from apps.cqrs.models import DomainEvent
 
 logger = logging.getLogger(__name__)
 NAMESPACE = "bookstore"
@@ -108,10 +113,10 @@ class RequestMetricsMiddleware:
     """Counts and times every request by the name of the view its URL resolved to (`book-list`,
     `storefront:book`), never by its URL; one that resolved to none counts as `unmatched`."""
 
-    def __init__(self, get_response) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         started = time.perf_counter()
         response = self.get_response(request)
         match = getattr(request, "resolver_match", None)
@@ -185,7 +190,7 @@ def process_registry() -> CollectorRegistry:
 
 @never_cache
 @require_GET
-def metrics_view(request):
+def metrics_view(request: HttpRequest) -> HttpResponse:
     """`GET /metrics`. With METRICS_TOKEN set, only for `Authorization: Bearer <token>`."""
     token = settings.METRICS_TOKEN
     offered = request.headers.get("Authorization", "").encode()
@@ -200,7 +205,9 @@ _projections.register(ProjectionCollector())
 
 
 @receiver(event_recorded, dispatch_uid="cqrs.count_recorded_events")
-def count_recorded_events(sender, events, using, **kwargs) -> None:
+def count_recorded_events(
+    sender: object, events: list["DomainEvent"], using: str, **kwargs: Any
+) -> None:
     def count() -> None:
         for event in events:
             events_recorded.labels(event.event_type).inc()

@@ -1,10 +1,12 @@
 import logging
 import re
 import uuid
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
 
 from apps.cqrs.context import scope
@@ -12,6 +14,7 @@ from apps.cqrs.context import scope
 logger = logging.getLogger(__name__)
 
 HEADER = "X-Correlation-ID"
+GetResponse = Callable[[HttpRequest], HttpResponseBase]
 
 
 def _parse(value: str | None) -> uuid.UUID | None:
@@ -25,14 +28,14 @@ class CorrelationIdMiddleware:
     """Gives every request a correlation id (the client's X-Correlation-ID if it is a UUID), so
     the events its commands record, and the ones they cause later, can be traced back to it."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         correlation_id = _parse(request.headers.get(HEADER)) or uuid.uuid4()
         with scope(correlation_id=correlation_id) as request_scope:
             # Pages read `request.cqrs_scope.last_position` to wait for their own writes.
-            request.cqrs_scope = request_scope
+            request.cqrs_scope = request_scope  # type: ignore[attr-defined]
             response = self.get_response(request)
         response[HEADER] = str(correlation_id)
         return response
@@ -48,18 +51,19 @@ class DatabaseUnavailableMiddleware:
 
     RETRY_AFTER_SECONDS = 5
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         return self.get_response(request)
 
-    def process_exception(self, request, exception):
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, (OperationalError, InterfaceError)):
             return None
         logger.warning(
             "Database unavailable for %s %s: %s", request.method, request.path, exception
         )
+        response: HttpResponse
         if request.path.startswith("/api/"):
             response = JsonResponse(
                 {"detail": "The service is briefly unavailable. Try again in a few seconds."},
@@ -99,10 +103,10 @@ class RequestLimitsMiddleware:
     ever sees such a request. (Form fields and JSON strings with NUL are refused by the forms'
     and serializers' own validators.)"""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -118,7 +122,7 @@ class RequestLimitsMiddleware:
         return self.get_response(request)
 
     @staticmethod
-    def _refuse(request, status: int, message: str):
+    def _refuse(request: HttpRequest, status: int, message: str) -> HttpResponse:
         if request.path.startswith("/api/"):
             return JsonResponse({"detail": message}, status=status)
         return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")

@@ -1,21 +1,22 @@
 import uuid
 from functools import cached_property
+from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
-from apps.cqrs.events import Event, PayloadEncoder, decode, upcast
+from apps.cqrs.events import PayloadEncoder, decode, upcast
 
 
 class AppendOnlyError(Exception):
     """Raised on any attempt to change or remove a recorded event."""
 
 
-class DomainEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
+class DomainEventQuerySet(models.QuerySet["DomainEvent"]):
+    def update(self, **kwargs: Any) -> int:
         raise AppendOnlyError("The event log is append-only: events are never updated.")
 
-    def delete(self):
+    def delete(self) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("The event log is append-only: events are never deleted.")
 
 
@@ -57,21 +58,23 @@ class DomainEvent(models.Model):
     def __str__(self) -> str:
         return f"#{self.position} {self.event_type} {self.aggregate_type}:{self.aggregate_id}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise AppendOnlyError("The event log is append-only: events are never updated.")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("The event log is append-only: events are never deleted.")
 
     @cached_property
-    def data(self) -> Event:
-        """The event this row holds, typed and in its current shape (apps/cqrs/events.py)."""
+    def data(self) -> Any:
+        """The event this row holds, typed and in its current shape (apps/cqrs/events.py): an
+        instance of the contract `event_type` names. Which one is known only at run time, so
+        this is `Any` to the type checker; handlers narrow it with `match` or their `handles`."""
         return decode(self.event_type, self.schema_version, self.payload)
 
     @property
-    def current_payload(self) -> dict:
+    def current_payload(self) -> dict[str, Any]:
         """The payload as JSON values in its current shape: old versions upcast, as stored
         otherwise. The log keeps `payload` as it was written."""
         return upcast(self.event_type, self.schema_version, self.payload)

@@ -8,15 +8,17 @@ once in effect. Subscribers that cause side effects use the same base and runtim
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.db import connections
 from django.db.models import Model, QuerySet
 from django.db.models.expressions import RawSQL
 
-from apps.cqrs.context import scope
+from apps.cqrs.context import Scope, scope
+from apps.cqrs.events import Event
 from apps.cqrs.models import Checkpoint, DomainEvent, ProjectorCheckpoint, SubscriberCheckpoint
 
 READ_ALIAS = "read"
@@ -42,7 +44,7 @@ class Projector:
     name: ClassVar[str]
     # The event types it reads: declared as contract classes (a typo is then a NameError), kept
     # as their names. Strings are accepted, and checked at start-up (apps/cqrs/checks.py).
-    handles: ClassVar[frozenset[str]]
+    handles: ClassVar[frozenset[str | type[Event]]]
     # The tables this projector fills; rebuilding empties them first.
     models: ClassVar[tuple[type[Model], ...]] = ()
     # The Celery queue its catch-up runs on: read models and side effects scale separately.
@@ -69,7 +71,7 @@ class Projector:
     # others go on. False: a failing event stops the partition until it applies or is skipped.
     parks_by_key: ClassVar[bool] = False
 
-    def __init_subclass__(cls, **kwargs) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "handles" in cls.__dict__:
             cls.handles = frozenset(
@@ -93,7 +95,8 @@ class Projector:
         key = event.payload.get(self.partition_by) if self.partition_by else event.aggregate_id
         return Partition(self, key_partition("" if key is None else str(key), self.partitions))
 
-    def apply(self, event: DomainEvent) -> None:
+    def apply(self, event: DomainEvent) -> bool | None:
+        """Apply one event. Subscribers return whether it acted (see `Subscriber`)."""
         raise NotImplementedError
 
     def apply_batch(self, events: Sequence[DomainEvent]) -> int | None:
@@ -108,7 +111,7 @@ class Projector:
     def reset(self) -> None:
         """Empty this projector's tables before a replay from the start of the log."""
         for model in self.models:
-            model.objects.using(READ_ALIAS).all().delete()
+            model._default_manager.using(READ_ALIAS).all().delete()
 
     def finish_replay(self) -> None:
         """Called once replayed rows serve reads: after a rebuild in place, or inside the
@@ -205,7 +208,7 @@ class Subscriber(Projector):
         return None
 
     @staticmethod
-    def caused_by(event: DomainEvent):
+    def caused_by(event: DomainEvent) -> AbstractContextManager[Scope]:
         """A scope whose commands carry the event's correlation id and name it as their cause."""
         return scope(correlation_id=event.correlation_id, causation_id=event.event_id)
 

@@ -30,6 +30,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -79,7 +80,7 @@ class PartitionsChanged(Exception):
 
 def _checkpoints(projector: Projector) -> QuerySet[Checkpoint]:
     """Every checkpoint row of the projector, whatever partition count made it."""
-    return projector.checkpoint_model.objects.using(projector.database).filter(
+    return projector.checkpoint_model._default_manager.using(projector.database).filter(
         Q(name=projector.name) | Q(name__startswith=f"{projector.name}[")
     )
 
@@ -97,7 +98,7 @@ def _ensure_checkpoints(projectors: list[Projector]) -> None:
                 f"{projector.partitions} partition(s): run `manage.py repartition_projector "
                 f"{projector.name}` (or rebuild it)."
             )
-        projector.checkpoint_model.objects.using(projector.database).bulk_create(
+        projector.checkpoint_model._default_manager.using(projector.database).bulk_create(
             [projector.checkpoint_model(name=name) for name in sorted(names - existing)],
             ignore_conflicts=True,
         )
@@ -120,7 +121,7 @@ class _Busy(Exception):
 
 
 def _locked_checkpoint(part: Partition, *, wait: bool = True) -> Checkpoint:
-    checkpoints = part.projector.checkpoint_model.objects.using(part.projector.database)
+    checkpoints = part.projector.checkpoint_model._default_manager.using(part.projector.database)
     try:
         return checkpoints.select_for_update(nowait=not wait).get(name=part.name)
     except OperationalError as exc:
@@ -262,7 +263,7 @@ class NotParked(LookupError):
     pass
 
 
-def retry_parked(projector: Projector, *, key: str) -> dict | None:
+def retry_parked(projector: Projector, *, key: str) -> dict[str, Any] | None:
     """Apply a parked key's events again, from the one that failed up to its partition's
     checkpoint, one at a time and skipping those staff skipped. Unparks the key when all apply;
     otherwise keeps it parked at the event that failed this time and returns that entry.
@@ -306,7 +307,7 @@ def parked_key_at(projector: Projector, position: int) -> str | None:
     for checkpoint in _checkpoints(projector):
         for key, entry in checkpoint.parked.items():
             if entry["position"] == position:
-                return key
+                return str(key)
     return None
 
 
@@ -417,7 +418,7 @@ def catch_up_partition(
 
 
 def _position(part: Partition) -> int:
-    checkpoints = part.projector.checkpoint_model.objects.using(part.projector.database)
+    checkpoints = part.projector.checkpoint_model._default_manager.using(part.projector.database)
     return checkpoints.filter(name=part.name).values_list("position", flat=True).first() or 0
 
 
@@ -425,7 +426,7 @@ def _lock_all(projector: Projector) -> dict[str, Checkpoint]:
     """Every partition's checkpoint, locked, in name order (so two callers cannot deadlock)."""
     return {
         cp.name: cp
-        for cp in projector.checkpoint_model.objects.using(projector.database)
+        for cp in projector.checkpoint_model._default_manager.using(projector.database)
         .select_for_update()
         .filter(name__in=[part.name for part in projector.partition_list()])
         .order_by("name")
@@ -548,7 +549,7 @@ def repartition(projector: Projector) -> tuple[list[str], int]:
                     batch = []
             projector.apply_batch(batch)
         _checkpoints(projector).delete()
-        projector.checkpoint_model.objects.using(projector.database).bulk_create(
+        projector.checkpoint_model._default_manager.using(projector.database).bulk_create(
             [projector.checkpoint_model(name=name, position=target) for name in names]
         )
     for name in names:
@@ -569,7 +570,7 @@ class ProjectorStatus:
     attempts: int
     retry_at: datetime | None
     updated_at: datetime | None
-    parked: dict  # key -> where and why it is parked (see `_park`)
+    parked: dict[str, Any]  # key -> where and why it is parked (see `_park`)
 
 
 def status(projectors: list[Projector] | None = None) -> list[ProjectorStatus]:

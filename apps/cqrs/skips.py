@@ -4,6 +4,8 @@ and why, so the audit trail shows it and a replay skips the same event as live p
 
 import dataclasses
 
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 
 from apps.cqrs.commands import command
@@ -27,7 +29,9 @@ class ProjectionEventSkipped(Event):
 
 
 @command("cqrs.skip_event")
-def event_skip(*, actor, projector_name: str, position: int, reason: str) -> None:
+def event_skip(
+    *, actor: AbstractBaseUser | AnonymousUser, projector_name: str, position: int, reason: str
+) -> None:
     """Let the projector `projector_name` pass over the event at `position`, which it has
     failed to apply. Only an event it is stopped at, or has parked a key at, may be skipped, and
     only with a reason."""
@@ -40,7 +44,7 @@ def event_skip(*, actor, projector_name: str, position: int, reason: str) -> Non
         projector = registry.get(projector_name)
     except LookupError:
         raise ValidationError({"projector": f"No projector is called {projector_name}."}) from None
-    checkpoints = projector.checkpoint_model.objects.using(projector.database).filter(
+    checkpoints = projector.checkpoint_model._default_manager.using(projector.database).filter(
         name__in=[part.name for part in projector.partition_list()]
     )
     stopped_at = {

@@ -67,8 +67,9 @@ class Publisher:
             connect_timeout=5,
         )
         self._connection.connect()
-        self._producer = Producer(self._connection.default_channel)
-        self.exchange(self._producer.channel).declare()
+        channel = self._connection.default_channel
+        self._producer = Producer(channel)
+        self.exchange(channel).declare()
         return self._producer
 
     def close(self) -> None:

@@ -1,6 +1,9 @@
 """The cart lives in the session: {book_id: quantity}. Prices shown come from the read model;
 the price charged is taken from the catalog by the order_place command."""
 
+from decimal import Decimal
+from typing import Any
+
 from apps.read.catalog import selectors
 
 SESSION_KEY = "cart"
@@ -38,9 +41,9 @@ def lines(session) -> tuple[list[dict], object]:
     """The cart's lines with the books as the read model shows them, and the total."""
     cart = items(session)
     books = selectors.book_listings().in_bulk(list(cart))
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"book": books[book_id], "quantity": qty, "subtotal": books[book_id].price * qty}
         for book_id, qty in cart.items()
         if book_id in books
     ]
-    return rows, sum((row["subtotal"] for row in rows), 0)
+    return rows, sum((row["subtotal"] for row in rows), Decimal(0))

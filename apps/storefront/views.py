@@ -36,6 +36,7 @@ from apps.storefront.forms import (
 from apps.write.customers import services as customer_services
 from apps.write.customers import tokens
 from apps.write.orders import services as order_services
+from apps.write.orders.services import LineInput
 
 PAGE_SIZE = 24
 # How long the confirmation page waits for the read model before it says "processing".
@@ -120,7 +121,7 @@ def cart_add(request):
             messages.success(request, "Added to your cart.")
             return redirect("storefront:cart")
         form.add_error(None, "That book is not in the catalog.")
-    messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+    messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
     back = request.POST.get("book_id", "")
     if back.isdigit() and catalog.book_listings().filter(book_id=int(back)).exists():
         return redirect("storefront:book", book_id=int(back))
@@ -146,7 +147,9 @@ def checkout(request):
         return redirect("storefront:books")
     form = CheckoutForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        lines = [{"book_id": r["book"].book_id, "quantity": r["quantity"]} for r in rows]
+        lines: list[LineInput] = [
+            {"book_id": r["book"].book_id, "quantity": r["quantity"]} for r in rows
+        ]
         order = _run(
             form,
             lambda: order_services.order_checkout(

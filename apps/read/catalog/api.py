@@ -9,8 +9,13 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from apps.cqrs.api import MIN_POSITION_HEADER, ConsistentReadMixin, add_consistency_headers
-from apps.cqrs.consistency import ReadConsistency, cached_positions, position_keys
+from apps.cqrs.api import ConsistentReadMixin, add_consistency_headers
+from apps.cqrs.consistency import (
+    MIN_POSITION_HEADER,
+    ReadConsistency,
+    cached_positions,
+    position_keys,
+)
 from apps.read.catalog import cache, selectors
 from apps.read.catalog.filters import BookListingFilter
 from apps.read.catalog.models import BookListing

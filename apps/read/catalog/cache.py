@@ -39,7 +39,8 @@ def _fresh_number() -> int:
 
 
 def _version() -> int:
-    return cache.get_or_set(VERSION_KEY, _fresh_number, timeout=None)
+    version = cache.get_or_set(VERSION_KEY, _fresh_number, timeout=None)
+    return int(version) if version is not None else _fresh_number()
 
 
 def book_key(book_id: int, version: int | None = None) -> str:
@@ -67,7 +68,7 @@ def find_list(digest: str, *, also: Sequence[str] = ()) -> tuple[bytes | None, t
     entry = values.get(key)
     current = entry is not None and None not in tags and tuple(entry[:2]) == tags
     observe_cache("list", current)
-    return (entry[2] if current else None), tags, values
+    return (entry[2] if current and entry is not None else None), tags, values
 
 
 def store_list(digest: str, data: dict, tags: tuple) -> None:

@@ -17,7 +17,7 @@ class BookListingFilter(django_filters.FilterSet):
 
     class Meta:
         model = BookListing
-        fields = []
+        fields: list[str] = []
 
     def search(self, queryset, name, value):
         return selectors.book_search(queryset, q=value)

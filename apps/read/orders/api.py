@@ -1,4 +1,5 @@
 import json
+from collections.abc import AsyncIterator, Iterator
 
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
@@ -125,6 +126,7 @@ class OrderViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
         # stream is when it ends: give them back now, or every open stream would hold one.
         for connection in connections.all(initialized_only=True):
             connection.close()
+        body: AsyncIterator[bytes] | Iterator[bytes]
         if isinstance(request._request, ASGIRequest):
             body = streams.live_stream(order_id=order.order_id, after=after, seconds=seconds)
         else:

@@ -28,7 +28,7 @@ def revenue_bars(*, end: datetime.date, days: int = DAYS) -> list[dict]:
             "revenue": value,
             "x": round(i * slot + 1, 1),
             "width": round(slot - 2, 1),
-            "height": round(float(max(value, 0) / top) * (CHART_HEIGHT - 20), 1),
+            "height": round(float(max(value, Decimal(0)) / top) * (CHART_HEIGHT - 20), 1),
         }
         for i, value in enumerate(values)
     ]

@@ -1,3 +1,5 @@
+from functools import partial
+
 from django import forms
 from django.contrib import admin
 
@@ -97,7 +99,7 @@ class BookAdmin(CommandAdmin):
                 self,
                 request,
                 book.title,
-                lambda b=book: services.book_discontinue(actor=request.user, book_id=b.pk),
+                partial(services.book_discontinue, actor=request.user, book_id=book.pk),
             )
 
     @admin.action(description="Reinstate the selected books")
@@ -107,5 +109,5 @@ class BookAdmin(CommandAdmin):
                 self,
                 request,
                 book.title,
-                lambda b=book: services.book_reinstate(actor=request.user, book_id=b.pk),
+                partial(services.book_reinstate, actor=request.user, book_id=book.pk),
             )

@@ -1,3 +1,5 @@
+from typing import Any
+
 from rest_framework import serializers
 
 from apps.cqrs.api import CommandResultSerializer, CommandView
@@ -5,7 +7,7 @@ from apps.write.catalog import services
 from apps.write.catalog.models import Book
 from apps.write.catalog.validators import validate_isbn13
 
-PRICE = {"max_digits": 7, "decimal_places": 2, "min_value": 0}
+PRICE: dict[str, Any] = {"max_digits": 7, "decimal_places": 2, "min_value": 0}
 
 
 class AuthorAddInputSerializer(serializers.Serializer):
@@ -23,7 +25,7 @@ class AuthorAddView(CommandView):
     result_serializer_class = AuthorAddResultSerializer
 
     def execute(self, data):
-        author = services.author_add(actor=self.request.user, **data)
+        author = services.author_add(actor=self.actor, **data)
         return {"author_id": author.pk}
 
 
@@ -59,7 +61,7 @@ class BookAddView(CommandView):
     result_serializer_class = BookResultSerializer
 
     def execute(self, data):
-        book = services.book_add(actor=self.request.user, **data)
+        book = services.book_add(actor=self.actor, **data)
         return {"book_id": book.pk}
 
 
@@ -74,7 +76,7 @@ class BookChangePriceView(BookCommandView):
     serializer_class = BookChangePriceInputSerializer
 
     def execute(self, data):
-        book = services.book_change_price(actor=self.request.user, **data)
+        book = services.book_change_price(actor=self.actor, **data)
         return {"book_id": book.pk}
 
 
@@ -91,7 +93,7 @@ class AuthorRenameView(CommandView):
     success_status = 200
 
     def execute(self, data):
-        author = services.author_rename(actor=self.request.user, **data)
+        author = services.author_rename(actor=self.actor, **data)
         return {"author_id": author.pk}
 
 
@@ -112,7 +114,7 @@ class BookChangeDetailsView(BookCommandView):
     serializer_class = BookChangeDetailsInputSerializer
 
     def execute(self, data):
-        book = services.book_change_details(actor=self.request.user, **data)
+        book = services.book_change_details(actor=self.actor, **data)
         return {"book_id": book.pk}
 
 
@@ -126,14 +128,14 @@ class BookDiscontinueView(BookCommandView):
     serializer_class = BookIdInputSerializer
 
     def execute(self, data):
-        return {"book_id": services.book_discontinue(actor=self.request.user, **data).pk}
+        return {"book_id": services.book_discontinue(actor=self.actor, **data).pk}
 
 
 class BookReinstateView(BookDiscontinueView):
     """Sell a discontinued book again (staff)."""
 
     def execute(self, data):
-        return {"book_id": services.book_reinstate(actor=self.request.user, **data).pk}
+        return {"book_id": services.book_reinstate(actor=self.actor, **data).pk}
 
 
 # (route, view, name) for config/urls.py, which mounts them under /api/commands/.

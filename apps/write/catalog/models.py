@@ -40,7 +40,9 @@ class Book(models.Model):
     language = models.CharField(max_length=2, choices=Language.choices, default=Language.ENGLISH)
     published_on = models.DateField(null=True, blank=True)
     price = models.DecimalField(max_digits=10, decimal_places=2)
-    authors = models.ManyToManyField(Author, through="BookAuthor", related_name="books")
+    authors: "models.ManyToManyField[Author, BookAuthor]" = models.ManyToManyField(
+        Author, through="BookAuthor", related_name="books"
+    )
     discontinued = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -3,6 +3,7 @@ transaction (@command)."""
 
 import datetime
 from decimal import Decimal
+from typing import cast
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -11,6 +12,7 @@ from apps.contracts.catalog import (
     AuthorAdded,
     AuthorRenamed,
     BookAdded,
+    BookDetails,
     BookDetailsChanged,
     BookDiscontinued,
     BookReinstated,
@@ -32,7 +34,7 @@ def _validate_price(price: Decimal, field: str = "price") -> Decimal:
         raise ValidationError({field: "A price cannot be negative."})
     if price > MAX_PRICE:
         raise ValidationError({field: f"A price cannot exceed {MAX_PRICE}."})
-    if price.as_tuple().exponent < -2:
+    if -price.as_tuple().exponent > 2:  # type: ignore[operator]  # finite: an int
         raise ValidationError({field: "A price has at most two decimal places."})
     return price.quantize(Decimal("0.01"))
 
@@ -172,7 +174,7 @@ def book_change_details(*, actor: AbstractBaseUser | None, book_id: int, **detai
         for field, value in changes.items():
             setattr(book, field, value)
         book.save(update_fields=[*changes, "updated_at"])
-        record(BookDetailsChanged(book_id=book.pk, changes=changes))
+        record(BookDetailsChanged(book_id=book.pk, changes=cast(BookDetails, changes)))
     return book
 
 

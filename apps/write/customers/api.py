@@ -47,7 +47,7 @@ class UpdateProfileView(CommandView):
     success_status = 200
 
     def execute(self, data):
-        customer = services.customer_update_profile(actor=self.request.user, **data)
+        customer = services.customer_update_profile(actor=self.actor, **data)
         return {"customer_id": customer.pk}
 
 

@@ -19,17 +19,17 @@ from rest_framework.views import APIView
 
 
 def token_for(*, user: AbstractBaseUser) -> Token | None:
-    return Token.objects.filter(user=user).first()
+    return Token.objects.filter(user_id=user.pk).first()
 
 
 def token_rotate(*, user: AbstractBaseUser) -> Token:
     """A new token; the old one stops working at once."""
-    Token.objects.filter(user=user).delete()
-    return Token.objects.create(user=user)
+    Token.objects.filter(user_id=user.pk).delete()
+    return Token.objects.create(user_id=user.pk)
 
 
 def token_revoke(*, user: AbstractBaseUser) -> None:
-    Token.objects.filter(user=user).delete()
+    Token.objects.filter(user_id=user.pk).delete()
 
 
 class TokenView(APIView):

@@ -25,7 +25,8 @@ class StockChangeForm(forms.ModelForm):
         fields = ["allow_backorder"]
 
     def clean(self):
-        data = super().clean()
+        data = self.cleaned_data
+        super().clean()
         if data.get("adjust") and not data.get("reason"):
             self.add_error("reason", "Say why the count changes.")
         if data.get("adjust") and self.instance.on_hand + data["adjust"] < 0:

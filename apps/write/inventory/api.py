@@ -30,7 +30,7 @@ class StockReceiveView(StockCommandView):
     serializer_class = StockReceiveInputSerializer
 
     def execute(self, data):
-        return self.result(services.stock_receive(actor=self.request.user, **data))
+        return self.result(services.stock_receive(actor=self.actor, **data))
 
 
 class StockAdjustInputSerializer(serializers.Serializer):
@@ -46,7 +46,7 @@ class StockAdjustView(StockCommandView):
     serializer_class = StockAdjustInputSerializer
 
     def execute(self, data):
-        return self.result(services.stock_adjust(actor=self.request.user, **data))
+        return self.result(services.stock_adjust(actor=self.actor, **data))
 
 
 class StockBackordersInputSerializer(serializers.Serializer):
@@ -60,7 +60,7 @@ class StockBackordersView(StockCommandView):
     serializer_class = StockBackordersInputSerializer
 
     def execute(self, data):
-        return self.result(services.stock_set_backorders(actor=self.request.user, **data))
+        return self.result(services.stock_set_backorders(actor=self.actor, **data))
 
 
 commands = [

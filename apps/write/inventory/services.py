@@ -15,6 +15,7 @@ from apps.contracts.inventory import (
     StockReleased,
     StockReserved,
 )
+from apps.cqrs.actors import SystemActor
 from apps.cqrs.commands import command
 from apps.cqrs.exceptions import Conflict
 from apps.cqrs.log import record
@@ -58,7 +59,7 @@ def _lock_rows(ids: list[int]) -> dict[int, StockItem]:
 
 @command("inventory.stock_receive")
 def stock_receive(
-    *, actor: AbstractBaseUser | None, book_id: int, quantity: int, note: str = ""
+    *, actor: AbstractBaseUser | SystemActor | None, book_id: int, quantity: int, note: str = ""
 ) -> StockItem:
     _validate_units(quantity)
     item = stock_lock([book_id])[book_id]
@@ -70,7 +71,12 @@ def stock_receive(
 
 @command("inventory.stock_adjust")
 def stock_adjust(
-    *, actor: AbstractBaseUser | None, book_id: int, change: int, reason: str, note: str = ""
+    *,
+    actor: AbstractBaseUser | SystemActor | None,
+    book_id: int,
+    change: int,
+    reason: str,
+    note: str = "",
 ) -> StockItem:
     if reason not in ADJUSTMENT_REASONS:
         raise ValidationError({"reason": f"Choose one of: {', '.join(ADJUSTMENT_REASONS)}."})
@@ -91,7 +97,7 @@ def stock_adjust(
 
 @command("inventory.stock_set_backorders")
 def stock_set_backorders(
-    *, actor: AbstractBaseUser | None, book_id: int, allowed: bool
+    *, actor: AbstractBaseUser | SystemActor | None, book_id: int, allowed: bool
 ) -> StockItem:
     item = stock_lock([book_id])[book_id]
     if item.allow_backorder != allowed:
@@ -105,7 +111,7 @@ def stock_set_backorders(
 
 @command("inventory.stock_reserve")
 def stock_reserve(
-    *, actor: AbstractBaseUser | None, book_id: int, quantity: int, order_id: int
+    *, actor: AbstractBaseUser | SystemActor | None, book_id: int, quantity: int, order_id: int
 ) -> None:
     """Take `quantity` units off the shelf for an order, or refuse with Conflict."""
     updated = StockItem.objects.filter(book_id=book_id, on_hand__gte=quantity).update(
@@ -119,7 +125,7 @@ def stock_reserve(
 
 @command("inventory.stock_release")
 def stock_release(
-    *, actor: AbstractBaseUser | None, book_id: int, quantity: int, order_id: int
+    *, actor: AbstractBaseUser | SystemActor | None, book_id: int, quantity: int, order_id: int
 ) -> None:
     """Put units reserved for an order back on the shelf."""
     StockItem.objects.filter(book_id=book_id).update(on_hand=F("on_hand") + quantity)

@@ -1,3 +1,5 @@
+from functools import partial
+
 from django.contrib import admin
 
 from apps.cqrs.admin import ReadOnlyAdmin, events_link, run_command
@@ -55,7 +57,7 @@ class OrderAdmin(ReadOnlyAdmin):
                 self,
                 request,
                 f"Order {order.pk}",
-                lambda o=order: service(actor=request.user, order_id=o.pk, **extra),
+                partial(service, actor=request.user, order_id=order.pk, **extra),
             )
             for order in queryset.order_by("pk")
         )

@@ -20,7 +20,7 @@ class OrderCommandView(CommandView):
         return {"order_id": order.pk, "status": order.status}
 
 
-class CustomerCommandMixin:
+class CustomerCommandMixin(CommandView):
     """Customers run these on their own orders (the services answer 404 for anyone else's)."""
 
     permission_classes = [IsAuthenticated]
@@ -49,7 +49,7 @@ class PlaceOrderView(CustomerCommandMixin, OrderCommandView):
     idempotent = True
 
     def execute(self, data):
-        return self.result(services.order_place(actor=self.request.user, **data))
+        return self.result(services.order_place(actor=self.actor, **data))
 
 
 class CheckoutInputSerializer(PlaceOrderInputSerializer):
@@ -68,7 +68,7 @@ class CheckoutView(CustomerCommandMixin, OrderCommandView):
     error_responses = {402: "The card was declined; no order was placed."}
 
     def execute(self, data):
-        return self.result(services.order_checkout(actor=self.request.user, **data))
+        return self.result(services.order_checkout(actor=self.actor, **data))
 
 
 class PayOrderInputSerializer(serializers.Serializer):
@@ -95,7 +95,7 @@ class PayOrderView(CustomerCommandMixin, CommandView):
     error_responses = {402: "The card was declined; the payment is recorded as declined."}
 
     def execute(self, data):
-        payment = services.order_pay(actor=self.request.user, **data)
+        payment = services.order_pay(actor=self.actor, **data)
         body = {
             "order_id": payment.order_id,
             "payment_id": payment.pk,
@@ -122,7 +122,7 @@ class CancelOrderView(CustomerCommandMixin, OrderCommandView):
     serializer_class = CancelOrderInputSerializer
 
     def execute(self, data):
-        return self.result(services.order_cancel(actor=self.request.user, **data))
+        return self.result(services.order_cancel(actor=self.actor, **data))
 
 
 class ShipOrderView(OrderCommandView):
@@ -131,7 +131,7 @@ class ShipOrderView(OrderCommandView):
     serializer_class = OrderIdInputSerializer
 
     def execute(self, data):
-        return self.result(services.order_ship(actor=self.request.user, **data))
+        return self.result(services.order_ship(actor=self.actor, **data))
 
 
 class DeliverOrderView(OrderCommandView):
@@ -140,7 +140,7 @@ class DeliverOrderView(OrderCommandView):
     serializer_class = OrderIdInputSerializer
 
     def execute(self, data):
-        return self.result(services.order_deliver(actor=self.request.user, **data))
+        return self.result(services.order_deliver(actor=self.actor, **data))
 
 
 commands = [

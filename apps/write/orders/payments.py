@@ -15,7 +15,7 @@ import threading
 import uuid
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -82,7 +82,8 @@ class Ledger:
         if self._redis is not None:
             if self._redis.set(name, entry, nx=True):
                 self._redis.rpush(f"{self.PREFIX}:ledger", entry)
-            return json.loads(self._redis.get(name))
+            # Set just above, or before: the key never expires.
+            return json.loads(cast(bytes, self._redis.get(name)))
         with self._lock:
             if name not in self._memory:
                 self._memory[name] = entry

@@ -71,7 +71,7 @@ def _locked_order(actor: Actor, order_id: int, *, right: str) -> Order:
         raise PermissionDenied(f"{actor} may not {right}.")
     orders = Order.objects.select_for_update(no_key=True)
     if not (_is_staff(actor) or isinstance(actor, SystemActor)):
-        orders = orders.filter(customer=actor)
+        orders = orders.filter(customer_id=actor.pk)
     return orders.get(pk=order_id)
 
 
@@ -108,7 +108,7 @@ def _validated_lines(lines: list[LineInput]) -> tuple[Counter[int], dict[int, Bo
 def _shipping_address(actor: AbstractBaseUser, given: str) -> str:
     """The address given, or else the one on the customer's profile."""
     if not given.strip():
-        customer = Customer.objects.filter(user=actor).first()
+        customer = Customer.objects.filter(user_id=actor.pk).first()
         given = customer.shipping_address if customer else ""
     if not given.strip():
         raise ValidationError({"shipping_address": "Where should we send the books?"})
@@ -123,7 +123,7 @@ def order_place(
     stock is reserved in the same transaction (or backordered where the book allows it)."""
     wanted, books = _validated_lines(lines)
     order = Order.objects.create(
-        customer=actor,
+        customer_id=actor.pk,
         total=sum((books[b].price * q for b, q in wanted.items()), Decimal("0")),
         shipping_address=_shipping_address(actor, shipping_address),
     )

@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
 
 from apps.cqrs import runtime
 
@@ -6,10 +8,10 @@ from apps.cqrs import runtime
 class Command(BaseCommand):
     help = "Show each projector's checkpoint, the head of the log, lag and last error."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--errors", action="store_true", help="Print full error tracebacks.")
 
-    def handle(self, *args, errors=False, **options):
+    def handle(self, *args: Any, errors: bool = False, **options: Any) -> None:
         rows = runtime.status()
         header = f"{'projector':32} {'checkpoint':>10} {'head':>10} {'lag':>8} {'lag s':>8}  error"
         self.stdout.write(header)

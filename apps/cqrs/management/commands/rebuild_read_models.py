@@ -2,13 +2,16 @@ import argparse
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from apps.cqrs import blue_green, runtime
+from apps.cqrs.consistency import head_position
 from apps.cqrs.projectors import Partition, Projector, registry
 
 
@@ -18,7 +21,7 @@ class Command(BaseCommand):
         "reads to them once they have caught up (in place on SQLite)."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--projector",
             action="append",
@@ -36,7 +39,15 @@ class Command(BaseCommand):
         # Internal: a child of --jobs replays one partition into the build its parent prepared.
         parser.add_argument("--partition", type=int, help=argparse.SUPPRESS)
 
-    def handle(self, *args, projectors=None, jobs=1, partition=None, verbosity=1, **options):
+    def handle(
+        self,
+        *args: Any,
+        projectors: Any = None,
+        jobs: int = 1,
+        partition: Any = None,
+        verbosity: int = 1,
+        **options: Any,
+    ) -> None:
         try:
             chosen = [registry.get(n) for n in projectors] if projectors else registry.replayable()
         except LookupError as exc:
@@ -57,7 +68,7 @@ class Command(BaseCommand):
                 raise CommandError("--jobs needs PostgreSQL; SQLite rebuilds one at a time.")
             self.rebuild_in_processes(chosen, jobs, verbosity)
             return
-        head = runtime.head_position()
+        head = head_position()
         failed = []
         for projector in chosen:
             with tqdm(
@@ -68,9 +79,7 @@ class Command(BaseCommand):
                 file=self.stderr._out,
             ) as bar:
                 try:
-                    result = blue_green.build(
-                        projector, on_batch=lambda n, _pos, bar=bar: bar.update(n)
-                    )
+                    result = blue_green.build(projector, on_batch=_advance(bar))
                 except (blue_green.BuildRunning, blue_green.BuildFailed) as exc:
                     failed.append(f"{projector.name}: {exc}")
                     continue
@@ -117,9 +126,9 @@ class Command(BaseCommand):
                 raise
 
     def replay_partitions(self, chosen: list[Projector], jobs: int, verbosity: int) -> list[str]:
-        head = runtime.head_position()
+        head = head_position()
         waiting = [part for projector in chosen for part in projector.partition_list()]
-        running: dict[Partition, subprocess.Popen] = {}
+        running: dict[Partition, subprocess.Popen[bytes]] = {}
         failed = []
         total = len(waiting)
         with tqdm(
@@ -149,3 +158,12 @@ class Command(BaseCommand):
                 bar.update(head * done + sum(min(p, head) for p in in_progress) - bar.n)
                 time.sleep(0.2)
         return failed
+
+
+def _advance(bar: tqdm) -> Callable[[int, int], None]:
+    """A progress callback: `n` events applied, up to some position."""
+
+    def advance(n: int, _position: int) -> None:
+        bar.update(n)
+
+    return advance

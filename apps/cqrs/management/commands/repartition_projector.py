@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.cqrs import runtime
 from apps.cqrs.projectors import registry
@@ -10,10 +12,10 @@ class Command(BaseCommand):
         "emptying its tables (docs/operations.md, 'Changing a projector's partitions')."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("projector", help="The projector's name, e.g. orders.history.")
 
-    def handle(self, *args, projector, **options):
+    def handle(self, *args: Any, projector: str, **options: Any) -> None:
         try:
             chosen = registry.get(projector)
             old, position = runtime.repartition(chosen)

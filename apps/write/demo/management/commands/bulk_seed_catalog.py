@@ -15,6 +15,7 @@ from tqdm import tqdm
 from apps.contracts.catalog import AuthorAdded, BookAdded, Credit
 from apps.contracts.inventory import StockReceived
 from apps.cqrs.bulk import copy_rows
+from apps.cqrs.events import Event
 from apps.cqrs.log import copy_new_aggregates
 from apps.write.catalog.models import Author, Book, BookAuthor
 from apps.write.demo.words import FIRST, LAST, PATTERNS, WORDS, isbn_for
@@ -75,7 +76,11 @@ class Command(BaseCommand):
 
     def add_books(self, rng, count: int, authors: dict[int, str]) -> None:
         ids, author_ids, now = _reserve_ids(Book, count), list(authors), timezone.now()
-        books, credits, stock, events = [], [], [], []
+        # Rows for COPY, in the tables' column order.
+        books: list[tuple[object, ...]] = []
+        credits: list[tuple[object, ...]] = []
+        stock: list[tuple[object, ...]] = []
+        events: list[tuple[Event, str]] = []
         for book_id in ids:
             base = rng.choice(PATTERNS).format(a=rng.choice(WORDS), b=rng.choice(WORDS))
             title = f"{base}, Book {book_id}"

@@ -15,6 +15,7 @@ from apps.write.customers import services as customers
 from apps.write.demo.words import FIRST, LAST, PATTERNS, STREETS, WORDS, isbn_for
 from apps.write.inventory import services as inventory
 from apps.write.orders import services as orders
+from apps.write.orders.services import LineInput
 
 APPROVE, DECLINE = "4242424242424242", "4000000000000002"
 CUSTOMER_PASSWORD = "demo-customer-pass"
@@ -113,10 +114,10 @@ class Command(BaseCommand):
         return users
 
     def seed_orders(self, count: int, book_ids: list[int], users: list) -> dict[str, int]:
-        rng, outcomes = self.rng, {}
+        rng, outcomes = self.rng, dict[str, int]()
         for _ in self.progress(range(count), "orders"):
             customer = rng.choice(users)
-            lines = [
+            lines: list[LineInput] = [
                 {"book_id": b, "quantity": rng.choice([1, 1, 1, 2, 3])}
                 for b in rng.sample(book_ids, k=min(len(book_ids), rng.choice([1, 1, 2, 3])))
             ]
