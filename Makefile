@@ -14,7 +14,7 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	DJANGO_SECRET_KEY=test-only-secret DJANGO_HTTPS=0 CQRS_SWEEP_SECONDS=1 \
 	DJANGO_EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend
 
-.PHONY: install run test test-faults test-separate-read-db lint format check-services clean bench bench-quick bench-rebuild bench-waits bench-streams
+.PHONY: install run test test-faults test-separate-read-db lint format check-services clean bench bench-quick bench-rebuild bench-waits bench-streams bench-replicas
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -100,3 +100,8 @@ format: install
 
 clean:
 	rm -rf $(VENV) db.sqlite3* staticfiles .pytest_cache .ruff_cache
+
+# Catalog reads from the primary against a streaming replica, and the replica's delay under
+# orders: bench/REPLICAS.md and bench/replicas.png.
+bench-replicas: $(BIN)/.bench-installed check-services
+	$(BIN)/python -m bench.replicas

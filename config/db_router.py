@@ -8,6 +8,8 @@ together in one transaction.
 from django.apps import apps
 from django.conf import settings
 
+from apps.cqrs.replicas import read_alias
+
 READ_ALIAS = "read"
 WRITE_ALIAS = "default"
 _READ_MODELS_OUTSIDE_READ_APPS = {("cqrs", "projectorcheckpoint"), ("cqrs", "readmodelversion")}
@@ -26,7 +28,9 @@ class ReadWriteRouter:
         return WRITE_ALIAS
 
     def db_for_read(self, model, **hints):
-        return self._alias(model)
+        alias = self._alias(model)
+        # Inside a query request given a replica (apps/cqrs/replicas.py); never for writes.
+        return read_alias() if alias == READ_ALIAS else alias
 
     def db_for_write(self, model, **hints):
         return self._alias(model)
@@ -36,6 +40,8 @@ class ReadWriteRouter:
         return self._alias(obj1) == self._alias(obj2)
 
     def allow_migrate(self, db, app_label, model_name=None, **hints):
+        if db in settings.READ_REPLICA_ALIASES:
+            return False  # a replica copies its primary, migrations and all
         if is_read_side(app_label, model_name):
             # Sharing the write database, the read tables are created by the plain `migrate`.
             return db == (READ_ALIAS if settings.READ_DATABASE_IS_SEPARATE else WRITE_ALIAS)

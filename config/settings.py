@@ -86,6 +86,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.cqrs.middleware.CorrelationIdMiddleware",
+    # Before anything reads the read side: picks the replica a query request reads from.
+    "apps.cqrs.replicas.ReplicaReadsMiddleware",
     "apps.cqrs.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its lockout page.
     "axes.middleware.AxesMiddleware",
@@ -158,6 +160,19 @@ if READ_DATABASE_IS_SEPARATE:
     DATABASES["read"] = _database(_read_database_url)
 else:
     DATABASES["read"] = {**_database(_database_url), "TEST": {"MIRROR": "default"}}
+# Streaming replicas of the read database (apps/cqrs/replicas.py): query requests read from
+# them, everything else from the read primary. Their connections are read-only.
+READ_REPLICA_ALIASES = []
+for _index, _url in enumerate(env_list("READ_REPLICA_URLS", "")):
+    _replica = _database(_url)
+    _replica.setdefault("OPTIONS", {}).update(
+        options="-c default_transaction_read_only=on", connect_timeout=1
+    )
+    DATABASES[f"replica{_index}"] = {**_replica, "TEST": {"MIRROR": "read"}}
+    READ_REPLICA_ALIASES.append(f"replica{_index}")
+# A replica whose replay is further behind than this leaves the rotation until it catches up.
+READ_REPLICA_MAX_LAG_SECONDS = float(os.environ.get("READ_REPLICA_MAX_LAG_SECONDS", "10"))
+READ_REPLICA_CHECK_SECONDS = float(os.environ.get("READ_REPLICA_CHECK_SECONDS", "1"))
 DATABASE_ROUTERS = ["config.db_router.ReadWriteRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

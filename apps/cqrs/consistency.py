@@ -11,6 +11,7 @@ from django.core.cache import cache
 from django.db.models import Max
 from django.http import HttpRequest
 
+from apps.cqrs import metrics, replicas
 from apps.cqrs.metrics import observe_read_wait
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import WRITE_ALIAS, Projector, registry
@@ -81,13 +82,18 @@ def _cached_positions(projectors: list[Projector]) -> tuple[int | None, int]:
     return cached_positions(names, cache.get_many(position_keys(names)))
 
 
-def read_position(projectors: list[Projector]) -> int:
-    """The position every partition of these projectors has passed, from their checkpoints."""
+def read_position(projectors: list[Projector], *, primary: bool = False) -> int:
+    """The position every partition of these projectors has passed, from their checkpoints: in
+    the database this request reads (a replica's copy says what its rows include), or in the
+    primary."""
     positions = []
     for p in projectors:
         names = [part.name for part in p.partition_list()]
+        on_replica = p.database == replicas.READ_ALIAS and not primary
         found = list(
-            p.checkpoint_model._default_manager.using(p.database)
+            p.checkpoint_model._default_manager.using(
+                replicas.read_alias() if on_replica else p.database
+            )
             .filter(name__in=names)
             .values_list("position", flat=True)
         )
@@ -150,7 +156,8 @@ def wait_for_position(
     projectors = [registry.get(name) for name in projector_names]
     timeout = settings.CQRS_READ_WAIT_SECONDS if timeout is None else timeout
     started = time.monotonic()
-    position, head = _cached_positions(projectors)
+    # The cached checkpoints are the primary's: a replica's own say what it holds.
+    position, head = (None, 0) if replicas.on_replica() else _cached_positions(projectors)
     if position is None or (min_position is not None and position < min_position):
         position = read_position(projectors)
     if min_position is not None and position < min_position:
@@ -165,6 +172,14 @@ def wait_for_position(
         time.sleep(POLL_SECONDS)
         position = read_position(projectors)
     satisfied = min_position is None or position >= min_position
+    if not satisfied and replicas.on_replica():
+        # The replica is behind: the primary answers if it has the position (exact, at the
+        # cost of one primary read), else the replica's answer goes out marked stale.
+        primary = read_position(projectors, primary=True)
+        if min_position is not None and primary >= min_position:
+            replicas.use_primary()
+            metrics.replica_fallbacks.inc()
+            position, satisfied = primary, True
     if min_position is not None and timeout > 0:  # with 0, the live pool waited and counted
         observe_read_wait(reached=satisfied, seconds=time.monotonic() - started)
     return ReadConsistency(

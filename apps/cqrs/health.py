@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from apps.cqrs import replicas
 from apps.cqrs.models import Checkpoint, DomainEvent
 from apps.cqrs.projectors import Partition, Projector, registry
 
@@ -45,10 +46,11 @@ def readyz(request: HttpRequest) -> JsonResponse:
     if settings.INTEGRATION_BROKER_URL:
         checks["integration_broker"] = _broker(settings.INTEGRATION_BROKER_URL)
     ready = all(state == "ok" for state in checks.values())
-    return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks},
-        status=200 if ready else 503,
-    )
+    body: dict[str, object] = {"status": "ok" if ready else "unavailable", "checks": checks}
+    if replicas.aliases():
+        # Reported, not required: without a replica, queries read the primary.
+        body["replicas"] = replicas.report()
+    return JsonResponse(body, status=200 if ready else 503)
 
 
 def _database(alias: str) -> str:

@@ -34,6 +34,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -93,6 +94,18 @@ read_wait_duration = Histogram(
     "read_wait_duration_seconds",
     "Time reads sent with a position waited for the projectors.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+    namespace=NAMESPACE,
+)
+replica_up = Gauge(
+    "replica_up",
+    "1 while a read replica is in rotation (answers, and lags less than the bound), else 0.",
+    ["replica"],
+    namespace=NAMESPACE,
+    multiprocess_mode="mostrecent",
+)
+replica_fallbacks = Counter(
+    "replica_fallbacks",
+    "Reads with a position the replica had not reached in time, answered from the primary.",
     namespace=NAMESPACE,
 )
 cache_lookups = Counter(

@@ -60,6 +60,7 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, (OperationalError, InterfaceError)):
             return None
+        request.database_unavailable = True  # type: ignore[attr-defined]  # replicas.py retries
         logger.warning(
             "Database unavailable for %s %s: %s", request.method, request.path, exception
         )

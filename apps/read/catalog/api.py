@@ -16,6 +16,7 @@ from apps.cqrs.consistency import (
     cached_positions,
     position_keys,
 )
+from apps.cqrs.replicas import on_replica
 from apps.read.catalog import cache, selectors
 from apps.read.catalog.filters import BookListingFilter
 from apps.read.catalog.models import BookListing
@@ -82,8 +83,9 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
 
     def uses_cache(self) -> bool:
         # A client waiting for its own write reads the tables: the checkpoint it waited for
-        # becomes visible a moment before the projector refreshes the cache.
-        return self.cache_enabled and self.min_position is None
+        # becomes visible a moment before the projector refreshes the cache. A request that
+        # reads a replica reads it, not the primary's newer entries (docs/decisions/0007).
+        return self.cache_enabled and self.min_position is None and not on_replica()
 
     def dispatch(self, request, *args, **kwargs):
         # A cache hit costs less than DRF's request cycle (authentication, negotiation,
@@ -96,6 +98,7 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
         accept = request.headers.get("Accept", "")
         if (
             not self.cache_enabled
+            or on_replica()
             or request.method != "GET"
             or "Authorization" in request.headers  # DRF must check the token
             or MIN_POSITION_HEADER in request.headers
