@@ -18,6 +18,7 @@ the cores with the primary, the servers, the worker and wrk.
 import json
 import os
 import random
+import shutil
 import subprocess
 import threading
 import time
@@ -136,13 +137,16 @@ def main() -> None:
             primary_dsn, replica.url(DB_NAME).replace("postgres://", "postgresql://")
         )
         sampler.start()
-        orders = bench.driver("open", setup, books, rate=ORDER_RATE, seconds=ORDER_SECONDS)
+        orders = bench.driver(
+            "open", setup, books, rate=ORDER_RATE, seconds=ORDER_SECONDS, read_dsn=primary_dsn
+        )
         sampler.stop.set()
         sampler.join()
     finally:
         replica_server.terminate()
         replica_server.wait()
         bench.stop_stack(processes)
+        shutil.copy(replica.dir / "log", BENCH / ".replica.log")
         replica.destroy()
     placed = [x for x in orders["requests"] if x["status"] == 201]
     lag = {
