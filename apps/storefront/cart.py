@@ -4,6 +4,8 @@ the price charged is taken from the catalog by the order_place command."""
 from decimal import Decimal
 from typing import Any
 
+from django.http import HttpRequest
+
 from apps.read.catalog import selectors
 
 SESSION_KEY = "cart"
@@ -31,6 +33,11 @@ def set_quantity(session, *, book_id: int, quantity: int) -> None:
     else:
         cart[book_id] = min(quantity, MAX_QUANTITY)
     save(session, cart)
+
+
+def count(request: HttpRequest) -> dict[str, int]:
+    """Template context: how many books the cart holds, for the navigation."""
+    return {"cart_count": sum(items(request.session).values())}
 
 
 def clear(session) -> None:

@@ -17,17 +17,7 @@ urlpatterns = [
     path("sign-up/", views.sign_up, name="sign-up"),
     path("profile/", views.profile, name="profile"),
     path("profile/token/", views.profile_token, name="profile-token"),
-    path(
-        "log-in/",
-        auth_views.LoginView.as_view(
-            template_name="storefront/form_page.html",
-            extra_context={
-                "title": "Log in",
-                "aside": ("storefront:password-reset", "Forgot your password?"),
-            },
-        ),
-        name="log-in",
-    ),
+    path("log-in/", views.LogInView.as_view(), name="log-in"),
     path("log-out/", auth_views.LogoutView.as_view(), name="log-out"),
     # Django's own reset flow: a signed, expiring link by e-mail; it says the same whether or
     # not the address is known, so it tells nobody who has an account.

@@ -2,15 +2,18 @@
 services; a refused command becomes a message on the form, never a server error."""
 
 import datetime
+from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
 from apps.cqrs.consistency import (
@@ -85,6 +88,9 @@ def home(request):
 def book_list(request):
     filters = BookListingFilter(request.GET, queryset=catalog.book_listings())
     books = filters.qs if filters.is_valid() else catalog.book_listings().none()
+    query = filters.form.cleaned_data.get("q", "").strip() if filters.is_valid() else ""
+    if query:
+        return _search_results(request, filters, books, query)
     after_title, after_id = request.GET.get("after_title"), request.GET.get("after_id", "")
     if after_title is not None and after_id.isdigit():
         books = catalog.books_after(books, title=after_title, book_id=int(after_id))
@@ -102,6 +108,39 @@ def book_list(request):
     )
 
 
+# Searches are ranked, so they page by number; a hundred pages is more than anyone reads.
+SEARCH_PAGES = 100
+
+
+def _search_results(request, filters, books, query: str):
+    """Search results, most relevant first, with their count and previous/next pages."""
+    raw = request.GET.get("page", "1")
+    number = min(int(raw), SEARCH_PAGES) if raw.isdigit() and int(raw) > 0 else 1
+    total = books.count()
+    start = (number - 1) * PAGE_SIZE
+    page = list(books.order_by("-rank", "title", "book_id")[start : start + PAGE_SIZE])
+
+    def page_query(n: int) -> str:
+        params = request.GET.copy()
+        params["page"] = str(n)
+        return params.urlencode()
+
+    return render(
+        request,
+        "storefront/book_list.html",
+        {
+            "filters": filters,
+            "books": page,
+            "query": query,
+            "total": total,
+            "next_query": page_query(number + 1)
+            if start + PAGE_SIZE < total and number < SEARCH_PAGES
+            else None,
+            "previous_query": page_query(number - 1) if number > 1 else None,
+        },
+    )
+
+
 def book_detail(request, book_id: int):
     try:
         book = catalog.book_listing_get(book_id=book_id)
@@ -116,11 +155,19 @@ def cart_add(request):
     form = AddToCartForm(request.POST)
     if form.is_valid():
         book_id = form.cleaned_data["book_id"]
-        if catalog.book_listings().filter(book_id=book_id).exists():
-            cart.add(request.session, book_id=book_id, quantity=form.cleaned_data["quantity"])
-            messages.success(request, "Added to your cart.")
-            return redirect("storefront:cart")
-        form.add_error(None, "That book is not in the catalog.")
+        book = catalog.book_listings().filter(book_id=book_id).first()
+        if book is None:
+            form.add_error(None, "That book is not in the catalog.")
+        elif book.discontinued:
+            form.add_error(None, "That book is no longer sold.")
+        else:
+            in_cart = cart.items(request.session).get(book_id, 0)
+            limit = _shelf_limit(book)
+            if limit is not None and limit <= in_cart:
+                form.add_error(None, f"Only {limit} left, and your cart holds them all.")
+            else:
+                _put_in_cart(request, book, in_cart + form.cleaned_data["quantity"])
+                return redirect("storefront:cart")
     messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
     back = request.POST.get("book_id", "")
     if back.isdigit() and catalog.book_listings().filter(book_id=int(back)).exists():
@@ -128,11 +175,31 @@ def cart_add(request):
     return redirect("storefront:books")
 
 
+def _shelf_limit(book) -> int | None:
+    """Without backorders, a cart holds at most what is on the shelf, as the read model last
+    saw it (checkout checks the stock itself); None: no limit."""
+    return None if book.allow_backorder else max(book.quantity_available, 0)
+
+
+def _put_in_cart(request: HttpRequest, book, wanted: int) -> None:
+    limit = _shelf_limit(book)
+    quantity = wanted if limit is None else min(wanted, limit)
+    cart.set_quantity(request.session, book_id=book.book_id, quantity=quantity)
+    if quantity < wanted:
+        messages.warning(request, f"Only {limit} left: your cart holds {quantity}.")
+    else:
+        messages.success(request, "Your cart is updated.")
+
+
 def cart_view(request):
     if request.method == "POST":
         form = CartLineForm(request.POST)
         if form.is_valid():
-            cart.set_quantity(request.session, **form.cleaned_data)
+            book = catalog.book_listings().filter(book_id=form.cleaned_data["book_id"]).first()
+            if book is None or form.cleaned_data["quantity"] == 0:
+                cart.set_quantity(request.session, **form.cleaned_data)
+            else:
+                _put_in_cart(request, book, form.cleaned_data["quantity"])
             return redirect("storefront:cart")
         messages.error(request, "Enter a quantity from 0 to 100.")
     rows, total = cart.lines(request.session)
@@ -161,6 +228,9 @@ def checkout(request):
         )
         if order:
             cart.clear(request.session)
+            messages.success(
+                request, f"Thank you! Order #{order.pk} is placed; a confirmation is on its way."
+            )
             position = request.cqrs_scope.last_position
             url = reverse("storefront:order", args=[order.pk])
             return HttpResponseRedirect(f"{url}?after={position}")
@@ -195,10 +265,14 @@ def order_detail(request, order_id: int):
         if after is not None and not consistency.satisfied:
             return render(request, "storefront/order_processing.html", {"order_id": order_id})
         raise Http404("No such order.")
+    lines = [
+        {**line, "subtotal": Decimal(str(line["unit_price"])) * line["quantity"]}
+        for line in summary.lines
+    ]
     return render(
         request,
         "storefront/order_detail.html",
-        {"order": summary, "can_cancel": summary.status in {"placed", "paid"}},
+        {"order": summary, "lines": lines, "can_cancel": summary.status in {"placed", "paid"}},
     )
 
 
@@ -217,15 +291,47 @@ def order_cancel(request, order_id: int):
     return HttpResponseRedirect(f"{url}?after={request.cqrs_scope.last_position}")
 
 
+def _next_url(request: HttpRequest) -> str | None:
+    """The page a log-in or sign-up was asked to return to, if it is one of ours."""
+    wanted = request.POST.get("next") or request.GET.get("next") or ""
+    safe = url_has_allowed_host_and_scheme(
+        wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return wanted if wanted and safe else None
+
+
+class LogInView(auth_views.LoginView):
+    """Django's log-in; a guest sent here on the way to the checkout is told why, and offered
+    an account that brings them back with their cart."""
+
+    template_name = "storefront/form_page.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        after = _next_url(self.request)
+        to_checkout = after == reverse("storefront:checkout")
+        sign_up = reverse("storefront:sign-up")
+        context.update(
+            title="Log in",
+            aside=("storefront:password-reset", "Forgot your password?"),
+            lead="Log in to check out: your cart stays as it is." if to_checkout else "",
+            next_is_checkout=to_checkout,
+            sign_up_url=f"{sign_up}?{urlencode({'next': after})}" if after else sign_up,
+        )
+        return context
+
+
 def sign_up(request):
     form = SignUpForm(request.POST or None)
+    after = _next_url(request)
     if request.method == "POST" and form.is_valid():
         customer = _run(form, lambda: customer_services.customer_sign_up(**form.cleaned_data))
         if customer:
             login(request, customer.user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, "Welcome to the bookstore.")
-            return redirect("storefront:home")
-    return render(request, "storefront/form_page.html", {"form": form, "title": "Sign up"})
+            return redirect(after or "storefront:home")
+    context = {"form": form, "title": "Sign up", "next": after or ""}
+    return render(request, "storefront/form_page.html", context)
 
 
 @login_required

@@ -106,16 +106,18 @@ def test_a_bad_card_number_is_refused_before_any_order(data, message):
 
 
 def test_out_of_stock_at_checkout_is_a_form_error():
-    book = stocked_book(on_hand=1)
+    book = stocked_book(on_hand=2)
     project_all()
-    client = logged_in(UserFactory())
-    client.post("/cart/add/", {"book_id": book.pk, "quantity": 3})
+    customer = UserFactory()
+    client = logged_in(customer)
+    client.post("/cart/add/", {"book_id": book.pk, "quantity": 2})
+    place_order(UserFactory(), (book, 1))  # sold meanwhile; the cart's page has not seen it
 
     response = client.post("/checkout/", {"shipping_address": "Here", "card_number": APPROVE})
 
     assert response.status_code == 200
     assert "Only 1 of" in response.content.decode()
-    assert not Order.objects.exists()
+    assert not Order.objects.filter(customer=customer).exists()
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,12 @@ class BookCursorPagination(CursorPagination):
     ordering = ("title", "book_id")
     page_size = 50
 
+    def get_ordering(self, request, queryset, view):
+        # A search is ordered by relevance unless the client asked for another order.
+        if "rank" in queryset.query.annotations and not request.query_params.get("ordering"):
+            return ("-rank", "book_id")
+        return super().get_ordering(request, queryset, view)
+
 
 class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
     """Books, from the catalog read model."""

@@ -1,13 +1,18 @@
-from django.contrib.postgres.search import SearchQuery, SearchVector
+import re
+
 from django.db import connections
-from django.db.models import Q, QuerySet
+from django.db.models import FloatField, Q, QuerySet, Value
+from django.db.models.expressions import RawSQL
 
 from apps.read.catalog.models import BookListing
 
-SEARCH_CONFIG = "english"
-# Must match the expression of the GIN index (migrations/0005_listing_search_index.py) for
-# PostgreSQL to use it.
-SEARCH_VECTOR = SearchVector("search_text", config=SEARCH_CONFIG)
+# Below this, a title or author is too unlike the query to offer it for a misspelling
+# (pg_trgm's word similarity: "lanturn" and "The Lantern Bearer" score 0.5).
+TYPO_SIMILARITY = 0.4
+# The expression of the trigram index (migrations/0010_listing_ranked_search.py): the same
+# text here, or PostgreSQL does not use the index.
+TRIGRAM_TEXT = "lower(title || ' ' || author_names)"
+_WEB_SEARCH_SYNTAX = re.compile(r'"|(^|\s)-\S|\sor\s', re.IGNORECASE)
 
 
 def book_listings() -> QuerySet[BookListing]:
@@ -18,22 +23,74 @@ def book_listing_get(*, book_id: int) -> BookListing:
     return BookListing.objects.get(book_id=book_id)
 
 
-def book_search(books: QuerySet[BookListing], *, q: str) -> QuerySet[BookListing]:
-    """Full-text search over title, subtitle, authors and ISBN.
+def _isbn(q: str) -> str | None:
+    digits = re.sub(r"[\s-]", "", q)
+    if len(digits) == 13 and digits.isdigit():
+        return digits
+    if len(digits) == 10 and digits[:9].isdigit() and (digits[9].isdigit() or digits[9] in "xX"):
+        # An ISBN-10 is an ISBN-13 with 978 in front and its own check digit.
+        core = "978" + digits[:9]
+        check = (10 - sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(core)) % 10) % 10
+        return core + str(check)
+    return None
 
-    PostgreSQL: web-search syntax ("quoted phrases", -excluded, or) against an indexed tsvector.
-    Elsewhere (the embedded SQLite default): every word must appear.
+
+def book_search(books: QuerySet[BookListing], *, q: str) -> QuerySet[BookListing]:
+    """Search title, subtitle, authors, description and ISBN, most relevant first: the books
+    come annotated with `rank` (higher is better), which callers order by when they were not
+    asked for another order.
+
+    PostgreSQL: a weighted, stored tsvector (title above authors above description). The last
+    word matches as a prefix, for search as you type ("tolk" finds Tolkien); web-search syntax
+    ("quoted phrases", -excluded, or) is honoured when used. When that finds nothing, titles
+    and authors that look like the query are offered instead (pg_trgm), for misspellings
+    ("lanturn", "tolkein"). An ISBN, with or without hyphens, finds its book.
+    Elsewhere (the embedded SQLite default): every word must appear, in title order.
     """
     q = q.strip()
     if not q:
         return books
-    if connections[books.db].vendor == "postgresql":
-        query = SearchQuery(q, config=SEARCH_CONFIG, search_type="websearch")
-        return books.annotate(search=SEARCH_VECTOR).filter(search=query)
-    condition = Q()
-    for word in q.split():
-        condition &= Q(search_text__icontains=word)
-    return books.filter(condition)
+    if isbn := _isbn(q):
+        return books.filter(isbn=isbn).annotate(rank=Value(1.0, output_field=FloatField()))
+    if connections[books.db].vendor != "postgresql":
+        condition = Q()
+        for word in q.split():
+            condition &= Q(search_text__icontains=word)
+        return books.filter(condition).annotate(rank=Value(0.0, output_field=FloatField()))
+    matched = _full_text(books, q)
+    if matched.exists():
+        return matched
+    return _similar(books, q)
+
+
+def _full_text(books: QuerySet[BookListing], q: str) -> QuerySet[BookListing]:
+    if _WEB_SEARCH_SYNTAX.search(q):
+        query, params = "websearch_to_tsquery('english', %s)", [q]
+    else:
+        words = re.findall(r"[^\W_]+", q)
+        if not words:
+            return books.none()
+        # Every word, the last one as a prefix (the word being typed).
+        query = "to_tsquery('english', %s)"
+        params = [" & ".join([*words[:-1], words[-1] + ":*"])]
+    return books.annotate(
+        matches=RawSQL(f"search_vector @@ {query}", params),
+        rank=RawSQL(f"ts_rank_cd(search_vector, {query})", params, output_field=FloatField()),
+    ).filter(matches=True)
+
+
+def _similar(books: QuerySet[BookListing], q: str) -> QuerySet[BookListing]:
+    with connections[books.db].cursor() as cursor:
+        # The threshold the index's operator (<%) uses, for this connection.
+        cursor.execute(
+            "SELECT set_config('pg_trgm.word_similarity_threshold', %s, false)",
+            [str(TYPO_SIMILARITY)],
+        )
+    text = q.lower()
+    return books.annotate(
+        matches=RawSQL(f"%s <%% {TRIGRAM_TEXT}", [text]),
+        rank=RawSQL(f"word_similarity(%s, {TRIGRAM_TEXT})", [text], output_field=FloatField()),
+    ).filter(matches=True)
 
 
 def books_by_author(books: QuerySet[BookListing], *, author_id: int) -> QuerySet[BookListing]:

@@ -1,0 +1,92 @@
+"""Catalog search (apps/read/catalog/selectors.py): relevance, prefixes, misspellings, ISBNs,
+on the API and the pages, with the indexes PostgreSQL is meant to use."""
+
+import pytest
+from django.db import connections
+from django.test import Client
+from rest_framework.test import APIClient
+
+from apps.cqrs import runtime
+from apps.cqrs.projectors import registry
+from apps.read.catalog import selectors
+from tests.factories import add_author, add_book
+
+pytestmark = pytest.mark.django_db(databases=["default", "read"])
+
+
+@pytest.fixture
+def shelf():
+    tolkien = add_author(name="J. R. R. Tolkien")
+    river_author = add_author(name="Jo River")
+    books = {
+        "title": add_book(title="River of Stars", authors=[add_author(name="Guy Gavriel Kay")]),
+        "author": add_book(title="Quiet Water", authors=[river_author]),
+        "description": add_book(
+            title="The Long Road", description="A journey along the river to the sea."
+        ),
+        "hobbit": add_book(title="The Hobbit", authors=[tolkien], isbn="978-0-261-10221-7"),
+        "lantern": add_book(title="The Lantern Bearer"),
+    }
+    runtime.catch_up(registry.get("catalog.book_listing"))
+    return books
+
+
+def ids(q: str, **params) -> list[int]:
+    response = APIClient().get("/api/books/", {"q": q, **params})
+    assert response.status_code == 200
+    return [book["id"] for book in response.json()["results"]]
+
+
+def test_title_matches_come_before_author_matches_before_description_matches(shelf):
+    assert ids("river") == [shelf["title"].pk, shelf["author"].pk, shelf["description"].pk]
+
+
+def test_another_order_when_asked_for(shelf):
+    assert ids("river", ordering="title") == [
+        shelf["author"].pk, shelf["title"].pk, shelf["description"].pk
+    ]  # fmt: skip
+
+
+def test_the_last_word_matches_as_a_prefix(shelf):
+    assert ids("tolk") == [shelf["hobbit"].pk]
+    assert ids("the hob") == [shelf["hobbit"].pk]
+
+
+@pytest.mark.parametrize(("q", "book"), [("lanturn", "lantern"), ("tolkein", "hobbit")])
+def test_a_misspelling_finds_the_book_it_looks_like(shelf, q, book):
+    assert ids(q)[0] == shelf[book].pk
+
+
+@pytest.mark.parametrize("q", ["978-0-261-10221-7", "9780261102217", "0-261-10221-4"])
+def test_an_isbn_finds_its_book_with_or_without_hyphens(shelf, q):
+    assert ids(q) == [shelf["hobbit"].pk]
+
+
+def test_web_search_syntax_still_excludes(shelf):
+    assert ids("river -stars") == [shelf["author"].pk, shelf["description"].pk]
+
+
+def test_the_search_page_counts_ranks_and_heads_its_results(shelf):
+    page = Client().get("/books/", {"q": "river"}).content.decode()
+    assert "Books matching “river”" in page
+    assert "3 books found." in page
+    assert page.index("River of Stars") < page.index("Quiet Water") < page.index("The Long Road")
+    assert "Nothing" not in Client().get("/books/", {"q": "river", "page": "x"}).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("q", "index"),
+    [("river", "listing_search_vector"), ("lanturn", "listing_title_authors_trgm")],
+)
+def test_postgresql_can_use_the_search_indexes(shelf, q, index):
+    books = selectors.book_search(selectors.book_listings(), q=q).order_by("-rank")
+    sql, params = books.query.sql_with_params()
+    with connections["read"].cursor() as cursor:
+        # A handful of rows is cheaper to scan: forbid that, to see the index fits the query.
+        cursor.execute("SET enable_seqscan = off")
+        try:
+            cursor.execute(f"EXPLAIN {sql}", params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("RESET enable_seqscan")
+    assert index in plan, plan
