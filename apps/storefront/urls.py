@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("books/", views.book_list, name="books"),
     path("books/<int:book_id>/", views.book_detail, name="book"),
+    path("authors/<int:author_id>/", views.author_books, name="author"),
     path("cart/", views.cart_view, name="cart"),
     path("cart/add/", views.cart_add, name="cart-add"),
     path("checkout/", views.checkout, name="checkout"),

@@ -85,12 +85,26 @@ def home(request):
     )
 
 
+# The orders a shopper may choose on the list pages: (label, ORDER BY). Relevance only for a
+# search; title order pages by keyset, the others by number.
+SORTS = {
+    "relevance": ("Most relevant", ("-rank", "title", "book_id")),
+    "title": ("Title", ("title", "book_id")),
+    "price": ("Price, low to high", ("price", "title", "book_id")),
+    "-price": ("Price, high to low", ("-price", "title", "book_id")),
+    "newest": ("Newest", ("-published_on", "title", "book_id")),
+}
+
+
 def book_list(request):
     filters = BookListingFilter(request.GET, queryset=catalog.book_listings())
     books = filters.qs if filters.is_valid() else catalog.book_listings().none()
     query = filters.form.cleaned_data.get("q", "").strip() if filters.is_valid() else ""
-    if query:
-        return _search_results(request, filters, books, query)
+    sort = request.GET.get("sort") or ("relevance" if query else "title")
+    if sort not in SORTS or (sort == "relevance" and not query):
+        sort = "title"
+    if query or sort != "title":
+        return _numbered_results(request, filters, books, query=query, sort=sort)
     after_title, after_id = request.GET.get("after_title"), request.GET.get("after_id", "")
     if after_title is not None and after_id.isdigit():
         books = catalog.books_after(books, title=after_title, book_id=int(after_id))
@@ -104,21 +118,33 @@ def book_list(request):
     return render(
         request,
         "storefront/book_list.html",
-        {"filters": filters, "books": page, "next_query": next_query},
+        {
+            "filters": filters,
+            "books": page,
+            "next_query": next_query,
+            "total": None,  # counting the whole catalog is what keyset pages avoid
+            **_sorting("title", ""),
+        },
     )
 
 
-# Searches are ranked, so they page by number; a hundred pages is more than anyone reads.
+def _sorting(sort: str, query: str) -> dict:
+    choices = [(key, label) for key, (label, _) in SORTS.items() if key != "relevance" or query]
+    return {"sort": sort, "sort_choices": choices}
+
+
+# Ranked and sorted lists page by number; a hundred pages is more than anyone reads.
 SEARCH_PAGES = 100
 
 
-def _search_results(request, filters, books, query: str):
-    """Search results, most relevant first, with their count and previous/next pages."""
+def _numbered_results(request, filters, books, *, query: str, sort: str, heading: str = ""):
+    """Search results (most relevant first unless another order is chosen) and sorted lists,
+    with their count and previous/next pages."""
     raw = request.GET.get("page", "1")
     number = min(int(raw), SEARCH_PAGES) if raw.isdigit() and int(raw) > 0 else 1
     total = books.count()
     start = (number - 1) * PAGE_SIZE
-    page = list(books.order_by("-rank", "title", "book_id")[start : start + PAGE_SIZE])
+    page = list(books.order_by(*SORTS[sort][1])[start : start + PAGE_SIZE])
 
     def page_query(n: int) -> str:
         params = request.GET.copy()
@@ -132,12 +158,30 @@ def _search_results(request, filters, books, query: str):
             "filters": filters,
             "books": page,
             "query": query,
+            "heading": heading,
             "total": total,
+            **_sorting(sort, query),
             "next_query": page_query(number + 1)
             if start + PAGE_SIZE < total and number < SEARCH_PAGES
             else None,
             "previous_query": page_query(number - 1) if number > 1 else None,
         },
+    )
+
+
+def author_books(request, author_id: int):
+    """An author's books, found through the listing's authors (the read model has no author
+    table: an author with no book in the catalog has no page)."""
+    books = catalog.books_by_author(catalog.book_listings(), author_id=author_id)
+    first = books.order_by("book_id").first()
+    if first is None:
+        raise Http404("No such author.")
+    name = next(a["name"] for a in first.authors if a["id"] == author_id)
+    filters = BookListingFilter(None, queryset=catalog.book_listings())
+    sort = request.GET.get("sort") if request.GET.get("sort") in SORTS else "title"
+    sort = "title" if sort == "relevance" else sort
+    return _numbered_results(
+        request, filters, books, query="", sort=sort, heading=f"Books by {name}"
     )
 
 

@@ -90,3 +90,36 @@ def test_postgresql_can_use_the_search_indexes(shelf, q, index):
         finally:
             cursor.execute("RESET enable_seqscan")
     assert index in plan, plan
+
+
+def suggestions(q: str | None) -> tuple[int, dict]:
+    response = APIClient().get("/api/books/suggestions/", {} if q is None else {"q": q})
+    return response.status_code, response.json()
+
+
+def test_suggestions_offer_titles_then_authors(shelf):
+    status, body = suggestions("Riv")
+    assert status == 200
+    assert [(s["kind"], s["text"]) for s in body["results"]] == [
+        ("title", "River of Stars"),
+        ("author", "Jo River"),
+    ]
+    assert body["results"][0]["book_id"] == shelf["title"].pk
+    assert suggestions("tolk")[1]["results"] == [
+        {
+            "kind": "author",
+            "text": "J. R. R. Tolkien",
+            "author_id": shelf["hobbit"].authors.get().pk,
+        }
+    ]
+
+
+@pytest.mark.parametrize("q", ["ab", "  r ", "100%", "a_b\\"])
+def test_short_or_odd_suggestion_queries_suggest_nothing(shelf, q):
+    assert suggestions(q) == (200, {"results": []})
+
+
+def test_a_suggestion_request_without_q_is_a_400_with_the_field():
+    status, body = suggestions(None)
+    assert status == 400
+    assert "q" in body

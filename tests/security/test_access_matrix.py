@@ -75,6 +75,7 @@ def sample_values(world):
             return str(world["book"].pk if "books" in pattern else order.pk)
         return {
             "book_id": str(world["book"].pk),
+            "author_id": str(world["book"].authors.first().pk),
             "order_id": str(order.pk),
             "content_type_id": str(ContentType.objects.get_for_model(Order).pk),
             "correlation_id": str(correlation),

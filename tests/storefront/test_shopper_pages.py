@@ -1,11 +1,13 @@
 """The stumbles a new shopper met (issue 18's page list): errors shown once, the guest's way to
 the checkout, the cart's remove button, count and stock limit, and a clear confirmation."""
 
+import datetime
+
 import pytest
 from django.test import Client
 
 from apps.write.orders.models import Order
-from tests.factories import UserFactory, stocked_book
+from tests.factories import UserFactory, add_author, stocked_book
 from tests.storefront.test_pages import APPROVE, logged_in, project_all
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
@@ -86,3 +88,30 @@ def test_the_confirmation_thanks_the_customer_and_totals_in_the_right_column():
     assert "<th>Subtotal</th>" in page
     assert "<td>2</td><td>$25.00</td>" in page
     assert '<th colspan="3">Total</th><th>$25.00</th>' in page
+
+
+def test_lists_sort_by_price_and_newest_and_authors_have_pages():
+    calvino = add_author(name="Italo Calvino")
+    cheap = stocked_book(title="Zebra", price="5.00", authors=[calvino],
+                         published_on=datetime.date(1990, 1, 1))  # fmt: skip
+    dear = stocked_book(title="Aardvark", price="50.00", published_on=datetime.date(2020, 1, 1))
+    project_all()
+    client = Client()
+
+    by_title = client.get("/books/").content.decode()
+    assert by_title.index("Aardvark") < by_title.index("Zebra")
+    by_price = client.get("/books/", {"sort": "price"}).content.decode()
+    assert by_price.index("Zebra") < by_price.index("Aardvark")
+    assert "2 books found." in by_price
+    newest = client.get("/books/", {"sort": "newest"}).content.decode()
+    assert newest.index("Aardvark") < newest.index("Zebra")
+    assert client.get("/books/", {"sort": "nonsense"}).status_code == 200
+
+    card = client.get(f"/books/{cheap.pk}/").content.decode()
+    assert f'<a href="/authors/{calvino.pk}/">Italo Calvino</a>' in card
+    author_page = client.get(f"/authors/{calvino.pk}/").content.decode()
+    assert "Books by Italo Calvino" in author_page
+    assert "Zebra" in author_page
+    assert "Aardvark" not in author_page
+    assert client.get("/authors/987654/").status_code == 404
+    assert f"/books/{dear.pk}/" in by_title

@@ -3,7 +3,9 @@ import json
 from django.http import HttpResponse, HttpResponseBase
 from django.utils.cache import patch_vary_headers
 from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
@@ -55,6 +57,21 @@ def json_body(body: bytes) -> HttpResponse:
     return response
 
 
+class SuggestionQuerySerializer(serializers.Serializer):
+    q = serializers.CharField(max_length=100, trim_whitespace=True)
+
+
+class SuggestionSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["title", "author"])
+    text = serializers.CharField()
+    book_id = serializers.IntegerField(required=False, help_text="For a title.")
+    author_id = serializers.IntegerField(required=False, help_text="For an author.")
+
+
+class SuggestionsSerializer(serializers.Serializer):
+    results = SuggestionSerializer(many=True)
+
+
 class BookCursorPagination(CursorPagination):
     # Cursor pagination seeks by (title, book_id): a deep page costs what the first one does,
     # and no request counts the whole table.
@@ -86,6 +103,17 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
 
     # The benchmarks turn it off to measure the read model alone (bench/urls.py).
     cache_enabled = True
+
+    @extend_schema(
+        parameters=[SuggestionQuerySerializer], responses=SuggestionsSerializer, filters=False
+    )
+    @action(detail=False, methods=["get"], pagination_class=None, filter_backends=[])
+    def suggestions(self, request, format=None):
+        """Titles and authors for a search box as the shopper types: at most 10 that contain
+        `q` (3 characters or more; fewer suggest nothing)."""
+        query = SuggestionQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response({"results": selectors.book_suggestions(q=query.validated_data["q"])})
 
     def uses_cache(self) -> bool:
         # A client waiting for its own write reads the tables: the checkpoint it waited for

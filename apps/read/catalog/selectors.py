@@ -93,6 +93,41 @@ def _similar(books: QuerySet[BookListing], q: str) -> QuerySet[BookListing]:
     ).filter(matches=True)
 
 
+# Shorter text cannot use the trigram index, and suggests too much to be useful anyway.
+SUGGEST_MIN_LENGTH = 3
+
+
+def book_suggestions(*, q: str, limit: int = 10) -> list[dict[str, object]]:
+    """For a search box: titles and authors that contain `q` (case-insensitive), at most
+    `limit`, titles of the best-selling books first, then up to 3 authors."""
+    text = q.strip().lower()
+    if len(text) < SUGGEST_MIN_LENGTH:
+        return []
+    books = BookListing.objects.all()
+    if connections[books.db].vendor == "postgresql":
+        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
+        books = books.annotate(
+            matches=RawSQL(f"{TRIGRAM_TEXT} LIKE %s", [pattern])  # the trigram index's text
+        ).filter(matches=True)
+    else:
+        books = books.filter(Q(title__icontains=text) | Q(author_names__icontains=text))
+    titles: list[dict[str, object]] = []
+    authors: dict[int, dict[str, object]] = {}
+    for row in books.order_by("-units_sold", "title", "book_id").values(
+        "book_id", "title", "authors"
+    )[: limit * 5]:
+        if text in row["title"].lower() and len(titles) < limit:
+            titles.append({"kind": "title", "text": row["title"], "book_id": row["book_id"]})
+        for author in row["authors"]:
+            if text in author["name"].lower():
+                authors.setdefault(
+                    author["id"],
+                    {"kind": "author", "text": author["name"], "author_id": author["id"]},
+                )
+    people = list(authors.values())[:3]
+    return (titles[: limit - len(people)] + people)[:limit]
+
+
 def books_by_author(books: QuerySet[BookListing], *, author_id: int) -> QuerySet[BookListing]:
     if connections[books.db].vendor == "postgresql":
         return books.filter(authors__contains=[{"id": author_id}])
