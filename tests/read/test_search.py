@@ -119,7 +119,9 @@ def test_short_or_odd_suggestion_queries_suggest_nothing(shelf, q):
     assert suggestions(q) == (200, {"results": []})
 
 
-def test_a_suggestion_request_without_q_is_a_400_with_the_field():
-    status, body = suggestions(None)
+def test_no_q_suggests_nothing_and_a_long_one_is_a_400_with_the_field():
+    assert suggestions(None) == (200, {"results": []})
+    assert suggestions("") == (200, {"results": []})
+    status, body = suggestions("x" * 101)
     assert status == 400
     assert "q" in body

@@ -58,7 +58,8 @@ def json_body(body: bytes) -> HttpResponse:
 
 
 class SuggestionQuerySerializer(serializers.Serializer):
-    q = serializers.CharField(max_length=100, trim_whitespace=True)
+    # Empty or absent is nothing typed yet: no suggestions, as queries read an empty parameter.
+    q = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
 
 class SuggestionSerializer(serializers.Serializer):
