@@ -12,10 +12,11 @@ from django.conf import settings
 from django.db import connections
 from rest_framework.authtoken.models import Token
 
+from apps.cqrs.consistency import read_position
 from apps.cqrs.models import DomainEvent
+from apps.cqrs.projectors import registry
 from apps.cqrs.replicas import reading_from
 from apps.read.catalog.models import BookListing
-from apps.read.orders.models import OrderSummary
 from apps.write.catalog import services as catalog
 from config.db_router import ReadWriteRouter
 from tests.conftest import wait_for
@@ -120,7 +121,12 @@ def test_with_replay_paused_reads_fall_back_then_the_replica_leaves_the_rotation
     customer = UserFactory()
     token = Token.objects.create(user=customer).key
     first = place(shop, token, book.pk)
-    wait_for(lambda: OrderSummary.objects.filter(order_id=first["order_id"]).exists())
+
+    def first_projected():
+        """every partition of the order history has passed the first order on the primary"""
+        return read_position([registry.get("orders.history")]) >= first["position"]
+
+    wait_for(first_projected)
     replica.wait_caught_up()
     replica.pause()
     try:
