@@ -12,7 +12,6 @@ from django.db.models import Max
 from django.http import HttpRequest
 
 from apps.cqrs import metrics, replicas
-from apps.cqrs.metrics import observe_read_wait
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import WRITE_ALIAS, Projector, registry
 from config.cache import set_max
@@ -181,7 +180,7 @@ def wait_for_position(
             metrics.replica_fallbacks.inc()
             position, satisfied = primary, True
     if min_position is not None and timeout > 0:  # with 0, the live pool waited and counted
-        observe_read_wait(reached=satisfied, seconds=time.monotonic() - started)
+        metrics.observe_read_wait(reached=satisfied, seconds=time.monotonic() - started)
     return ReadConsistency(
         position=position,
         head=max(head, position),

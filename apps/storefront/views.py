@@ -178,8 +178,8 @@ def author_books(request, author_id: int):
         raise Http404("No such author.")
     name = next(a["name"] for a in first.authors if a["id"] == author_id)
     filters = BookListingFilter(None, queryset=catalog.book_listings())
-    sort = request.GET.get("sort") if request.GET.get("sort") in SORTS else "title"
-    sort = "title" if sort == "relevance" else sort
+    sort = request.GET.get("sort", "")
+    sort = sort if sort in SORTS and sort != "relevance" else "title"
     return _numbered_results(
         request, filters, books, query="", sort=sort, heading=f"Books by {name}"
     )
