@@ -35,3 +35,23 @@ def test_seed_demo_refuses_bad_counts(counts):
     with pytest.raises(CommandError):
         call_command("seed_demo", verbosity=0, **counts)
     assert not DomainEvent.objects.exists()
+
+
+def test_demo_books_read_like_real_books():
+    import itertools
+    import random
+    import re
+
+    from apps.write.demo.words import book_text
+
+    rng = random.Random(7)
+    texts = [book_text(rng) for _ in range(2000)]
+    for text in texts:
+        title = text["title"]
+        assert not re.search(r"\bA [AEIOU]", title), title  # "A Atlas"
+        words = title.lower().split()
+        assert all(a != b for a, b in itertools.pairwise(words)), title
+        assert text["description"].endswith("."), text
+        assert "{" not in title + text["subtitle"] + text["description"], text
+    # Varied enough that a demo catalog of 300 seldom repeats a title
+    assert len({t["title"] for t in texts[:300]}) >= 270

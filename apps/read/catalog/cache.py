@@ -21,17 +21,19 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from django.core.cache import cache
-from rest_framework.renderers import JSONRenderer
 
 from apps.cqrs.metrics import observe_cache
 
-render = JSONRenderer().render
 TIMEOUT = 3600
 VERSION_KEY = "catalog:version"
 GENERATION_KEY = "catalog:lists:generation"
 LIST_KEY = "catalog:list:{digest}"
-# Lists whose first page is cached: no cursor, no search, only these parameters.
-CACHEABLE_LIST_PARAMS = {"availability", "format", "language", "ordering", "author"}
+# Lists whose first page is cached: no cursor, only these parameters.
+CACHEABLE_LIST_PARAMS = {"availability", "format", "language", "ordering", "author", "q"}
+# A search's first page is stored once it is asked again within this time: one-off searches
+# would otherwise push popular pages out of a cache that evicts the least recently used.
+SEARCH_SEEN_KEY = "catalog:search:seen:{digest}"
+SEARCH_SEEN_SECONDS = 600
 
 
 def _fresh_number() -> int:
@@ -47,14 +49,16 @@ def book_key(book_id: int, version: int | None = None) -> str:
     return f"catalog:v{version or _version()}:book:{book_id}"
 
 
-def add_book(book_id: int, data: dict) -> None:
-    cache.add(book_key(book_id), render(data), TIMEOUT)
+def add_book(book_id: int, body: bytes) -> None:
+    cache.add(book_key(book_id), body, TIMEOUT)
 
 
 def list_digest(params: dict[str, str]) -> str | None:
     """The name of a list request's first page, or None when it is not one we cache."""
     if not set(params) <= CACHEABLE_LIST_PARAMS:
         return None
+    if "q" in params:  # search ignores case and spacing
+        params = {**params, "q": " ".join(params["q"].lower().split())}
     canonical = "&".join(f"{k}={params[k]}" for k in sorted(params))
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
@@ -71,14 +75,17 @@ def find_list(digest: str, *, also: Sequence[str] = ()) -> tuple[bytes | None, t
     return (entry[2] if current and entry is not None else None), tags, values
 
 
-def store_list(digest: str, data: dict, tags: tuple) -> None:
+def store_list(digest: str, body: bytes, tags: tuple, *, search: bool = False) -> None:
     """Store a page loaded after `tags` were read (`find_list`): any change committed since
-    has moved the generation on, so the entry can never be served stale."""
+    has moved the generation on, so the entry can never be served stale. A `search` page is
+    stored from its second request on."""
+    if search and cache.add(SEARCH_SEEN_KEY.format(digest=digest), 1, SEARCH_SEEN_SECONDS):
+        return
 
     version, generation = tags
     version = version or _version()
     generation = generation or cache.get_or_set(GENERATION_KEY, _fresh_number, None)
-    cache.set(LIST_KEY.format(digest=digest), (version, generation, render(data)), TIMEOUT)
+    cache.set(LIST_KEY.format(digest=digest), (version, generation, body), TIMEOUT)
 
 
 # The version moves only when a rebuild starts over, so each process guesses it is the one it
@@ -104,11 +111,13 @@ def find_book(book_id: int, *, also: Sequence[str] = ()) -> tuple[bytes | None, 
     return entry, values
 
 
-def refresh(book_ids: Iterable[int], serialize: Callable[[Iterable[int]], dict[int, dict]]) -> None:
+def refresh(
+    book_ids: Iterable[int], documents: Callable[[Iterable[int]], dict[int, bytes]]
+) -> None:
     """After a projector commits: rewrite the changed books' entries, retire list pages."""
 
     version = _version()
-    entries = {book_key(i, version): render(data) for i, data in serialize(book_ids).items()}
+    entries = {book_key(i, version): body for i, body in documents(book_ids).items()}
     cache.set_many(entries, TIMEOUT)
     _bump(GENERATION_KEY)
 

@@ -64,6 +64,9 @@ class BookListing(models.Model):
     )
     # Position of the last event applied to this row: how fresh the row is.
     position = models.BigIntegerField()
+    # The row as the books API shows it, as JSON text (documents.py); empty until written by
+    # read model version 3.
+    document = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["title", "book_id"]

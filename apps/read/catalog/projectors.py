@@ -1,4 +1,4 @@
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import partial
 
 from django.db import transaction
@@ -26,6 +26,7 @@ from apps.cqrs.events import as_json
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import READ_ALIAS, Projector, register, replaying
 from apps.read.catalog import cache
+from apps.read.catalog.documents import document, stored_documents
 from apps.read.catalog.models import BookListing, availability_of
 
 _LISTING_FIELDS = [
@@ -49,6 +50,7 @@ _ALL_FIELDS = [
     "units_sold",
     "allow_backorder",
     "availability",
+    "document",
 ]
 
 
@@ -94,7 +96,8 @@ def _listing_from_book_added(added: BookAdded, position: int) -> BookListing:
 class BookListingProjector(Projector):
     name = "catalog.book_listing"
     # 2: listings carry the book's language (docs/upgrades.md).
-    version = 2
+    # 3: and their API document (documents.py).
+    version = 3
     handles = frozenset(
         {
             BookAdded,
@@ -137,7 +140,7 @@ class BookListingProjector(Projector):
             # Robust: the rows are committed; a failed refresh leaves entries the generation
             # and version already retire, and must not be taken for a failed batch.
             transaction.on_commit(
-                partial(cache.refresh, touched, serialized_listings), using=READ_ALIAS, robust=True
+                partial(cache.refresh, touched, stored_documents), using=READ_ALIAS, robust=True
             )
 
     def reset(self) -> None:
@@ -198,6 +201,8 @@ class BookListingProjector(Projector):
     def _save(listings: dict[int, BookListing], dirty: set[int], stored: set[int]) -> None:
         """Write the changed listings; `stored` holds the ids already in the table."""
         if dirty:
+            for book_id in dirty:
+                listings[book_id].document = document(listings[book_id])
             save_rows(
                 BookListing,
                 [listings[i] for i in sorted(dirty)],
@@ -222,16 +227,9 @@ class BookListingProjector(Projector):
                 listing.author_names = ", ".join(a["name"] for a in listing.authors)
                 listing.search_text = search_text(listing)
                 listing.position = position
+                listing.document = document(listing)
                 changed.append(listing)
         BookListing.objects.bulk_update(
-            changed, ["authors", "author_names", "search_text", "position"]
+            changed, ["authors", "author_names", "search_text", "position", "document"]
         )
         return [listing.book_id for listing in changed]
-
-
-def serialized_listings(book_ids: Iterable[int]) -> dict[int, dict]:
-    from apps.read.catalog.api import BookListingSerializer
-
-    listings = BookListing.objects.filter(book_id__in=list(book_ids))
-    # One serializer for all of them: building a ModelSerializer's fields is its dearest part.
-    return {data["id"]: data for data in BookListingSerializer(listings, many=True).data}

@@ -18,7 +18,7 @@ from apps.cqrs.bulk import copy_rows
 from apps.cqrs.events import Event
 from apps.cqrs.log import copy_new_aggregates
 from apps.write.catalog.models import Author, Book, BookAuthor
-from apps.write.demo.words import FIRST, LAST, PATTERNS, WORDS, isbn_for
+from apps.write.demo.words import FIRST, LAST, book_text, isbn_for
 from apps.write.inventory.models import StockItem
 
 BATCH = 5_000
@@ -82,14 +82,14 @@ class Command(BaseCommand):
         stock: list[tuple[object, ...]] = []
         events: list[tuple[Event, str]] = []
         for book_id in ids:
-            base = rng.choice(PATTERNS).format(a=rng.choice(WORDS), b=rng.choice(WORDS))
-            title = f"{base}, Book {book_id}"
+            text = book_text(rng)
             book = {
-                "title": title,
-                "subtitle": "",
+                # Unique, so that deep pages of a million titles page by title alone.
+                "title": f"{text['title']}, Book {book_id}",
+                "subtitle": text["subtitle"],
                 # 979-5…: a range of its own, apart from the demo seed's 979-0…
                 "isbn": isbn_for(500_000_000 + book_id),
-                "description": f"A novel about {base.lower()}.",
+                "description": text["description"],
                 "format": rng.choice(Book.Format.values),
                 "language": rng.choice(["en", "en", "en", "fr", "de", "es"]),
                 "published_on": date(2024, 1, 1) - timedelta(days=rng.randrange(0, 15000)),

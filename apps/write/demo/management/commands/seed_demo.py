@@ -12,7 +12,7 @@ from apps.cqrs.exceptions import Conflict
 from apps.write.catalog import services as catalog
 from apps.write.catalog.models import Book
 from apps.write.customers import services as customers
-from apps.write.demo.words import FIRST, LAST, PATTERNS, STREETS, WORDS, isbn_for
+from apps.write.demo.words import FIRST, LAST, STREETS, book_text, isbn_for
 from apps.write.inventory import services as inventory
 from apps.write.orders import services as orders
 from apps.write.orders.services import LineInput
@@ -76,16 +76,15 @@ class Command(BaseCommand):
         ]
         ids = []
         for i in self.progress(range(count), "books"):
-            title = rng.choice(PATTERNS).format(a=rng.choice(WORDS), b=rng.choice(WORDS))
+            text = book_text(rng)
             book = catalog.book_add(
                 actor=None,
-                title=title,
+                **text,
                 isbn=isbn_for(start + i + 1),
                 author_ids=rng.sample(author_ids, k=min(len(author_ids), rng.choice([1, 1, 2]))),
                 price=Decimal(rng.randrange(499, 5999)) / 100,
                 format=rng.choice(list(Book.Format.values)),
                 published_on=date(2024, 1, 1) - timedelta(days=rng.randrange(0, 15000)),
-                description=f"A novel about {title.lower()}.",
             )
             quantity = rng.choice([0, 3, 10, 25, 60])
             if quantity:

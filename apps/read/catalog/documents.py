@@ -1,0 +1,75 @@
+"""Each book's API representation, kept on its listing row as JSON text by the projector.
+
+An uncached read of the books API sends these texts as they are: one indexed query and a join
+of strings, with no serializer and no JSON encoding per row (decision record 0008). The
+projector writes a row's document whenever it writes the row, so the two never disagree.
+`BookListingSerializer` (api.py) describes the same shape for the schema and the browsable API;
+a test holds them equal.
+"""
+
+import datetime
+import json
+from collections.abc import Iterable
+from decimal import Decimal
+
+from apps.read.catalog.models import BookListing
+
+
+def document(listing: BookListing) -> str:
+    # A date from the table, or the ISO text an event's payload may carry.
+    published: object = listing.published_on
+    if isinstance(published, datetime.date):
+        published = published.isoformat()
+    price = Decimal(listing.price)
+    text = json.dumps(
+        {
+            "id": listing.book_id,
+            "title": listing.title,
+            "subtitle": listing.subtitle,
+            "isbn": listing.isbn,
+            "description": listing.description,
+            "format": listing.format,
+            "language": listing.language,
+            "published_on": published,
+            "price": f"{price:.2f}",
+            "authors": listing.authors,
+            "author_names": listing.author_names,
+            "discontinued": listing.discontinued,
+            "availability": listing.availability,
+            "quantity_available": listing.quantity_available,
+            "units_sold": listing.units_sold,
+            "allow_backorder": listing.allow_backorder,
+            "position": listing.position,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    # As DRF's renderer does: these two are valid JSON but end a line in JavaScript.
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def documents_of(rows: Iterable[BookListing]) -> list[str]:
+    """The stored documents of rows read with at least `book_id` and `document`, in order.
+
+    A row written before documents existed (read model version 2, until its rebuild switches)
+    has none yet: those few are loaded whole and their documents made here.
+    """
+    rows = list(rows)
+    missing = [row.book_id for row in rows if not row.document]
+    made = {}
+    if missing:
+        listings = BookListing.objects.in_bulk(missing)
+        made = {book_id: document(listing) for book_id, listing in listings.items()}
+    return [row.document or made[row.book_id] for row in rows]
+
+
+def stored_documents(book_ids: Iterable[int]) -> dict[int, bytes]:
+    """The documents of these books, as the cache stores them."""
+    rows = list(BookListing.objects.filter(book_id__in=list(book_ids)).only("book_id", "document"))
+    return {row.book_id: text.encode() for row, text in zip(rows, documents_of(rows), strict=True)}
+
+
+def page_body(*, next_link: str | None, previous_link: str | None, documents: list[str]) -> bytes:
+    """A cursor page of books, as DRF's cursor paginator shapes it."""
+    head = json.dumps({"next": next_link, "previous": previous_link}, separators=(",", ":"))
+    return f'{head[:-1]},"results":[{",".join(documents)}]}}'.encode()
