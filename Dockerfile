@@ -21,6 +21,8 @@ COPY static ./static
 # collectstatic needs settings but no database or real secret.
 RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --no-input
 
+# Covers are stored here (MEDIA_ROOT in compose); a new volume takes this ownership.
+RUN mkdir -p /srv/media && chown bookstore /srv/media
 USER bookstore
 EXPOSE 8000
 # Liveness only: readiness (/readyz) is for the orchestrator to route by, not to restart on.

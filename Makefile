@@ -12,9 +12,9 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 TEST_READ_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bookstore_read
 TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	DJANGO_SECRET_KEY=test-only-secret DJANGO_HTTPS=0 CQRS_SWEEP_SECONDS=1 \
-	DJANGO_EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend
+	DJANGO_EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend SERVE_MEDIA=1
 
-.PHONY: install run test test-faults test-separate-read-db lint format check-services clean bench bench-quick bench-rebuild bench-waits bench-streams bench-replicas
+.PHONY: install run test test-faults test-separate-read-db lint format check-services clean bench bench-quick bench-rebuild bench-waits bench-streams bench-replicas bench-catalog
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -105,3 +105,7 @@ clean:
 # orders: bench/REPLICAS.md and bench/replicas.png.
 bench-replicas: $(BIN)/.bench-installed check-services
 	$(BIN)/python -m bench.replicas
+
+# Lists, details, search and suggestions at 10k, 100k and 1M books: bench/CATALOG.md.
+bench-catalog: $(BIN)/.bench-installed check-services
+	$(BIN)/python -m bench.catalog $(BENCH_ARGS)

@@ -98,6 +98,8 @@ MIDDLEWARE = [
 REQUEST_BODY_MAX_BYTES = int(os.environ.get("REQUEST_BODY_MAX_BYTES", 1_000_000))
 JSON_MAX_DEPTH = 32
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
+# Multipart bodies under /admin/ (staff uploading a book's cover) may be this large.
+ADMIN_UPLOAD_MAX_BYTES = int(os.environ.get("ADMIN_UPLOAD_MAX_BYTES", 6_000_000))
 
 # The benchmarks serve bench.urls: the project plus the naive baseline they compare against.
 ROOT_URLCONF = os.environ.get("DJANGO_ROOT_URLCONF", "config.urls")
@@ -341,8 +343,19 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Uploads (book covers). On several machines, point every web server and the gateway at one
+# volume, or set DJANGO_FILE_STORAGE to a shared storage's backend (django-storages' S3, say).
+MEDIA_URL = os.environ.get("MEDIA_URL", "/media/")
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", str(BASE_DIR / "media")))
+# Django serves MEDIA_URL itself only where nothing in front of it does (the embedded default,
+# tests); the gateway serves it in production (deploy/nginx.conf).
+SERVE_MEDIA = env_bool("SERVE_MEDIA", DEBUG)
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {
+        "BACKEND": os.environ.get(
+            "DJANGO_FILE_STORAGE", "django.core.files.storage.FileSystemStorage"
+        )
+    },
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
@@ -88,3 +89,18 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api-auth/", include("rest_framework.urls")),
 ]
+
+if settings.SERVE_MEDIA:
+    from django.http import Http404
+    from django.urls import re_path
+    from django.views.decorators.http import require_safe
+    from django.views.static import serve
+
+    @require_safe
+    def media(request, path):
+        try:
+            return serve(request, path, document_root=str(settings.MEDIA_ROOT))  # per request
+        except OSError as exc:  # a name the file system refuses (too long, say)
+            raise Http404("No such file.") from exc
+
+    urlpatterns.append(re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.+)$", media))

@@ -58,6 +58,8 @@ def book_listing_differences() -> list[Difference]:
             "title": book.title,
             "price": book.price,
             "discontinued": book.discontinued,
+            "cover_small": book.cover_small,
+            "cover_large": book.cover_large,
             "quantity_available": on_hand,
             "availability": availability_of(
                 on_hand=on_hand, allow_backorder=backorder, discontinued=book.discontinued

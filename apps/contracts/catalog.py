@@ -87,6 +87,15 @@ class PriceChanged(BookEvent):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class BookCoverChanged(BookEvent):
+    """The cover's sizes, as names in the file storage (apps/write/catalog/covers.py); both
+    empty when the cover was removed."""
+
+    small: str
+    large: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class BookDiscontinued(BookEvent):
     pass
 

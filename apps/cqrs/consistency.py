@@ -89,14 +89,18 @@ def read_position(projectors: list[Projector], *, primary: bool = False) -> int:
     for p in projectors:
         names = [part.name for part in p.partition_list()]
         on_replica = p.database == replicas.READ_ALIAS and not primary
-        found = list(
-            p.checkpoint_model._default_manager.using(
-                replicas.read_alias() if on_replica else p.database
-            )
+        alias = replicas.read_alias() if on_replica else p.database
+        found = dict(
+            p.checkpoint_model._default_manager.using(alias)
             .filter(name__in=names)
-            .values_list("position", flat=True)
+            .values_list("name", "position")
         )
-        positions.append(min(found) if len(found) == len(names) else 0)
+        if alias == p.database:
+            # Read from the table, so never ahead of it: the next reads need not ask again
+            # while the projector has nothing to write (note_checkpoint).
+            keys = {CHECKPOINT_CACHE_KEY.format(name=name): v for name, v in found.items()}
+            cache.set_many(keys, CHECKPOINT_CACHE_SECONDS)
+        positions.append(min(found.values()) if len(found) == len(names) else 0)
     return min(positions, default=0)
 
 

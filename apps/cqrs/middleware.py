@@ -113,11 +113,14 @@ class RequestLimitsMiddleware:
         except ValueError:
             length = 0
         limit, depth = settings.REQUEST_BODY_MAX_BYTES, settings.JSON_MAX_DEPTH
+        content_type = request.META.get("CONTENT_TYPE", "")
+        if request.path.startswith("/admin/") and content_type.startswith("multipart/"):
+            limit = settings.ADMIN_UPLOAD_MAX_BYTES  # a cover upload
         if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
             return self._refuse(request, 400, "The address holds a NUL character.")
         if length > limit:
             return self._refuse(request, 413, f"The request body is larger than {limit:,} bytes.")
-        is_json = "json" in request.META.get("CONTENT_TYPE", "")
+        is_json = "json" in content_type
         if length and is_json and json_depth_exceeds(request.body, depth):
             return self._refuse(request, 400, f"JSON nested deeper than {depth} levels.")
         return self.get_response(request)

@@ -47,3 +47,22 @@ class SignUpForm(forms.Form):
 class ProfileForm(forms.Form):
     full_name = forms.CharField(max_length=200)
     shipping_address = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+
+class EmailForm(forms.Form):
+    email = forms.EmailField(label="New e-mail address")
+    password = forms.CharField(
+        label="Your current password", widget=forms.PasswordInput(render_value=False)
+    )
+
+
+class PasswordForm(forms.Form):
+    old_password = forms.CharField(label="Current password", widget=forms.PasswordInput)
+    new_password = forms.CharField(label="New password", widget=forms.PasswordInput)
+    new_password_again = forms.CharField(label="New password again", widget=forms.PasswordInput)
+
+    def clean(self):
+        data = super().clean() or {}
+        if data.get("new_password") != data.get("new_password_again"):
+            self.add_error("new_password_again", "The two new passwords differ.")
+        return data

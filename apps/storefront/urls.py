@@ -18,6 +18,8 @@ urlpatterns = [
     path("sign-up/", views.sign_up, name="sign-up"),
     path("profile/", views.profile, name="profile"),
     path("profile/token/", views.profile_token, name="profile-token"),
+    path("profile/email/", views.profile_email, name="profile-email"),
+    path("profile/password/", views.profile_password, name="profile-password"),
     path("log-in/", views.LogInView.as_view(), name="log-in"),
     path("log-out/", auth_views.LogoutView.as_view(), name="log-out"),
     # Django's own reset flow: a signed, expiring link by e-mail; it says the same whether or

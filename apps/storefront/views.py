@@ -5,7 +5,7 @@ import datetime
 from decimal import Decimal
 
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
@@ -33,6 +33,8 @@ from apps.storefront.forms import (
     AddToCartForm,
     CartLineForm,
     CheckoutForm,
+    EmailForm,
+    PasswordForm,
     ProfileForm,
     SignUpForm,
 )
@@ -395,11 +397,53 @@ def profile(request):
         if updated:
             messages.success(request, "Your profile is saved.")
             return redirect("storefront:profile")
-    return render(
-        request,
-        "storefront/profile.html",
-        {"form": form, "title": "Your profile", "token": tokens.token_for(user=request.user)},
-    )
+    return _profile_page(request, form=form)
+
+
+def _profile_page(request, **forms):
+    context = {
+        "form": ProfileForm(),
+        "email_form": EmailForm(),
+        "password_form": PasswordForm(),
+        **forms,
+        "title": "Your profile",
+        "token": tokens.token_for(user=request.user),
+    }
+    return render(request, "storefront/profile.html", context)
+
+
+@login_required
+@require_POST
+def profile_email(request):
+    form = EmailForm(request.POST)
+    if form.is_valid() and _run(
+        form,
+        lambda: customer_services.customer_change_email(actor=request.user, **form.cleaned_data),
+    ):
+        messages.success(request, f"Mail now goes to {form.cleaned_data['email']}.")
+        return redirect(f"{reverse('storefront:profile')}#email")
+    return _profile_page(request, email_form=form)
+
+
+@login_required
+@require_POST
+def profile_password(request):
+    form = PasswordForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        user = _run(
+            form,
+            lambda: customer_services.customer_change_password(
+                actor=request.user,
+                old_password=data["old_password"],
+                new_password=data["new_password"],
+            ),
+        )
+        if user:
+            update_session_auth_hash(request, user)  # this session stays signed in
+            messages.success(request, "Your password is changed.")
+            return redirect(f"{reverse('storefront:profile')}#password")
+    return _profile_page(request, password_form=form)
 
 
 @login_required

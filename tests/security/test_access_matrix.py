@@ -86,6 +86,7 @@ def sample_values(world):
             "uidb64": "MQ",
             "token": "set-password",
             "url": "nothing-here/",
+            "path": "covers/nothing-here.jpg",
         }[name]
 
     return value

@@ -1,4 +1,4 @@
-"""Log in, password reset and what the session keeps across them."""
+"""Log in, password reset, e-mail and password changes, and what the session keeps across them."""
 
 import re
 
@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from apps.cqrs import runtime
+from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import registry
 from tests.factories import UserFactory, stocked_book
 
@@ -92,3 +93,80 @@ def test_repeated_failed_log_ins_lock_that_username_out(login_url, settings):
     # Another username from the same address still logs in
     other = Client().post(login_url, {"username": "bystander", "password": PASSWORD})
     assert other.status_code == 302
+
+
+def profile_client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_a_customer_changes_their_e_mail_with_their_password():
+    user = UserFactory(username="mover", email="old@example.com")
+    client = profile_client(user)
+
+    wrong = client.post("/profile/email/", {"email": "new@example.com", "password": "guess"})
+    assert wrong.status_code == 200
+    assert "That is not your current password." in wrong.content.decode()
+    UserFactory(username="other", email="taken@example.com")
+    taken = client.post(
+        "/profile/email/", {"email": "TAKEN@example.com", "password": "correct horse battery"}
+    )
+    assert "Another account uses this address." in taken.content.decode()
+    user.refresh_from_db()
+    assert user.email == "old@example.com"
+    assert not DomainEvent.objects.filter(event_type="CustomerEmailChanged").exists()
+
+    done = client.post(
+        "/profile/email/", {"email": "new@example.com", "password": "correct horse battery"}
+    )
+
+    assert done.status_code == 302
+    user.refresh_from_db()
+    assert user.email == "new@example.com"
+    event = DomainEvent.objects.get(event_type="CustomerEmailChanged")
+    assert (event.actor, event.payload) == ("mover", {"customer_id": user.pk})  # no address
+    assert "Mail now goes to new@example.com." in client.get("/profile/").content.decode()
+
+
+def test_a_customer_changes_their_password_and_stays_signed_in():
+    user = UserFactory(username="keeper")
+    client = profile_client(user)
+    new = "a-brand-new-pass-phrase"
+
+    mismatch = client.post(
+        "/profile/password/",
+        {"old_password": "correct horse battery", "new_password": new,
+         "new_password_again": new + "x"},
+    )  # fmt: skip
+    weak = client.post(
+        "/profile/password/",
+        {"old_password": "correct horse battery", "new_password": "123",
+         "new_password_again": "123"},
+    )  # fmt: skip
+    wrong = client.post(
+        "/profile/password/",
+        {"old_password": "nope", "new_password": new, "new_password_again": new},
+    )
+    assert "The two new passwords differ." in mismatch.content.decode()
+    assert "This password is too short" in weak.content.decode()
+    assert "That is not your current password." in wrong.content.decode()
+    assert not DomainEvent.objects.filter(event_type="CustomerPasswordChanged").exists()
+
+    done = client.post(
+        "/profile/password/",
+        {"old_password": "correct horse battery", "new_password": new, "new_password_again": new},
+    )
+
+    assert done.status_code == 302
+    user.refresh_from_db()
+    assert user.check_password(new)
+    assert client.get("/profile/").status_code == 200  # this session is still signed in
+    event = DomainEvent.objects.get(event_type="CustomerPasswordChanged")
+    assert event.payload == {"customer_id": user.pk}
+    assert new not in str(event.payload)
+
+
+def test_the_profile_forms_need_a_signed_in_customer_and_a_post():
+    assert Client().post("/profile/email/", {"email": "x@example.com"}).status_code == 302
+    assert profile_client(UserFactory()).get("/profile/password/").status_code == 405

@@ -9,10 +9,14 @@ a test holds them equal.
 
 import datetime
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from typing import Any
 
 from apps.read.catalog.models import BookListing
+
+# What a read selects to send a row: `documents_of` needs both.
+ROW = ("book_id", "document")
 
 
 def document(listing: BookListing) -> str:
@@ -35,6 +39,7 @@ def document(listing: BookListing) -> str:
             "authors": listing.authors,
             "author_names": listing.author_names,
             "discontinued": listing.discontinued,
+            "cover": listing.cover,
             "availability": listing.availability,
             "quantity_available": listing.quantity_available,
             "units_sold": listing.units_sold,
@@ -48,25 +53,32 @@ def document(listing: BookListing) -> str:
     return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
-def documents_of(rows: Iterable[BookListing]) -> list[str]:
-    """The stored documents of rows read with at least `book_id` and `document`, in order.
+def documents_of(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The stored documents of rows read as `values("book_id", "document", ...)`, in order.
 
     A row written before documents existed (read model version 2, until its rebuild switches)
     has none yet: those few are loaded whole and their documents made here.
     """
     rows = list(rows)
-    missing = [row.book_id for row in rows if not row.document]
+    missing = [row["book_id"] for row in rows if not row["document"]]
     made = {}
     if missing:
         listings = BookListing.objects.in_bulk(missing)
         made = {book_id: document(listing) for book_id, listing in listings.items()}
-    return [row.document or made[row.book_id] for row in rows]
+    return [row["document"] or made[row["book_id"]] for row in rows]
 
 
 def stored_documents(book_ids: Iterable[int]) -> dict[int, bytes]:
     """The documents of these books, as the cache stores them."""
-    rows = list(BookListing.objects.filter(book_id__in=list(book_ids)).only("book_id", "document"))
-    return {row.book_id: text.encode() for row, text in zip(rows, documents_of(rows), strict=True)}
+    rows = list(BookListing.objects.filter(book_id__in=list(book_ids)).values(*ROW))
+    texts = documents_of(rows)
+    return {row["book_id"]: text.encode() for row, text in zip(rows, texts, strict=True)}
+
+
+def book_body(book_id: int) -> bytes | None:
+    """One book's document, or None when there is no such book."""
+    rows = list(BookListing.objects.filter(book_id=book_id).order_by().values(*ROW))
+    return documents_of(rows)[0].encode() if rows else None
 
 
 def page_body(*, next_link: str | None, previous_link: str | None, documents: list[str]) -> bytes:

@@ -1,3 +1,4 @@
+from django.core.files.storage import default_storage
 from django.db import models
 
 
@@ -54,6 +55,9 @@ class BookListing(models.Model):
     authors = models.JSONField(default=list, help_text='[{"id": 1, "name": "..."}] in order.')
     author_names = models.CharField(max_length=1000, blank=True)
     discontinued = models.BooleanField(default=False)
+    # The cover's sizes, as names in the file storage; empty without a cover.
+    cover_small = models.CharField(max_length=200, blank=True, default="")
+    cover_large = models.CharField(max_length=200, blank=True, default="")
     # Title, subtitle, authors and ISBN in one text, for full-text search (selectors.py).
     search_text = models.TextField(blank=True)
     quantity_available = models.IntegerField(default=0)
@@ -77,7 +81,20 @@ class BookListing(models.Model):
             models.Index(fields=["format", "title", "book_id"], name="listing_format"),
             models.Index(fields=["language", "title", "book_id"], name="listing_language"),
             models.Index(fields=["published_on"], name="listing_published"),
+            # Suggestions take the best-selling matches: with this order at hand PostgreSQL
+            # stops at the first ten of a common word rather than sorting all its matches.
+            models.Index(fields=["-units_sold", "title", "book_id"], name="listing_popular"),
         ]
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def cover(self) -> dict[str, str] | None:
+        """The cover's URLs by size, or None."""
+        if not self.cover_small:
+            return None
+        return {
+            "small": default_storage.url(self.cover_small),
+            "large": default_storage.url(self.cover_large),
+        }

@@ -6,6 +6,7 @@ from django.db import transaction
 from apps.contracts.catalog import (
     AuthorRenamed,
     BookAdded,
+    BookCoverChanged,
     BookDetailsChanged,
     BookDiscontinued,
     BookEvent,
@@ -50,6 +51,8 @@ _ALL_FIELDS = [
     "units_sold",
     "allow_backorder",
     "availability",
+    "cover_small",
+    "cover_large",
     "document",
 ]
 
@@ -96,13 +99,14 @@ def _listing_from_book_added(added: BookAdded, position: int) -> BookListing:
 class BookListingProjector(Projector):
     name = "catalog.book_listing"
     # 2: listings carry the book's language (docs/upgrades.md).
-    # 3: and their API document (documents.py).
+    # 3: and their API document (documents.py), and their cover.
     version = 3
     handles = frozenset(
         {
             BookAdded,
             PriceChanged,
             BookDetailsChanged,
+            BookCoverChanged,
             BookDiscontinued,
             BookReinstated,
             AuthorRenamed,
@@ -182,6 +186,8 @@ class BookListingProjector(Projector):
                 for field, value in data.changes.items():
                     setattr(listing, field, value)
                 listing.search_text = search_text(listing)
+            case BookCoverChanged():
+                listing.cover_small, listing.cover_large = data.small, data.large
             case BookDiscontinued() | BookReinstated():
                 listing.discontinued = isinstance(data, BookDiscontinued)
             case BackorderPolicyChanged():

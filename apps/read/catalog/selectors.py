@@ -1,4 +1,5 @@
 import re
+from typing import Any
 
 from django.db import connections
 from django.db.models import FloatField, Q, QuerySet, Value
@@ -103,19 +104,9 @@ def book_suggestions(*, q: str, limit: int = 10) -> list[dict[str, object]]:
     text = q.strip().lower()
     if len(text) < SUGGEST_MIN_LENGTH:
         return []
-    books = BookListing.objects.all()
-    if connections[books.db].vendor == "postgresql":
-        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
-        books = books.annotate(
-            matches=RawSQL(f"{TRIGRAM_TEXT} LIKE %s", [pattern])  # the trigram index's text
-        ).filter(matches=True)
-    else:
-        books = books.filter(Q(title__icontains=text) | Q(author_names__icontains=text))
     titles: list[dict[str, object]] = []
     authors: dict[int, dict[str, object]] = {}
-    for row in books.order_by("-units_sold", "title", "book_id").values(
-        "book_id", "title", "authors"
-    )[: limit * 5]:
+    for row in suggestion_candidates(text=text, limit=limit * 5):
         if text in row["title"].lower() and len(titles) < limit:
             titles.append({"kind": "title", "text": row["title"], "book_id": row["book_id"]})
         for author in row["authors"]:
@@ -126,6 +117,21 @@ def book_suggestions(*, q: str, limit: int = 10) -> list[dict[str, object]]:
                 )
     people = list(authors.values())[:3]
     return (titles[: limit - len(people)] + people)[:limit]
+
+
+def suggestion_candidates(*, text: str, limit: int = 50) -> QuerySet[BookListing, Any]:
+    """Books whose title or authors contain `text` (lower case), best-selling first."""
+    books = BookListing.objects.all()
+    if connections[books.db].vendor == "postgresql":
+        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
+        books = books.annotate(
+            matches=RawSQL(f"{TRIGRAM_TEXT} LIKE %s", [pattern])  # the trigram index's text
+        ).filter(matches=True)
+    else:
+        books = books.filter(Q(title__icontains=text) | Q(author_names__icontains=text))
+    return books.order_by("-units_sold", "title", "book_id").values("book_id", "title", "authors")[
+        :limit
+    ]
 
 
 def books_by_author(books: QuerySet[BookListing], *, author_id: int) -> QuerySet[BookListing]:

@@ -1,10 +1,17 @@
 from functools import partial
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.storage import default_storage
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from apps.cqrs.admin import CommandAdmin, events_link, run_command
-from apps.write.catalog import services
+from apps.write.catalog import covers, services
 from apps.write.catalog.models import Author, Book
 from apps.write.catalog.validators import normalize_isbn, validate_isbn13
 
@@ -43,6 +50,21 @@ class BookAddForm(forms.ModelForm):
         return normalize_isbn(self.cleaned_data["isbn"])
 
 
+class CoverForm(forms.Form):
+    cover = forms.ImageField(
+        required=False,
+        help_text=f"JPEG, PNG, GIF or WebP, up to {covers.MAX_BYTES // 2**20} MB; "
+        "resized for the shop's pages.",
+    )
+    remove = forms.BooleanField(required=False, label="Remove the cover")
+
+    def clean(self):
+        data = super().clean() or {}
+        if not data.get("cover") and not data.get("remove"):
+            raise ValidationError("Choose an image, or tick “Remove the cover”.")
+        return data
+
+
 @admin.register(Book)
 class BookAdmin(CommandAdmin):
     list_display = ("title", "isbn", "format", "language", "price", "discontinued")
@@ -61,10 +83,60 @@ class BookAdmin(CommandAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return [*BookAddForm.Meta.fields[:3], "authors", *BookAddForm.Meta.fields[3:]]
-        return [*self.change_fields, "isbn", "credited", "discontinued", "events"]
+        return [*self.change_fields, "isbn", "credited", "cover", "discontinued", "events"]
 
     def get_readonly_fields(self, request, obj=None):
-        return ("isbn", "credited", "discontinued", "events") if obj else ()
+        return ("isbn", "credited", "cover", "discontinued", "events") if obj else ()
+
+    def get_urls(self):
+        cover = self.admin_site.admin_view(self.cover_view)
+        return [
+            path("<path:object_id>/cover/", cover, name="catalog_book_cover"),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="Cover")
+    def cover(self, obj):
+        change = reverse("admin:catalog_book_cover", args=[obj.pk])
+        if not obj.cover_small:
+            return format_html('None · <a href="{}">Upload a cover</a>', change)
+        return format_html(
+            '<img src="{}" alt="Cover of {}" width="80"> <a href="{}">Change or remove</a>',
+            default_storage.url(obj.cover_small),
+            obj.title,
+            change,
+        )
+
+    def cover_view(self, request, object_id: str) -> HttpResponse:
+        """Upload or remove a book's cover. Not in the change form: that runs in one
+        transaction, and the image must be stored before the command's transaction opens."""
+        book = self.get_object(request, object_id)
+        if book is None:
+            raise Http404("No such book.")
+        if not self.has_change_permission(request, book):
+            raise PermissionDenied
+        posted = request.method == "POST"
+        form = CoverForm(request.POST, request.FILES) if posted else CoverForm()
+        if posted and form.is_valid():
+            upload = form.cleaned_data["cover"]
+            try:
+                names = None if form.cleaned_data["remove"] else covers.store_cover(upload.read())
+                services.book_change_cover(actor=request.user, book_id=book.pk, cover=names)
+            except ValidationError as exc:
+                form.add_error("cover", exc.messages)
+            else:
+                done = "removed" if names is None else "changed"
+                self.message_user(request, f"The cover of “{book}” was {done}.", messages.SUCCESS)
+                return redirect("admin:catalog_book_change", book.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "book": book,
+            "cover_url": default_storage.url(book.cover_large) if book.cover_large else None,
+            "form": form,
+            "title": f"Cover of {book}",
+        }
+        return TemplateResponse(request, "admin/catalog/book/cover.html", context)
 
     @admin.display(description="Authors")
     def credited(self, obj):

@@ -44,6 +44,9 @@ class Book(models.Model):
         Author, through="BookAuthor", related_name="books"
     )
     discontinued = models.BooleanField(default=False)
+    # The cover's sizes in the file storage (covers.py), empty without one.
+    cover_small = models.CharField(max_length=200, blank=True, editable=False, db_default="")
+    cover_large = models.CharField(max_length=200, blank=True, editable=False, db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

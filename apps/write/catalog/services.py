@@ -12,6 +12,7 @@ from apps.contracts.catalog import (
     AuthorAdded,
     AuthorRenamed,
     BookAdded,
+    BookCoverChanged,
     BookDetails,
     BookDetailsChanged,
     BookDiscontinued,
@@ -175,6 +176,22 @@ def book_change_details(*, actor: AbstractBaseUser | None, book_id: int, **detai
             setattr(book, field, value)
         book.save(update_fields=[*changes, "updated_at"])
         record(BookDetailsChanged(book_id=book.pk, changes=cast(BookDetails, changes)))
+    return book
+
+
+@command("catalog.book_change_cover")
+def book_change_cover(
+    *, actor: AbstractBaseUser | None, book_id: int, cover: dict[str, str] | None
+) -> Book:
+    """Show the sizes `covers.store_cover` stored as the book's cover; None removes it."""
+    small, large = (cover["small"], cover["large"]) if cover else ("", "")
+    if not all(name.startswith("covers/") for name in (small, large) if name):
+        raise ValidationError({"cover": "Store the cover with covers.store_cover first."})
+    book = Book.objects.select_for_update(no_key=True).get(pk=book_id)
+    if (book.cover_small, book.cover_large) != (small, large):
+        book.cover_small, book.cover_large = small, large
+        book.save(update_fields=["cover_small", "cover_large", "updated_at"])
+        record(BookCoverChanged(book_id=book.pk, small=small, large=large))
     return book
 
 

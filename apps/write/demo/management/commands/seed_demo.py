@@ -9,6 +9,7 @@ from tqdm import tqdm
 from apps.cqrs.actors import SystemActor
 from apps.cqrs.context import scope
 from apps.cqrs.exceptions import Conflict
+from apps.write.catalog import covers
 from apps.write.catalog import services as catalog
 from apps.write.catalog.models import Book
 from apps.write.customers import services as customers
@@ -70,22 +71,35 @@ class Command(BaseCommand):
     def seed_books(self, count: int) -> list[int]:
         rng = self.rng
         start = Book.objects.count()
-        author_ids = [
-            catalog.author_add(actor=None, name=f"{rng.choice(FIRST)} {rng.choice(LAST)}").pk
-            for _ in self.progress(range(max(count // 4, 1) if count else 0), "authors")
-        ]
+        names = {
+            author.pk: author.name
+            for author in (
+                catalog.author_add(actor=None, name=f"{rng.choice(FIRST)} {rng.choice(LAST)}")
+                for _ in self.progress(range(max(count // 4, 1) if count else 0), "authors")
+            )
+        }
+        author_ids = list(names)
         ids = []
         for i in self.progress(range(count), "books"):
             text = book_text(rng)
+            credited = rng.sample(author_ids, k=min(len(author_ids), rng.choice([1, 1, 2])))
             book = catalog.book_add(
                 actor=None,
                 **text,
                 isbn=isbn_for(start + i + 1),
-                author_ids=rng.sample(author_ids, k=min(len(author_ids), rng.choice([1, 1, 2]))),
+                author_ids=credited,
                 price=Decimal(rng.randrange(499, 5999)) / 100,
                 format=rng.choice(list(Book.Format.values)),
                 published_on=date(2024, 1, 1) - timedelta(days=rng.randrange(0, 15000)),
             )
+            # A generated cover for most books; pages show a plain board for the rest.
+            if rng.random() < 0.9:
+                image = covers.generated_cover(
+                    title=book.title, author=names[credited[0]], seed=book.pk
+                )
+                catalog.book_change_cover(
+                    actor=None, book_id=book.pk, cover=covers.store_cover(image)
+                )
             quantity = rng.choice([0, 3, 10, 25, 60])
             if quantity:
                 inventory.stock_receive(actor=None, book_id=book.pk, quantity=quantity)
