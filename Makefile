@@ -14,7 +14,7 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	DJANGO_SECRET_KEY=test-only-secret DJANGO_HTTPS=0 CQRS_SWEEP_SECONDS=1 \
 	DJANGO_EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend SERVE_MEDIA=1
 
-.PHONY: install run test test-faults test-separate-read-db lint format check-services clean bench bench-quick bench-rebuild bench-waits bench-streams bench-replicas bench-catalog
+.PHONY: install run test test-faults test-separate-read-db lint format check-services clean bench bench-quick bench-rebuild bench-waits bench-streams bench-replicas bench-catalog bench-cost
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -109,3 +109,7 @@ bench-replicas: $(BIN)/.bench-installed check-services
 # Lists, details, search and suggestions at 10k, 100k and 1M books: bench/CATALOG.md.
 bench-catalog: $(BIN)/.bench-installed check-services
 	$(BIN)/python -m bench.catalog $(BENCH_ARGS)
+
+# CPU per order (web, worker, PostgreSQL), lag at 100 orders/s, replay: bench/COST.md.
+bench-cost: $(BIN)/.bench-installed check-services
+	$(BIN)/python -m bench.cost

@@ -13,11 +13,9 @@ import argparse
 import json
 import random
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
-from bench.run import BENCH, say, settle, wrk
+from bench.run import BENCH, run_cells, say
 
 DB_NAME = "bookstore_catalog"
 SIZES = {"full": [10_000, 100_000, 1_000_000], "quick": [10_000, 30_000]}
@@ -37,7 +35,7 @@ CELLS = [
 VARIANTS = {"a": "cached", "b": "uncached", "d": "ceiling"}
 # Server time, in process: searches and what a search box sends as someone types.
 TIMED_SEARCHES = ["river", "hollow harbour", "lanturn", "9795000000017"]
-TIMED_SUGGESTIONS = ["lan", "the", "hollow", "riv", "kestrel b"]
+TIMED_SUGGESTIONS = ["lan", "the", "hollow", "riv", "kestrel b", "ada abara", "glassblower of"]
 
 
 def server_times() -> dict:
@@ -86,37 +84,24 @@ def measure(size: int, rng: random.Random, rounds: int, seconds: float) -> list[
         {"endpoint": e, "variant": v, "path": p, "hot_ids": hot if e == "detail" else []}
         for e, v, p in CELLS
     ]
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        for cell in cells:  # warm-up: connections, plans; a search is cached from its second ask
-            settle()
-            wrk(cell, 1, workdir)
-        for cell in cells:
-            cell["runs"] = []
-        for r in range(rounds):
-            order = cells[:]
-            rng.shuffle(order)
-            for i, cell in enumerate(order, 1):
-                print(
-                    f"\r  {size:,} books, round {r + 1}/{rounds}, cell {i}/{len(order)}: "
-                    f"{cell['endpoint']} ({cell['variant']})            ",
-                    end="",
-                    flush=True,
-                )
-                settle()
-                cell["runs"].append(wrk(cell, seconds, workdir))
-        print()
-    for cell in cells:
-        del cell["hot_ids"]
-        cell["size"] = size
-    return cells
+    # The warm-up also asks each search twice: from then on its first page is cached.
+    return run_cells(cells, size=size, rounds=rounds, seconds=seconds, rng=rng)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10,000 and 30,000 books, 1 round")
+    parser.add_argument(
+        "--server-times",
+        action="store_true",
+        help="only measure server times and plans again on the database as the last run left "
+        "it (its largest size), after migrating it, and rewrite the report",
+    )
     args = parser.parse_args()
     from bench import run as bench
+
+    if args.server_times:
+        return server_times_again(bench)
 
     bench.use_database(DB_NAME, redis_db=7)
     from django.core.management import call_command
@@ -151,6 +136,34 @@ def main() -> None:
     say(f"done in {results['elapsed_s'] / 60:.1f} min: see bench/CATALOG.md")
 
 
+def server_times_again(bench) -> None:
+    import os
+    import sys
+
+    bench.ENV["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
+    bench.ENV["REDIS_URL"] = "redis://127.0.0.1:6379/7"
+    os.environ.update(bench.ENV)
+    sys.path.insert(0, str(BENCH.parent))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    results = json.loads((BENCH / "results-catalog.json").read_text())
+    call_command("migrate", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE read_catalog_booklisting")
+    largest = results["sizes"][-1]
+    say(f"server times and plans again at {largest['size']:,} books")
+    largest["server_ms_before"] = largest["server_ms"]
+    largest["server_ms"], largest["plans"] = server_times(), plans()
+    results["server_times_again"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    (BENCH / "results-catalog.json").write_text(json.dumps(results, indent=1))
+    write_report(results)
+
+
 def _median(runs: list[dict], key: str) -> float:
     return statistics.median(run[key] for run in runs)
 
@@ -179,14 +192,16 @@ def write_report(results: dict) -> None:
     left.set_title("Latency as the catalog grows")
     left.legend(fontsize=7)
     for label in sorted({k for e in results["sizes"] for k in e["server_ms"]}):
+        measured = [e for e in results["sizes"] if label in e["server_ms"]]
         right.plot(
-            sizes,
-            [e["server_ms"][label]["p50"] for e in results["sizes"]],
+            [e["size"] for e in measured],
+            [e["server_ms"][label]["p50"] for e in measured],
             marker="o",
             label=label,
         )
     right.axhline(20, color="grey", linestyle=":", label="suggestions target (20 ms)")
     right.set_xscale("log")
+    right.set_yscale("log")
     right.set_xlabel("books")
     right.set_ylabel("server time, median ms (in process)")
     right.set_title("Search and suggestions, one request alone")
@@ -215,14 +230,25 @@ def write_report(results: dict) -> None:
             f"{rps('search+filter', 'a') / rps('constant', 'd'):.0%} | "
             f"{rps('search+filter', 'b') / rps('constant', 'd'):.0%} |"
         )
+
+    def timing(times: dict, label: str) -> str:
+        return f"{times[label]['p50']:.1f} ({times[label]['p90']:.1f})" if label in times else "–"
+
     server = []
-    labels = list(results["sizes"][0]["server_ms"])
+    before = results["sizes"][-1].get("server_ms_before")
+    labels = list(results["sizes"][-1]["server_ms"])
     for label in labels:
-        row = " | ".join(
-            f"{e['server_ms'][label]['p50']:.1f} ({e['server_ms'][label]['p90']:.1f})"
-            for e in results["sizes"]
+        row = " | ".join(timing(e["server_ms"], label) for e in results["sizes"])
+        earlier = f" | {timing(before, label)}" if before else ""
+        server.append(f"| {label} | {row}{earlier} |")
+    again = ""
+    if before:
+        again = (
+            f"\nThe last column: {sizes[-1]:,} books as first measured. The figures beside it "
+            f"were measured again on {results['server_times_again']} (`make bench-catalog "
+            "BENCH_ARGS=--server-times`), after a change of the suggestions' index, on the "
+            "same database.\n"
         )
-        server.append(f"| {label} | {row} |")
     first, last = sizes[0], sizes[-1]
     growth = {
         variant: _median(cell["search+filter", variant, last], "p50")
@@ -263,10 +289,10 @@ uncached {growth["b"]:.2f}×.
 
 ## Server time, in process (median ms, p90 in brackets; the selector and its query, first page)
 
-| call | {" | ".join(f"{s:,}" for s in sizes)} |
-|---|{"---:|" * len(sizes)}
+| call | {" | ".join(f"{s:,}" for s in sizes)} |{" before |" if before else ""}
+|---|{"---:|" * (len(sizes) + bool(before))}
 {chr(10).join(server)}
-
+{again}
 ## Plans at {largest["size"]:,} books
 
 Search and filter, first page:

@@ -309,7 +309,17 @@ def measure_reads(size: int, profile: dict, rng: random.Random) -> list[dict]:
 
     ids = list(Book.objects.values_list("pk", flat=True))
     hot_ids = rng.sample(ids, min(HOT_SET, len(ids)))
-    cells = read_cells(size, hot_ids)
+    return run_cells(
+        read_cells(size, hot_ids), size=size, rounds=profile["rounds"],
+        seconds=profile["seconds"], rng=rng,
+    )  # fmt: skip
+
+
+def run_cells(
+    cells: list[dict], *, size: int, rounds: int, seconds: float, rng: random.Random
+) -> list[dict]:
+    """wrk on each cell (its `path`, and `hot_ids` for details), after a warm-up, in `rounds`
+    shuffled rounds; each cell gains its `runs` and `size`."""
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for cell in cells:  # warm-up, not recorded: connections, caches, query plans
@@ -317,18 +327,18 @@ def measure_reads(size: int, profile: dict, rng: random.Random) -> list[dict]:
             wrk(cell, 1, workdir)
         for cell in cells:
             cell["runs"] = []
-        for r in range(profile["rounds"]):
+        for r in range(rounds):
             order = cells[:]
             rng.shuffle(order)
             for i, cell in enumerate(order, 1):
                 print(
-                    f"\r  {size:,} books, round {r + 1}/{profile['rounds']}, "
+                    f"\r  {size:,} books, round {r + 1}/{rounds}, "
                     f"cell {i}/{len(order)}: {cell['endpoint']} ({cell['variant']})        ",
                     end="",
                     flush=True,
                 )
                 settle()
-                cell["runs"].append(wrk(cell, profile["seconds"], workdir))
+                cell["runs"].append(wrk(cell, seconds, workdir))
         print()
     for cell in cells:
         del cell["hot_ids"]

@@ -82,8 +82,10 @@ class BookListing(models.Model):
             models.Index(fields=["language", "title", "book_id"], name="listing_language"),
             models.Index(fields=["published_on"], name="listing_published"),
             # Suggestions take the best-selling matches: with this order at hand PostgreSQL
-            # stops at the first ten of a common word rather than sorting all its matches.
-            models.Index(fields=["-units_sold", "title", "book_id"], name="listing_popular"),
+            # stops at the first of a common word rather than sorting all its matches. Ties
+            # by id, not title: matches of a word cluster in title order, and a scan in that
+            # order passed 167,000 rows before finding "hollow" at a million books.
+            models.Index(fields=["-units_sold", "book_id"], name="listing_popular"),
         ]
 
     def __str__(self) -> str:

@@ -129,9 +129,7 @@ def suggestion_candidates(*, text: str, limit: int = 50) -> QuerySet[BookListing
         ).filter(matches=True)
     else:
         books = books.filter(Q(title__icontains=text) | Q(author_names__icontains=text))
-    return books.order_by("-units_sold", "title", "book_id").values("book_id", "title", "authors")[
-        :limit
-    ]
+    return books.order_by("-units_sold", "book_id").values("book_id", "title", "authors")[:limit]
 
 
 def books_by_author(books: QuerySet[BookListing], *, author_id: int) -> QuerySet[BookListing]:

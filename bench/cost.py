@@ -1,0 +1,220 @@
+"""What an order costs (`make bench-cost`): CPU per order in the web server, the worker and
+PostgreSQL, the projection lag at 100 orders/s, and the replay of the whole log.
+
+The benchmark's own database and Redis database, a catalog of 60,000 books (the bulk seeder),
+gunicorn with 2 sync workers and one Celery worker (prefork, 2 processes, with beat, the sweep
+every 5 s as in production). CPU time is read from /proc for each process tree (utime + stime
+of the root and every descendant) before and after `ORDERS` orders placed one after another
+through the API, once the worker has applied all their events, and divided by the orders; the
+same reading over an idle stretch of the same length says what the background (beat, polls)
+costs. Three rounds; medians. Writes bench/results-cost.json and bench/COST.md.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.run import BENCH, BIN, percentile, say
+
+DB_NAME = "bookstore_cost"
+BOOKS = 60_000
+ORDERS = 300
+ROUNDS = 3
+LAG_RATE, LAG_SECONDS = 100, 10
+TICK = os.sysconf("SC_CLK_TCK")
+# issue 15's budget, ms of CPU per order
+BUDGET = {"web": 6.0, "worker": 5.0}
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds of a process and its live descendants."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:  # gone
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / TICK
+    return own + sum(_cpu(int(child)) for child in children)
+
+
+def _named(name: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def snapshot(web: int, worker: int) -> dict[str, float]:
+    return {
+        "web": _cpu(web),
+        "worker": _cpu(worker),
+        "postgres": sum(_cpu(pid) for pid in _named("postgres") if _is_root_postgres(pid)),
+        "redis": sum(_cpu(pid) for pid in _named("redis-server")),
+    }
+
+
+def _is_root_postgres(pid: int) -> bool:
+    """The postmaster (whose tree holds every backend), not its children twice over."""
+    try:
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        return (Path(f"/proc/{parent}/comm").read_text().strip()) != "postgres"
+    except OSError:
+        return False
+
+
+def start(bench) -> tuple[object, object]:
+    worker = bench.start(
+        "worker",
+        [str(BIN / "celery"), "-A", "config", "worker", "--beat", "-Q",
+         "projections,side-effects,rebuilds", "--concurrency", "2", "--loglevel", "WARNING",
+         "--schedule", str(Path(tempfile.gettempdir()) / "bench-cost-beat")],
+    )  # fmt: skip
+    web = bench.start(
+        "gunicorn",
+        [str(BIN / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{bench.PORT}",
+         "--workers", "2"],
+    )  # fmt: skip
+    import urllib.request
+
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"{bench.BASE}/healthz", timeout=1)
+            return web, worker
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("gunicorn did not start; see bench/.gunicorn.log")
+
+
+def measure_cpu(bench, setup: Path, books: list[int], web: int, worker: int) -> dict:
+    bench.driver("closed", setup, books, concurrency=1, requests=30)  # warm-up
+    bench.wait_for_projectors("after the warm-up")
+    time.sleep(1)
+    before = snapshot(web, worker)
+    started = time.perf_counter()
+    result = bench.driver("closed", setup, books, concurrency=1, requests=ORDERS)
+    bench.wait_for_projectors("applying the orders")
+    elapsed = time.perf_counter() - started
+    after = snapshot(web, worker)
+    time.sleep(0.5)
+    idle_before = snapshot(web, worker)
+    time.sleep(elapsed)
+    idle_after = snapshot(web, worker)
+    placed = sum(1 for x in result["requests"] if x["status"] == 201)
+    latencies = [x["latency"] * 1000 for x in result["requests"]]
+    return {
+        "orders": placed,
+        "seconds": elapsed,
+        "ms_per_order": {k: (after[k] - before[k]) * 1000 / placed for k in before},
+        "idle_ms_per_order": {
+            k: (idle_after[k] - idle_before[k]) * 1000 / placed for k in idle_before
+        },
+        "place_p50_ms": percentile(latencies, 50),
+        "place_p99_ms": percentile(latencies, 99),
+    }
+
+
+def main() -> None:
+    from bench import run as bench
+
+    bench.ENV["CQRS_SWEEP_SECONDS"] = "5"  # production's default, not the benchmarks' 1 s
+    bench.use_database(DB_NAME, redis_db=8)
+    from django.core.management import call_command
+
+    started = time.perf_counter()
+    say(f"seeding {BOOKS:,} books")
+    call_command("bulk_seed_catalog", books=BOOKS, seed=BOOKS, verbosity=0)
+    setup = bench.prepare_customers(8)
+    books = bench.stocked_books(300, 100_000)
+    web, worker = start(bench)
+    results: dict = {"rounds": [], "orders": ORDERS}
+    try:
+        bench.wait_for_projectors("projecting the catalog")
+        for r in range(ROUNDS):
+            say(f"CPU per order, round {r + 1}/{ROUNDS}: {ORDERS} orders, one client")
+            results["rounds"].append(measure_cpu(bench, setup, books, web.pid, worker.pid))
+        say(f"lag at {LAG_RATE} orders/s for {LAG_SECONDS} s")
+        bench.LAG_RATES = [LAG_RATE]
+        lag = bench.measure_lag({"rounds": 1, "lag_seconds": LAG_SECONDS}, setup)
+        results["lag"] = lag[LAG_RATE][0]
+        bench.wait_for_projectors("after the lag run")
+    finally:
+        bench.stop_stack([web, worker])
+    say("replay: rebuild_read_models over the whole log")
+    results["replay"] = bench.measure_replay()
+    results["elapsed_s"] = time.perf_counter() - started
+    results["commit"] = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=BENCH.parent
+    ).stdout.strip()
+    (BENCH / "results-cost.json").write_text(json.dumps(results, indent=1))
+    write_report(results)
+    say(f"done in {results['elapsed_s'] / 60:.1f} min: see bench/COST.md")
+
+
+def write_report(results: dict) -> None:
+    rounds = results["rounds"]
+
+    def median(key: str, part: str) -> float:
+        return statistics.median(r[key][part] for r in rounds)
+
+    rows = []
+    for part in ("web", "worker", "postgres", "redis"):
+        each = " / ".join(f"{r['ms_per_order'][part]:.1f}" for r in rounds)
+        target = f"≤ {BUDGET[part]:.0f}" if part in BUDGET else "reported"
+        met = ""
+        if part in BUDGET:
+            met = "met" if median("ms_per_order", part) <= BUDGET[part] else "**missed**"
+        rows.append(
+            f"| {part} | {median('ms_per_order', part):.1f} | {each} | "
+            f"{median('idle_ms_per_order', part):.1f} | {target} | {met} |"
+        )
+    lag, replay = results["lag"], results["replay"]
+    served = lag["orders"] / LAG_SECONDS
+    lag_met = lag["p99"] <= 250 and served >= 95
+    (BENCH / "COST.md").write_text(
+        f"""# What an order costs
+
+`make bench-cost` (bench/cost.py) at commit {results["commit"]}, in
+{results["elapsed_s"] / 60:.1f} minutes: {BOOKS:,} books, gunicorn with 2 sync workers, one
+Celery worker (2 processes, with beat), PostgreSQL and Redis, all on one 2-core machine.
+
+## CPU per order
+
+{results["orders"]} orders placed one after another through the API, {len(rounds)} rounds;
+CPU of each process tree from /proc, from before the first order until the worker had applied
+the last one's events. "Idle" is the same reading over an idle stretch as long, per order: what
+the background (beat's sweep, polls) costs meanwhile, included in the first column.
+
+| process tree | ms per order (median) | rounds | idle, same time | target | |
+|---|---:|---|---:|---|---|
+{chr(10).join(rows)}
+
+Place order, one client: p50 {statistics.median(r["place_p50_ms"] for r in rounds):.1f} ms,
+p99 {statistics.median(r["place_p99_ms"] for r in rounds):.1f} ms.
+
+## Lag at {LAG_RATE} orders/s
+
+{lag["orders"]} orders in {LAG_SECONDS} s ({served:.1f} served a second; the target counts only with
+95 or more): p50 {lag["p50"]:.0f} ms, p99 {lag["p99"]:.0f} ms, max {lag["max"]:.0f} ms from
+an order's commit to the order history's checkpoint passing it; {lag["failed"]} failed.
+Target p99 ≤ 250 ms: {"met" if lag_met else "**missed**"}.
+
+## Replay
+
+`rebuild_read_models --jobs {replay["jobs"]}` over the whole log: {replay["events"]:,} events in
+{replay["seconds"]:.1f} s, **{replay["events_per_second"]:,.0f} events/s** (target 20,000),
+peak memory {replay["peak_rss_mb"]:.0f} MB.
+"""
+    )
+
+
+if __name__ == "__main__":
+    main()
