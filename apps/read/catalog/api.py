@@ -7,10 +7,11 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.cqrs.api import ConsistentReadMixin, add_consistency_headers
@@ -86,6 +87,10 @@ class SuggestionsSerializer(serializers.Serializer):
     results = SuggestionSerializer(many=True)
 
 
+# What a page of the whole catalog may be asked with; the paginator applies both.
+PAGING_PARAMS = {"cursor", "ordering"}
+
+
 class BookFilterBackend(DjangoFilterBackend):
     def filter_queryset(self, request, queryset, view):
         # Building the filter set and its form costs about a millisecond, a third of an
@@ -146,8 +151,9 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
 
     def dispatch(self, request, *args, **kwargs):
         # DRF's request cycle (authentication, negotiation, throttles, rendering) costs more
-        # than a cache hit or a book's stored document, so plain JSON reads of a book or of a
-        # cached list page are answered before it. Anything else goes the usual way. (This
+        # than a cache hit or a page of stored documents, so plain JSON reads of a book, of a
+        # cached list page, or of a page of the whole catalog (cursor and ordering, no filter)
+        # are answered before it. Anything else goes the usual way, as does any error. (This
         # viewset lets anyone read and throttles no one; a permission or throttle added to it
         # must be checked here too.)
         return self.early_answer(request, kwargs) or super().dispatch(request, *args, **kwargs)
@@ -168,10 +174,16 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
         action = self.action_map.get("get")
         book_id = str(kwargs.get(self.lookup_url_kwarg, ""))
         body: bytes | None = None
-        if action == "list" and self.cache_enabled:
-            if not (digest := cache.list_digest(request.GET.dict())):
+        tags: tuple = ()
+        if action == "list":
+            plain = not (request.GET.keys() - PAGING_PARAMS)
+            digest = cache.list_digest(request.GET.dict()) if self.cache_enabled else None
+            if digest:
+                body, tags, values = cache.find_list(digest, also=also)
+            elif plain:
+                values = django_cache.get_many(also)
+            else:
                 return None
-            body, _tags, values = cache.find_list(digest, also=also)
         elif action == "retrieve" and book_id.isdigit():
             if self.cache_enabled:
                 body, values = cache.find_book(int(book_id), also=also)
@@ -188,8 +200,15 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
                 return None  # DRF's 404
             if self.cache_enabled:
                 cache.add_book(int(book_id), body)
-        if body is None:
-            return None
+        elif body is None:
+            if not plain:
+                return None
+            try:
+                body = self.page(Request(request))
+            except APIException:  # a bad cursor or ordering: DRF's answer
+                return None
+            if digest:
+                cache.store_list(digest, body, tags)
         response = json_body(body)
         response["Allow"] = ", ".join(self.allowed_methods)
         add_consistency_headers(
@@ -226,18 +245,24 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
             body, tags, _values = cache.find_list(digest)
             if body is not None:
                 return self.body_response(body)
-        books = self.filter_queryset(self.get_queryset())
-        # Rows as dicts of what is sent and what the cursor pages by: no model per row.
-        ranked = ["rank"] if "rank" in books.query.annotations else []
-        paginator = BookCursorPagination()
-        page = paginator.paginate_queryset(
-            books.values(*ROW, *self.ordering_fields, *ranked), request, view=self
-        )
-        body = page_body(
-            next_link=paginator.get_next_link(),
-            previous_link=paginator.get_previous_link(),
-            documents=documents_of(page or []),
-        )
+        body = self.page(request)
         if digest is not None:
             cache.store_list(digest, body, tags, search="q" in request.query_params)
         return self.body_response(body)
+
+    def page(self, request: Request) -> bytes:
+        """A page of the list the request asks for, made of the stored documents."""
+        books = self.get_queryset()
+        if request.query_params.keys() - PAGING_PARAMS:  # the paginator orders
+            books = self.filter_queryset(books)
+        # Rows as dicts of what is sent and what the cursor pages by: no model per row.
+        ranked = ["rank"] if "rank" in books.query.annotations else []
+        paginator = BookCursorPagination()
+        rows = paginator.paginate_queryset(
+            books.values(*ROW, *self.ordering_fields, *ranked), request, view=self
+        )
+        return page_body(
+            next_link=paginator.get_next_link(),
+            previous_link=paginator.get_previous_link(),
+            documents=documents_of(rows or []),
+        )
