@@ -58,8 +58,10 @@ def metric(url: str, name: str) -> float:
     return 0.0
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def replica(django_db_setup):
+    # One base backup for the module (about 15 s each): every test leaves it streaming and
+    # replaying, as it found it.
     replica = StreamingReplica()
     yield replica
     replica.destroy()
