@@ -85,10 +85,10 @@ def fresh_database() -> None:
     redis.Redis.from_url(ENV["REDIS_URL"]).flushdb()
 
 
-def use_database(name: str, *, redis_db: int) -> None:
-    """Point this process and the servers it starts at a fresh database `name` and Redis
-    database `redis_db` (a benchmark's own, so the others' data stays as it is), migrated, with
-    Django set up."""
+def use_database(name: str, *, redis_db: int, fresh: bool = True) -> None:
+    """Point this process and the servers it starts at database `name` (made afresh unless
+    `fresh` is false) and Redis database `redis_db` (a benchmark's own, so the others' data
+    stays as it is), migrated, with Django set up."""
     global DB_NAME
     DB_NAME = name
     env = {
@@ -99,8 +99,9 @@ def use_database(name: str, *, redis_db: int) -> None:
     os.environ.update(ENV)
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    say(f"fresh database {name}")
-    fresh_database()
+    if fresh:
+        say(f"fresh database {name}")
+        fresh_database()
     import django
 
     django.setup()

@@ -81,10 +81,13 @@ def _cached_positions(projectors: list[Projector]) -> tuple[int | None, int]:
     return cached_positions(names, cache.get_many(position_keys(names)))
 
 
-def read_position(projectors: list[Projector], *, primary: bool = False) -> int:
+def read_position(
+    projectors: list[Projector], *, primary: bool = False, remember: bool = False
+) -> int:
     """The position every partition of these projectors has passed, from their checkpoints: in
     the database this request reads (a replica's copy says what its rows include), or in the
-    primary."""
+    primary. With `remember`, what the read database says goes to the cache for the next
+    reads (a wait's first read; not its polls)."""
     positions = []
     for p in projectors:
         names = [part.name for part in p.partition_list()]
@@ -95,7 +98,7 @@ def read_position(projectors: list[Projector], *, primary: bool = False) -> int:
             .filter(name__in=names)
             .values_list("name", "position")
         )
-        if alias == p.database:
+        if remember and alias == p.database:
             # Read from the table, so never ahead of it: the next reads need not ask again
             # while the projector has nothing to write (note_checkpoint).
             keys = {CHECKPOINT_CACHE_KEY.format(name=name): v for name, v in found.items()}
@@ -162,7 +165,7 @@ def wait_for_position(
     # The cached checkpoints are the primary's: a replica's own say what it holds.
     position, head = (None, 0) if replicas.on_replica() else _cached_positions(projectors)
     if position is None or (min_position is not None and position < min_position):
-        position = read_position(projectors)
+        position = read_position(projectors, remember=True)
     if min_position is not None and position < min_position:
         # A position a command returned is committed, so visible: one beyond the visible head
         # was never returned, and is answered at once rather than waited for.

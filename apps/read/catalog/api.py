@@ -196,19 +196,15 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
         if position is None:
             return None
         if body is None and action == "retrieve":
-            if (body := book_body(int(book_id))) is None:
+            if (body := self.loaded_book(int(book_id), keep=self.cache_enabled)) is None:
                 return None  # DRF's 404
-            if self.cache_enabled:
-                cache.add_book(int(book_id), body)
         elif body is None:
             if not plain:
                 return None
             try:
-                body = self.page(Request(request))
+                body = self.loaded_page(Request(request), digest=digest or None, tags=tags)
             except APIException:  # a bad cursor or ordering: DRF's answer
                 return None
-            if digest:
-                cache.store_list(digest, body, tags)
         response = json_body(body)
         response["Allow"] = ", ".join(self.allowed_methods)
         add_consistency_headers(
@@ -232,23 +228,35 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
         if cacheable and (body := cache.find_book(int(book_id))[0]) is not None:
             return self.body_response(body)
         # The book by its id alone: list filters sent along do not hide it.
-        body = book_body(int(book_id)) if book_id.isdigit() else None
+        body = self.loaded_book(int(book_id), keep=cacheable) if book_id.isdigit() else None
         if body is None:
             raise NotFound()
-        if cacheable:
-            cache.add_book(int(book_id), body)
         return self.body_response(body)
 
     def list(self, request, *args, **kwargs):
         digest = cache.list_digest(request.query_params.dict()) if self.uses_cache() else None
+        tags: tuple = ()
         if digest is not None:
             body, tags, _values = cache.find_list(digest)
             if body is not None:
                 return self.body_response(body)
+        return self.body_response(self.loaded_page(request, digest=digest, tags=tags))
+
+    @staticmethod
+    def loaded_book(book_id: int, *, keep: bool) -> bytes | None:
+        """A book's stored document from the table (None: no such book), added to the cache
+        when `keep`."""
+        body = book_body(book_id)
+        if body is not None and keep:
+            cache.add_book(book_id, body)
+        return body
+
+    def loaded_page(self, request: Request, *, digest: str | None, tags: tuple) -> bytes:
+        """A page from the table, stored under `digest` when it has one (`cache.store_list`)."""
         body = self.page(request)
         if digest is not None:
             cache.store_list(digest, body, tags, search="q" in request.query_params)
-        return self.body_response(body)
+        return body
 
     def page(self, request: Request) -> bytes:
         """A page of the list the request asks for, made of the stored documents."""
