@@ -380,13 +380,16 @@ def sign_up(request):
     return render(request, "storefront/form_page.html", context)
 
 
+def _profile_initial(request) -> dict:
+    current = orders.customer_profile(customer_id=request.user.pk)
+    if current is None:
+        return {}
+    return {"full_name": current.full_name, "shipping_address": current.shipping_address}
+
+
 @login_required
 def profile(request):
-    current = orders.customer_profile(customer_id=request.user.pk)
-    initial = {}
-    if current:
-        initial = {"full_name": current.full_name, "shipping_address": current.shipping_address}
-    form = ProfileForm(request.POST or None, initial=initial)
+    form = ProfileForm(request.POST or None, initial=_profile_initial(request))
     if request.method == "POST" and form.is_valid():
         updated = _run(
             form,
@@ -402,7 +405,7 @@ def profile(request):
 
 def _profile_page(request, **forms):
     context = {
-        "form": ProfileForm(),
+        "form": forms.get("form") or ProfileForm(initial=_profile_initial(request)),
         "email_form": EmailForm(),
         "password_form": PasswordForm(),
         **forms,

@@ -167,6 +167,20 @@ def test_a_customer_changes_their_password_and_stays_signed_in():
     assert new not in str(event.payload)
 
 
+def test_a_refused_e_mail_change_shows_the_profile_form_as_saved():
+    from apps.write.customers import services as customers
+    from tests.storefront.test_pages import project_all
+
+    user = UserFactory(username="keepsname")
+    customers.customer_update_profile(actor=user, full_name="Ada Keeper", shipping_address="")
+    project_all()
+    page = profile_client(user).post(
+        "/profile/email/", {"email": "new@example.com", "password": "wrong"}
+    )
+    assert "That is not your current password." in page.content.decode()
+    assert 'value="Ada Keeper"' in page.content.decode()
+
+
 def test_the_profile_forms_need_a_signed_in_customer_and_a_post():
     assert Client().post("/profile/email/", {"email": "x@example.com"}).status_code == 302
     assert profile_client(UserFactory()).get("/profile/password/").status_code == 405
