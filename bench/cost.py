@@ -31,13 +31,15 @@ BUDGET = {"web": 6.0, "worker": 5.0}
 
 
 def _cpu(pid: int) -> float:
-    """CPU seconds of a process and its live descendants."""
+    """CPU seconds of a process and its descendants: its own, its live children's, and those of
+    the children it has reaped (a PostgreSQL backend whose connection closed)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:  # gone
         return 0.0
-    own = (int(fields[11]) + int(fields[12])) / TICK
+    # utime, stime, cutime, cstime
+    own = sum(int(field) for field in fields[11:15]) / TICK
     return own + sum(_cpu(int(child)) for child in children)
 
 

@@ -10,10 +10,10 @@ shared by the whole process:
   "unknown": the request for another pass waits for the lock instead (apps/cqrs/runtime.py);
 - each failure is one warning line (`OneLine`), not a traceback per call.
 
-So no caller catches cache errors. `add_many` and `set_max` below are two operations Django's
-API lacks, done on django-redis's client in one round trip, under the same rule. The live
-pool's hub (apps/cqrs/live.py) talks to Redis on its own, asynchronously, and falls back to
-polling the checkpoints while it cannot.
+So no caller catches cache errors. `add_with_members`, `take_members` and `set_max` below are
+operations Django's API lacks, done on django-redis's client in one round trip, under the same
+rule. The live pool's hub (apps/cqrs/live.py) talks to Redis on its own, asynchronously, and
+falls back to polling the checkpoints while it cannot.
 """
 
 import logging
@@ -44,20 +44,45 @@ def _client(cache: BaseCache):
     return backend_client.get_client(write=True) if backend_client is not None else None
 
 
-def add_many(cache: BaseCache, keys: list[str], timeout: int) -> list[bool]:
-    """`add(key, 1, timeout)` for several keys in one round trip: whether each was added. With
-    Redis away each counts as added, so a caller that does work only for new keys does it."""
+def add_with_members(
+    cache: BaseCache, keys: dict[str, list[str]], timeout: int
+) -> list[bool] | None:
+    """For each key: add `members` to the set beside it, then `add(key, 1, timeout)`; whether
+    each key was added. One atomic round trip, so that `take_members` sees a key and its
+    members together. None without Redis (another backend, or Redis away): nothing is stored.
+    """
     client = _client(cache)
     if client is None:
-        return [cache.add(key, 1, timeout) for key in keys]
+        return None
     try:
-        with client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.set(cache.make_and_validate_key(key), 1, nx=True, ex=timeout)
-            return [bool(added) for added in pipe.execute()]
+        with client.pipeline(transaction=True) as pipe:
+            for key, members in keys.items():
+                name = cache.make_and_validate_key(key)
+                pipe.sadd(f"{name}:members", *members)
+                pipe.expire(f"{name}:members", timeout * 2)  # outlives the key
+                pipe.set(name, 1, nx=True, ex=timeout)
+            return [bool(added) for added in pipe.execute()[2::3]]
     except RedisError as exc:
         logger.warning("Redis cache unreachable: %s", exc)
-        return [True] * len(keys)
+        return None
+
+
+def take_members(cache: BaseCache, key: str) -> set[str] | None:
+    """Delete a key added by `add_with_members` and return the members gathered beside it, in
+    one atomic round trip; None when they cannot be known (no Redis, or Redis away)."""
+    client = _client(cache)
+    if client is None:
+        return None
+    name = cache.make_and_validate_key(key)
+    try:
+        with client.pipeline(transaction=True) as pipe:
+            pipe.smembers(f"{name}:members")
+            pipe.delete(f"{name}:members", name)
+            members = pipe.execute()[0]
+    except RedisError as exc:
+        logger.warning("Redis cache unreachable: %s", exc)
+        return None
+    return {m.decode() if isinstance(m, bytes) else m for m in members}
 
 
 def set_max(cache: BaseCache, key: str, value: int) -> None:

@@ -7,7 +7,7 @@ from django.core.cache import cache
 
 from apps.cqrs import runtime
 from apps.cqrs.projectors import registry
-from config.cache import add_many, set_max
+from config.cache import add_with_members, set_max, take_members
 from tests.factories import add_book
 from tests.processes import free_port
 
@@ -28,7 +28,8 @@ def test_every_cache_operation_is_a_miss_or_dropped(redis_away, caplog):
         cache.set("k", 1)
         cache.delete("k")
         assert cache.add("k", 1) is None  # unknown, not "already there"
-        assert add_many(cache, ["a", "b"], 10) == [True, True]  # work done rather than skipped
+        assert add_with_members(cache, {"a": ["x"]}, 10) is None  # unknown: every slot woken
+        assert take_members(cache, "a") is None  # unknown: the whole slot runs
         set_max(cache, "head", 7)
     assert caplog.records
     # One line per failure, at warning level, without a traceback

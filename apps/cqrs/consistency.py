@@ -34,6 +34,13 @@ def note_checkpoint(name: str, position: int) -> None:
     cache.set(CHECKPOINT_CACHE_KEY.format(name=name), position, CHECKPOINT_CACHE_SECONDS)
 
 
+def note_checkpoints(positions: dict[str, int]) -> None:
+    """`note_checkpoint` for several partitions, in one round trip."""
+    if positions:
+        keys = {CHECKPOINT_CACHE_KEY.format(name=name): p for name, p in positions.items()}
+        cache.set_many(keys, CHECKPOINT_CACHE_SECONDS)
+
+
 def note_head(position: int) -> None:
     """Remember the newest committed position, so that queries can report their lag without
     asking the write database. Approximate under concurrent commits, which is all a lag needs."""

@@ -3,6 +3,10 @@
 The wake-up is only a nudge: projectors read the log from their checkpoints, so a wake-up lost
 with the broker or a killed process costs latency, never data; the beat sweep (`cqrs.sweep`)
 catches every projector up every few seconds whatever happens here.
+
+One task wakes a slot: partition i of every projector on one queue (`Registry.slot`), which
+runs them together (`runtime.catch_up_together`), so an order costs one task per slot rather
+than one per projector partition (docs/decisions/0009-shared-batches.md).
 """
 
 import logging
@@ -17,44 +21,51 @@ from apps.cqrs.consistency import note_head
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import registry
 from apps.cqrs.signals import event_recorded
-from config.cache import add_many
+from config.cache import add_with_members
 
 logger = logging.getLogger(__name__)
-# Set while a catch-up is queued and not yet started; see `wake`.
-WAKE_PENDING_KEY = "cqrs:wake-pending:{name}"
+# Set while a slot's catch-up is queued and not yet started, with the projectors it is to run
+# gathered beside it; see `wake`.
+WAKE_PENDING_KEY = "cqrs:wake-pending:{queue}:{index}"
 WAKE_PENDING_SECONDS = 10
 
 
-def wake_pending_key(name: str) -> str:
-    return WAKE_PENDING_KEY.format(name=name)
+def wake_pending_key(queue: str, index: int) -> str:
+    return WAKE_PENDING_KEY.format(queue=queue, index=index)
 
 
 def wake(names: list[str], head: int) -> None:
-    """Queue a catch-up for each partition of each named projector on its queue, unless one is
-    queued and has not started yet: that one reads the log when it starts, after this commit,
-    so it covers these events too. Under load this keeps one task per partition in the queue
-    instead of one per command. Every partition is woken, not only those the events went to:
-    read-your-writes waits for all of them to pass a position (apps/cqrs/consistency.py), and
-    one with nothing to do moves its checkpoint in one short batch. Never raises."""
-    from apps.cqrs.tasks import project
+    """Queue a catch-up of each slot that holds a partition of a named projector, unless one is
+    queued and has not started yet: the names join that one, which reads the log when it
+    starts, after this commit, so it covers these events too. Under load this keeps one task
+    per slot in the queue instead of one per command. Every partition of a named projector is
+    woken, not only those the events went to: read-your-writes waits for all of them to pass a
+    position (apps/cqrs/consistency.py). Never raises."""
+    from apps.cqrs.tasks import project_slot
 
     note_head(head)
-    parts = [part for name in names for part in registry.get(name).partition_list()]
-    # Without the cache every key counts as added (config/cache.py): every partition is woken.
-    added = add_many(cache, [wake_pending_key(p.name) for p in parts], WAKE_PENDING_SECONDS)
-    parts = [part for part, new in zip(parts, added, strict=True) if new]
-    for part in parts:
+    slots: dict[tuple[str, int], list[str]] = {}
+    for name in names:
+        projector = registry.get(name)
+        for index in range(projector.partitions):
+            slots.setdefault((projector.queue, index), []).append(name)
+    pending = {wake_pending_key(*slot): wanted for slot, wanted in slots.items()}
+    added = add_with_members(cache, pending, WAKE_PENDING_SECONDS)
+    # Without Redis nothing can be gathered: every slot gets a task of its own.
+    for ((queue, index), wanted), new in zip(
+        slots.items(), added or [True] * len(slots), strict=True
+    ):
+        if not new:
+            continue
         try:
             # No publish retries: a request must not hang on a dead broker for a nudge.
-            project.apply_async(
-                (part.projector.name,),
-                {"partition": part.index},
-                queue=part.projector.queue,
-                retry=False,
-            )
+            project_slot.apply_async((queue, index, wanted), queue=queue, retry=False)
         except Exception:
             logger.warning(
-                "Could not wake projector %s; the sweep will catch it up.", part, exc_info=True
+                "Could not wake %s slot %s; the sweep will catch it up.",
+                queue,
+                index,
+                exc_info=True,
             )
 
 

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models.base import ModelState
 
 from apps.cqrs.events import PayloadEncoder, decode, upcast
 
@@ -178,3 +179,19 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.command})"
+
+
+def load_events(events: models.QuerySet[DomainEvent], limit: int) -> list[DomainEvent]:
+    """The first `limit` of `events`, read as tuples and made into instances without
+    `Model.__init__`, which took a fifth of a replay's time: the same objects, as loaded from
+    the database, for projectors, which read them and never save them."""
+    names = [field.attname for field in DomainEvent._meta.concrete_fields]
+    new = DomainEvent.__new__
+    loaded = []
+    for values in events.values_list(*names)[:limit]:
+        event = new(DomainEvent)
+        event.__dict__.update(zip(names, values, strict=True))
+        event._state = ModelState()
+        event._state.adding, event._state.db = False, events.db
+        loaded.append(event)
+    return loaded

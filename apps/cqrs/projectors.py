@@ -241,6 +241,20 @@ class Registry:
     def replayable(self) -> list[Projector]:
         return [p for p in self.all() if p.replayable]
 
+    def slots(self) -> list[tuple[str, int]]:
+        """The (queue, partition index) pairs a wake-up task runs: see `slot`."""
+        return sorted(
+            {(p.queue, i) for p in self._projectors.values() for i in range(p.partitions)}
+        )
+
+    def slot(self, queue: str, index: int) -> list["Partition"]:
+        """The partitions one wake-up task runs: partition `index` of every projector on
+        `queue` (apps/cqrs/dispatch.py). A projector's partitions are in different slots, so
+        they still run in parallel on different worker processes."""
+        return [
+            Partition(p, index) for p in self.all() if p.queue == queue and index < p.partitions
+        ]
+
     def interested_in(self, event_types: Iterable[str]) -> list[Projector]:
         types = set(event_types)
         return [p for p in self.all() if p.handles & types]

@@ -27,7 +27,7 @@ later events, and staff retry the key (`retry_parked`) or skip its event, then r
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,11 +39,11 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apps.cqrs import metrics
-from apps.cqrs.consistency import head_position, note_checkpoint
+from apps.cqrs.consistency import head_position, note_checkpoint, note_checkpoints
 from apps.cqrs.horizon import readable_position
 from apps.cqrs.live import announce
 from apps.cqrs.logs import log_events, projecting
-from apps.cqrs.models import Checkpoint, DomainEvent, ReadModelVersion
+from apps.cqrs.models import Checkpoint, DomainEvent, ReadModelVersion, load_events
 from apps.cqrs.projectors import Partition, Projector, _replaying, building, registry
 from apps.cqrs.skips import skipped_positions
 
@@ -152,14 +152,15 @@ def _run_batch(
             return [], checkpoint.position, False
         # Everything up to the horizon is visible or never will be (apps/cqrs/horizon.py).
         horizon = readable_position(after=checkpoint.position, wait=GAP_WAIT_SECONDS if wait else 0)
-        fetched = list(
+        fetched = load_events(
             part.events(DomainEvent.objects.using(WRITE_ALIAS))
             .filter(
                 position__gt=checkpoint.position,
                 position__lte=horizon.position,
                 event_type__in=projector.handles,
             )
-            .order_by("position")[:batch_size]
+            .order_by("position"),
+            batch_size,
         )
         # Staff skip only the event a projector is stopped at (apps/cqrs/skips.py), so a
         # healthy projector has nothing ahead of it to skip, except in a replay from the start.
@@ -415,6 +416,141 @@ def catch_up_partition(
         # A build leaves the live runners' requests for another pass to them.
         if not more and (building() or not _another_pass_asked(part)):
             return CatchUpResult(applied=applied, position=position)
+
+
+def catch_up_together(parts: Sequence[Partition]) -> int:
+    """`catch_up(wait=False)` for the partitions one worker task runs (a slot's wake-up,
+    apps/cqrs/dispatch.py); returns the events applied.
+
+    Read models on one database share their batches: one transaction locks all their
+    checkpoints, one horizon and one read of the log serve them all, and one statement moves
+    the checkpoints. That is the live case, where a wake-up brings an event or two and the
+    batch's own round trips were most of a projector's work. Everything else goes partition by
+    partition, through `catch_up_partition`:
+    - subscribers, whose effects commit before their next event is looked at;
+    - a partition another runner holds (locked rows are passed over, not waited for), or with
+      no checkpoint yet, or stopped at a failure;
+    - all of them when the read of the log comes back full: a partition far behind batches
+      well on its own, and would hold the others to its pace here.
+    A shared batch that fails rolls back as a whole; its partitions then go one by one, which
+    finds the failing event and records it where it belongs.
+    """
+    applied = 0
+    alone = [part for part in parts if not part.projector.replayable]
+    groups: dict[tuple[str, type[Checkpoint]], list[Partition]] = {}
+    for part in parts:
+        if part.projector.replayable:
+            key = (part.projector.database, part.projector.checkpoint_model)
+            groups.setdefault(key, []).append(part)
+    for group in groups.values():
+        while group:
+            started = time.perf_counter()
+            try:
+                with projecting(",".join(part.name for part in group)):
+                    batch = _run_shared_batch(group)
+            except Exception:
+                logger.info("A shared batch failed; its partitions go one by one", exc_info=True)
+                alone += group
+                break
+            alone += batch.alone
+            group = [part for part in group if part not in batch.alone]
+            for part, done in batch.done.items():
+                metrics.batch_duration.labels(part.projector.name).observe(
+                    time.perf_counter() - started
+                )
+                metrics.events_applied.labels(part.projector.name).inc(len(done))
+                applied += len(done)
+                if done:
+                    announce(
+                        name=part.name,
+                        position=batch.positions[part],
+                        keys={part.projector.key_of(e) for e in done},
+                    )
+                    log_events(done, "event applied", projector=part.name)
+            note_checkpoints({part.name: position for part, position in batch.positions.items()})
+            if not batch.more and not _other_passes_asked(group):
+                break
+    for part in alone:
+        applied += catch_up_partition(part, wait=False).applied
+    return applied
+
+
+@dataclass(frozen=True)
+class _SharedBatch:
+    done: dict[Partition, list[DomainEvent]]  # the events each partition applied
+    positions: dict[Partition, int]  # where their checkpoints are now
+    more: bool
+    alone: list[Partition]  # to go partition by partition
+
+
+class _NotShared(Exception):
+    """A projector applied only part of its events: its batch must be its own."""
+
+
+def _run_shared_batch(parts: list[Partition]) -> _SharedBatch:
+    """One transaction for partitions of read models with one database and checkpoint table."""
+    projector = parts[0].projector
+    checkpoints = projector.checkpoint_model._default_manager.using(projector.database)
+    batch_size = min(p.projector.batch_size or settings.CQRS_BATCH_SIZE for p in parts)
+    with transaction.atomic(using=projector.database):
+        locked = {
+            cp.name: cp
+            for cp in checkpoints.select_for_update(skip_locked=True)
+            .filter(name__in=[part.name for part in parts])
+            .order_by("name")
+        }
+        ready = [
+            part
+            for part in parts
+            if (cp := locked.get(part.name)) is not None
+            and cp.failed_position is None
+            and not cp.parked
+            and not cp.attempts
+        ]
+        alone = [part for part in parts if part not in ready]
+        if not ready:
+            return _SharedBatch({}, {}, False, alone)
+        start = min(locked[part.name].position for part in ready)
+        horizon = readable_position(after=start)
+        handles = set().union(*(part.projector.handles for part in ready))
+        fetched = load_events(
+            DomainEvent.objects.using(WRITE_ALIAS)
+            .filter(position__gt=start, position__lte=horizon.position, event_type__in=handles)
+            .order_by("position"),
+            batch_size,
+        )
+        if len(fetched) == batch_size:
+            return _SharedBatch({}, {}, False, parts)
+        done = {}
+        for part in ready:
+            after = locked[part.name].position
+            events = [
+                e
+                for e in fetched
+                if e.position > after
+                and e.event_type in part.projector.handles
+                and (part.count == 1 or part.projector.partition_of(e).index == part.index)
+            ]
+            if events:
+                applied = part.projector.apply_batch(events)
+                if applied is not None and applied < len(events):
+                    raise _NotShared(part.name)
+            done[part] = events
+        # A checkpoint ahead of this horizon (read from a lower start) stays where it is.
+        moved = [locked[p.name] for p in ready if locked[p.name].position < horizon.position]
+        for cp in moved:
+            cp.position, cp.updated_at = horizon.position, timezone.now()
+        checkpoints.bulk_update(moved, ["position", "updated_at"])
+    positions = {part: locked[part.name].position for part in ready}
+    return _SharedBatch(done, positions, horizon.more, alone)
+
+
+def _other_passes_asked(parts: list[Partition]) -> bool:
+    keys = [RERUN_KEY.format(name=part.name) for part in parts]
+    asked = list(cache.get_many(keys))
+    if asked:
+        cache.delete_many(asked)
+    return bool(asked)
 
 
 def _position(part: Partition) -> int:

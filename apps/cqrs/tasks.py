@@ -3,19 +3,33 @@ from django.core.cache import cache
 
 from apps.cqrs import blue_green, runtime
 from apps.cqrs.dispatch import wake_pending_key
-from apps.cqrs.projectors import Partition, registry
+from apps.cqrs.projectors import registry
+from config.cache import take_members
+
+
+@shared_task(name="cqrs.project_slot", ignore_result=True)
+def project_slot(queue: str, index: int, names: list[str] | None = None) -> int:
+    """Catch a slot up: partition `index` of the named projectors on `queue`, with those that
+    wake-ups added while this task was queued (apps/cqrs/dispatch.py), or of every projector
+    there when `names` is None (the sweep) or those cannot be known. Safe to run any number of
+    times."""
+    parts = registry.slot(queue, index)
+    if names is not None:
+        # Before reading the log: a command committing from now on queues a new wake-up.
+        gathered = take_members(cache, wake_pending_key(queue, index))
+        if gathered is not None:
+            parts = [part for part in parts if part.projector.name in {*names, *gathered}]
+    return runtime.catch_up_together(parts)
 
 
 @shared_task(name="cqrs.project", ignore_result=True)
 def project(name: str, force: bool = False, partition: int | None = None) -> int:
-    """Catch one partition of a projector (every partition, when None) up from its checkpoint.
-    Safe to run any number of times."""
+    """Catch one partition of a projector (every partition, when None) up from its checkpoint:
+    staff's "catch up now", with `force` past a failure's retry time. Safe to run any number
+    of times."""
     projector = registry.get(name)
     if partition is not None and not 0 <= partition < projector.partitions:
         partition = None  # queued before the partition count changed
-    parts = projector.partition_list() if partition is None else [Partition(projector, partition)]
-    # Before reading the log: a command committing from now on queues a new wake-up.
-    cache.delete_many([wake_pending_key(part.name) for part in parts])
     return runtime.catch_up(projector, partition=partition, force=force, wait=False).applied
 
 
@@ -32,10 +46,10 @@ def build(name: str) -> int:
 
 @shared_task(name="cqrs.sweep", ignore_result=True)
 def sweep() -> None:
-    """Beat's safety net: queue a catch-up for every projector, woken or not, and a build for
-    every read model whose code declares a version that is not serving yet."""
+    """Beat's safety net: queue a catch-up of every slot, woken or not, and a build for every
+    read model whose code declares a version that is not serving yet."""
+    for queue, index in registry.slots():
+        project_slot.apply_async((queue, index), queue=queue)
     for projector in registry.all():
-        for part in projector.partition_list():
-            project.apply_async((projector.name,), {"partition": part.index}, queue=projector.queue)
         if blue_green.wanted(projector):
             build.delay(projector.name)

@@ -8,7 +8,13 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from apps.cqrs import runtime
-from apps.cqrs.models import DomainEvent, ProjectorCheckpoint, SubscriberCheckpoint
+from apps.cqrs.models import (
+    AppendOnlyError,
+    DomainEvent,
+    ProjectorCheckpoint,
+    SubscriberCheckpoint,
+    load_events,
+)
 from apps.cqrs.projectors import Projector, Subscriber, registry
 from apps.read.catalog.models import BookListing
 from apps.write.catalog import services
@@ -260,3 +266,19 @@ def test_a_subscriber_batch_ends_after_the_first_event_that_acted():
         assert checkpoint.position == runtime.head_position()
     finally:
         registry.unregister(subscriber.name)
+
+
+def test_events_loaded_for_projectors_equal_those_the_orm_loads():
+    make_history(books=4)
+    events = DomainEvent.objects.order_by("position")
+
+    loaded = load_events(events, 100)
+
+    names = [f.attname for f in DomainEvent._meta.concrete_fields]
+    assert [[getattr(e, n) for n in names] for e in loaded] == [
+        [getattr(e, n) for n in names] for e in events
+    ]
+    assert [e.data for e in loaded] == [e.data for e in events]
+    assert load_events(events, 3) == list(events[:3])
+    with pytest.raises(AppendOnlyError):  # loaded, not new: never saved as a new row
+        loaded[0].save()

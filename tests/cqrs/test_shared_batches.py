@@ -1,0 +1,124 @@
+"""A slot's wake-up runs its read models in shared batches (runtime.catch_up_together)."""
+
+import threading
+import time
+
+import pytest
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+
+from apps.cqrs import runtime
+from apps.cqrs.models import DomainEvent, ProjectorCheckpoint
+from apps.cqrs.projectors import registry
+from apps.read.catalog.models import BookListing
+from apps.read.reports.models import StockLevel
+from tests.cqrs.test_runtime import (
+    BlockingProjector,
+    FailingProjector,
+    listing_rows,
+    make_history,
+)
+from tests.factories import add_author, add_book
+from tests.projectors import registered
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
+
+
+def every_slot() -> list:
+    return [part for slot in registry.slots() for part in registry.slot(*slot)]
+
+
+def positions() -> dict[str, int]:
+    return dict(ProjectorCheckpoint.objects.values_list("name", "position"))
+
+
+@pytest.mark.parametrize("batch_size", [500, 7])
+def test_a_slot_gives_the_tables_each_projector_gives_alone(settings, batch_size):
+    """With 7 events to a batch the shared read of the log comes back full, and every partition
+    goes on alone: the same tables either way."""
+    settings.CQRS_BATCH_SIZE = batch_size
+    make_history(books=30)
+
+    applied = runtime.catch_up_together(every_slot())
+
+    together = listing_rows()
+    runtime.rebuild(registry.get("catalog.book_listing"))
+    assert len(together) == 30
+    assert together == listing_rows()
+    assert StockLevel.objects.count() == 30
+    head = runtime.head_position()
+    assert set(positions().values()) == {head}
+    assert applied > 30
+
+
+def test_the_read_models_of_a_slot_share_one_transaction():
+    slot = registry.slot("projections", 0)
+    assert len(slot) >= 3
+    runtime.catch_up_together(slot)  # their first run makes their checkpoints, one by one
+    make_history(books=3)
+
+    with CaptureQueriesContext(connections["read"]) as read:
+        runtime.catch_up_together(slot)
+
+    statements = [q["sql"] for q in read.captured_queries]
+    # One transaction for all of them, and one statement to move their checkpoints.
+    assert [s for s in statements if s.startswith("BEGIN")] == ["BEGIN"]
+    assert len([s for s in statements if s.startswith('UPDATE "cqrs_projectorcheckpoint"')]) == 1
+    assert {positions()[part.name] for part in slot} == {runtime.head_position()}
+
+
+def test_a_failing_projector_stops_alone_and_the_others_in_its_slot_go_on():
+    with registered(FailingProjector()) as failing:
+        author = add_author()
+        for title in ["One", "Two", "Poison", "Four"]:
+            add_book(title=title, authors=[author])
+        poison = DomainEvent.objects.get(event_type="BookAdded", payload__title="Poison")
+
+        runtime.catch_up_together(registry.slot("projections", 0))
+
+        # The shared batch rolled back; alone, the failing one kept what came before the poison
+        assert failing.applied == ["One", "Two"]
+        checkpoint = ProjectorCheckpoint.objects.get(name=failing.name)
+        assert checkpoint.failed_position == poison.position
+        assert checkpoint.position < poison.position
+        # ... and the listing went on to the head
+        assert BookListing.objects.count() == 4
+        assert positions()["catalog.book_listing"] == runtime.head_position()
+
+        # Stopped at a failure, it goes alone while the others share the next batches
+        add_book(title="Five", authors=[author])
+        runtime.catch_up_together(registry.slot("projections", 0))
+        assert BookListing.objects.count() == 5
+        assert failing.applied == ["One", "Two"]  # its retry time has not come
+
+
+def test_a_partition_another_runner_holds_is_passed_over_and_takes_another_pass():
+    projector = BlockingProjector()
+    with registered(projector):
+        author = add_author()
+        add_book(title="First", authors=[author])
+
+        def run() -> None:
+            try:
+                runtime.catch_up(projector)
+            finally:
+                connections.close_all()
+
+        busy = threading.Thread(target=run)
+        busy.start()
+        try:
+            assert projector.started.wait(10)
+            add_book(title="Second", authors=[author])
+
+            # The slot's wake-up does not wait for the busy partition
+            started = time.monotonic()
+            runtime.catch_up_together(registry.slot("projections", 0))
+            assert time.monotonic() - started < 5
+            assert busy.is_alive()
+            assert BookListing.objects.count() == 2
+        finally:
+            projector.release.set()
+            busy.join(10)
+        # ... and the runner at work took another pass for the second book
+        assert projector.applied == ["First", "Second"]
+        assert positions()[projector.name] == runtime.head_position()
