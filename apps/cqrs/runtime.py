@@ -185,10 +185,13 @@ def _run_batch(
         else:
             more = full or horizon.more
             new_position = fetched[-1].position if full else horizon.position
-        if new_position != checkpoint.position or checkpoint.attempts:
+        if checkpoint.attempts:
             checkpoint.position = new_position
             checkpoint.clear_failure()
             checkpoint.save()
+        elif new_position != checkpoint.position:
+            checkpoint.position = new_position
+            checkpoint.save(update_fields=["position", "updated_at"])
         return events[:applied], new_position, more
 
 
@@ -539,8 +542,11 @@ def _run_shared_batch(parts: list[Partition]) -> _SharedBatch:
         # A checkpoint ahead of this horizon (read from a lower start) stays where it is.
         moved = [locked[p.name] for p in ready if locked[p.name].position < horizon.position]
         for cp in moved:
-            cp.position, cp.updated_at = horizon.position, timezone.now()
-        checkpoints.bulk_update(moved, ["position", "updated_at"])
+            cp.position = horizon.position
+        if moved:
+            checkpoints.filter(name__in=[cp.name for cp in moved]).update(
+                position=horizon.position, updated_at=timezone.now()
+            )
     positions = {part: locked[part.name].position for part in ready}
     return _SharedBatch(done, positions, horizon.more, alone)
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db.models import F
+from django.db import connection
 
 from apps.contracts.inventory import (
     BackorderPolicyChanged,
@@ -55,6 +55,22 @@ def _lock_rows(ids: list[int]) -> dict[int, StockItem]:
         StockItem.objects.select_for_update(no_key=True).filter(book_id__in=ids).order_by("book_id")
     )
     return {row.book_id: row for row in rows}
+
+
+_CHANGE_ON_HAND = f"""
+UPDATE {StockItem._meta.db_table} SET on_hand = on_hand + %(change)s
+WHERE book_id = %(book_id)s AND on_hand + %(change)s >= 0 RETURNING on_hand
+"""
+
+
+def _change_on_hand(*, book_id: int, change: int) -> int | None:
+    """Add `change` to the shelf unless that would take it below zero; the new count, or None
+    when refused. One statement: the ORM's update() cannot return the count, and reading it
+    back cost a second round trip on every order."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CHANGE_ON_HAND, {"change": change, "book_id": book_id})
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
 
 
 @command("inventory.stock_receive")
@@ -114,12 +130,9 @@ def stock_reserve(
     *, actor: AbstractBaseUser | SystemActor | None, book_id: int, quantity: int, order_id: int
 ) -> None:
     """Take `quantity` units off the shelf for an order, or refuse with Conflict."""
-    updated = StockItem.objects.filter(book_id=book_id, on_hand__gte=quantity).update(
-        on_hand=F("on_hand") - quantity
-    )
-    if not updated:
+    on_hand = _change_on_hand(book_id=book_id, change=-quantity)
+    if on_hand is None:
         raise Conflict("Not enough stock.")
-    on_hand = StockItem.objects.values_list("on_hand", flat=True).get(book_id=book_id)
     record(StockReserved(book_id=book_id, quantity=quantity, order_id=order_id, on_hand=on_hand))
 
 
@@ -128,6 +141,7 @@ def stock_release(
     *, actor: AbstractBaseUser | SystemActor | None, book_id: int, quantity: int, order_id: int
 ) -> None:
     """Put units reserved for an order back on the shelf."""
-    StockItem.objects.filter(book_id=book_id).update(on_hand=F("on_hand") + quantity)
-    on_hand = StockItem.objects.values_list("on_hand", flat=True).get(book_id=book_id)
+    on_hand = _change_on_hand(book_id=book_id, change=quantity)
+    if on_hand is None:
+        raise Conflict("This book has no stock to put units back to.")
     record(StockReleased(book_id=book_id, quantity=quantity, order_id=order_id, on_hand=on_hand))
