@@ -7,7 +7,7 @@ every 5 s as in production). CPU time is read from /proc for each process tree (
 of the root and every descendant) before and after `ORDERS` orders placed one after another
 through the API, once the worker has applied all their events, and divided by the orders; the
 same reading over an idle stretch of the same length says what the background (beat, polls)
-costs. Three rounds; medians. Writes bench/results-cost.json and bench/COST.md.
+costs. Three rounds; medians. Writes bench/results-cost.json, bench/COST.md and bench/cost.png.
 """
 
 import json
@@ -167,7 +167,41 @@ def main() -> None:
     say(f"done in {results['elapsed_s'] / 60:.1f} min: see bench/COST.md")
 
 
+def plot(results: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rounds, lag = results["rounds"], results["lag"]
+    parts = ["web", "worker", "postgres", "redis"]
+    each = [[r["ms_per_order"][part] for r in rounds] for part in parts]
+    medians = [statistics.median(values) for values in each]
+    spread = [
+        [m - min(v) for m, v in zip(medians, each, strict=True)],
+        [max(v) - m for m, v in zip(medians, each, strict=True)],
+    ]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.bar(parts, medians, yerr=spread, capsize=4, color="#4c72b0")
+    for i, part in enumerate(parts):
+        if part in BUDGET:
+            left.hlines(
+                BUDGET[part], i - 0.4, i + 0.4, colors="#c44e52", linestyles="--", linewidth=2
+            )
+    left.set_ylabel("CPU ms per order (median of rounds, range)")
+    left.set_title(f"CPU per order, {results['orders']} orders, one client (dashed: target)")
+    names = ["p50", "p99", "max"]
+    right.bar(names, [lag[n] for n in names], color="#55a868")
+    right.axhline(250, color="#c44e52", linestyle="--", label="p99 target (250 ms)")
+    right.set_ylabel("ms from commit to the history's checkpoint")
+    right.set_title(f"Lag at {LAG_RATE} orders/s ({lag['orders'] / LAG_SECONDS:.0f} served/s)")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(BENCH / "cost.png", dpi=110)
+
+
 def write_report(results: dict) -> None:
+    plot(results)
     rounds = results["rounds"]
 
     def median(key: str, part: str) -> float:
@@ -195,6 +229,8 @@ def write_report(results: dict) -> None:
 Celery worker (2 processes, with beat), PostgreSQL and Redis, all on one 2-core machine.
 
 ## CPU per order
+
+![CPU per order and lag](cost.png)
 
 {results["orders"]} orders placed one after another through the API, {len(rounds)} rounds;
 CPU of each process tree from /proc, from before the first order until the worker had applied
