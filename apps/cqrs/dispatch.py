@@ -5,11 +5,13 @@ with the broker or a killed process costs latency, never data; the beat sweep (`
 catches every projector up every few seconds whatever happens here.
 
 One task wakes a slot: partition i of every projector on one queue (`Registry.slot`), which
-runs them together (`runtime.catch_up_together`), so an order costs one task per slot rather
-than one per projector partition (docs/decisions/0009-shared-batches.md).
+runs them together (`runtime.catch_up_together`), so an order costs one task per slot its
+events go to rather than one per projector partition
+(docs/decisions/0009-slots-and-shared-batches.md).
 """
 
 import logging
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
@@ -34,20 +36,28 @@ def wake_pending_key(queue: str, index: int) -> str:
     return WAKE_PENDING_KEY.format(queue=queue, index=index)
 
 
-def wake(names: list[str], head: int) -> None:
+def wake(names: list[str], head: int, events: list[DomainEvent] | None = None) -> None:
     """Queue a catch-up of each slot that holds a partition of a named projector, unless one is
     queued and has not started yet: the names join that one, which reads the log when it
     starts, after this commit, so it covers these events too. Under load this keeps one task
-    per slot in the queue instead of one per command. Every partition of a named projector is
-    woken, not only those the events went to: read-your-writes waits for all of them to pass a
-    position (apps/cqrs/consistency.py). Never raises."""
+    per slot in the queue instead of one per command.
+
+    Read-your-writes waits for every partition of a projector to pass a position
+    (apps/cqrs/consistency.py). Given the `events`, a partitioned read model's slots are woken
+    only where its events go: the slot that runs moves its other partitions along when nothing
+    of theirs is in the log (`runtime.catch_up_together`). Otherwise, and for subscribers,
+    every partition is woken. Never raises."""
     from apps.cqrs.tasks import project_slot
 
     note_head(head)
     slots: dict[tuple[str, int], list[str]] = {}
     for name in names:
         projector = registry.get(name)
-        for index in range(projector.partitions):
+        indexes: Iterable[int] = range(projector.partitions)
+        if events is not None and projector.replayable and projector.partitions > 1:
+            mine = (e for e in events if e.event_type in projector.handles)
+            indexes = sorted({projector.partition_of(e).index for e in mine})
+        for index in indexes:
             slots.setdefault((projector.queue, index), []).append(name)
     pending = {wake_pending_key(*slot): wanted for slot, wanted in slots.items()}
     added = add_with_members(cache, pending, WAKE_PENDING_SECONDS)
@@ -75,4 +85,4 @@ def wake_projectors_after_commit(
 ) -> None:
     names = [p.name for p in registry.interested_in(e.event_type for e in events)]
     head = max(e.position for e in events)
-    transaction.on_commit(partial(wake, names, head), using=using, robust=True)
+    transaction.on_commit(partial(wake, names, head, events), using=using, robust=True)

@@ -481,7 +481,7 @@ def catch_up_together(parts: Sequence[Partition]) -> int:
 @dataclass(frozen=True)
 class _SharedBatch:
     done: dict[Partition, list[DomainEvent]]  # the events each partition applied
-    positions: dict[Partition, int]  # where their checkpoints are now
+    positions: dict[Partition, int]  # where their checkpoints (and siblings moved) are now
     more: bool
     alone: list[Partition]  # to go partition by partition
 
@@ -491,29 +491,46 @@ class _NotShared(Exception):
 
 
 def _run_shared_batch(parts: list[Partition]) -> _SharedBatch:
-    """One transaction for partitions of read models with one database and checkpoint table."""
+    """One transaction for partitions of read models with one database and checkpoint table.
+
+    The other partitions of a partitioned projector among them (its siblings) move along when
+    the log holds nothing of theirs up to the horizon: a command wakes only the slots its
+    events go to (apps/cqrs/dispatch.py), and read-your-writes waits for every partition."""
     projector = parts[0].projector
     checkpoints = projector.checkpoint_model._default_manager.using(projector.database)
     batch_size = min(p.projector.batch_size or settings.CQRS_BATCH_SIZE for p in parts)
+    own = {part.name for part in parts}
+    siblings = list(
+        {
+            sibling.name: sibling
+            for part in parts
+            for sibling in part.projector.partition_list()
+            if sibling.name not in own
+        }.values()
+    )
     with transaction.atomic(using=projector.database):
         locked = {
             cp.name: cp
             for cp in checkpoints.select_for_update(skip_locked=True)
-            .filter(name__in=[part.name for part in parts])
+            .filter(name__in=[*own, *(sibling.name for sibling in siblings)])
             .order_by("name")
         }
-        ready = [
-            part
-            for part in parts
-            if (cp := locked.get(part.name)) is not None
-            and cp.failed_position is None
-            and not cp.parked
-            and not cp.attempts
-        ]
+
+        def healthy(part: Partition) -> bool:
+            cp = locked.get(part.name)
+            return (
+                cp is not None and cp.failed_position is None and not cp.parked and not cp.attempts
+            )
+
+        ready = [part for part in parts if healthy(part)]
         alone = [part for part in parts if part not in ready]
+        for sibling in siblings:
+            if sibling.name not in locked:  # its runner is at work: it is to look again
+                _ask_for_another_pass(sibling)
+        siblings = [sibling for sibling in siblings if healthy(sibling)]
         if not ready:
             return _SharedBatch({}, {}, False, alone)
-        start = min(locked[part.name].position for part in ready)
+        start = min(locked[part.name].position for part in [*ready, *siblings])
         horizon = readable_position(after=start)
         handles = set().union(*(part.projector.handles for part in ready))
         fetched = load_events(
@@ -524,30 +541,36 @@ def _run_shared_batch(parts: list[Partition]) -> _SharedBatch:
         )
         if len(fetched) == batch_size:
             return _SharedBatch({}, {}, False, parts)
-        done = {}
-        for part in ready:
+
+        def events_of(part: Partition) -> list[DomainEvent]:
             after = locked[part.name].position
-            events = [
+            return [
                 e
                 for e in fetched
                 if e.position > after
                 and e.event_type in part.projector.handles
                 and (part.count == 1 or part.projector.partition_of(e).index == part.index)
             ]
+
+        done = {}
+        for part in ready:
+            events = events_of(part)
             if events:
                 applied = part.projector.apply_batch(events)
                 if applied is not None and applied < len(events):
                     raise _NotShared(part.name)
             done[part] = events
+        # A sibling with events of its own is left to the slot they woke.
+        moving = [*ready, *(sibling for sibling in siblings if not events_of(sibling))]
         # A checkpoint ahead of this horizon (read from a lower start) stays where it is.
-        moved = [locked[p.name] for p in ready if locked[p.name].position < horizon.position]
+        moved = [locked[p.name] for p in moving if locked[p.name].position < horizon.position]
         for cp in moved:
             cp.position = horizon.position
         if moved:
             checkpoints.filter(name__in=[cp.name for cp in moved]).update(
                 position=horizon.position, updated_at=timezone.now()
             )
-    positions = {part: locked[part.name].position for part in ready}
+    positions = {part: locked[part.name].position for part in moving}
     return _SharedBatch(done, positions, horizon.more, alone)
 
 

@@ -10,11 +10,11 @@ from django.core.cache import cache as django_cache
 
 from apps.cqrs import runtime
 from apps.cqrs.consistency import HEAD_CACHE_KEY, note_head
-from apps.cqrs.projectors import registry
+from apps.cqrs.projectors import key_partition, registry
 from apps.cqrs.tasks import project_slot
-from apps.read.orders.models import CustomerProfile
+from apps.read.orders.models import CustomerProfile, OrderSummary
 from apps.write.customers import services as customers
-from tests.factories import add_author, add_book
+from tests.factories import UserFactory, add_author, add_book, place_order, stocked_book
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
 
@@ -69,3 +69,25 @@ def test_the_head_noted_in_the_cache_only_moves_forward():
     assert django_cache.get(HEAD_CACHE_KEY) == 9
     note_head(12)
     assert django_cache.get(HEAD_CACHE_KEY) == 12
+
+
+def test_an_order_wakes_the_history_partition_it_went_to_and_both_pass_it():
+    """The history has two partitions, by customer: an order wakes the slot of its customer's,
+    whose task moves the other one along, since nothing of the other's is in the log."""
+    book = stocked_book(on_hand=5)
+    history = registry.get("orders.history")
+    for slot in registry.slots():
+        project_slot.run(*slot)
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    customer = UserFactory()
+    mine = key_partition(str(customer.pk), history.partitions)
+
+    order = place_order(customer, (book, 1))
+
+    woken = [args for args in queued_catch_ups() if "orders.history" in args[2]]
+    assert [args[1] for args in woken] == [mine]
+    for args in queued_catch_ups():
+        project_slot.run(*args)
+    head = runtime.head_position()
+    assert {cp.position for cp in runtime.status([history])} == {head}
+    assert OrderSummary.objects.filter(order_id=order.pk).exists()
