@@ -15,6 +15,11 @@ process idle (under load, a subscriber's duplicate wake-ups starved every projec
 it): they ask the holder for one more pass, which reads a newer head, and look once more in
 case it finished before it could see the request.
 
+A worker's wake-up runs a slot (partition i of every projector on a queue) with
+`catch_up_together`: its read models share each batch's transaction, horizon and read of the
+log, and fall back to the per-partition runner above whenever that is not the simple case
+(docs/decisions/0009-slots-and-shared-batches.md).
+
 A failing event stops only its projector's partition: the events before it are kept, the error
 is stored on the checkpoint with a retry time that backs off exponentially, and the sweep tries
 again then. It goes on once the cause is fixed, or once staff skip the event with a reason: the

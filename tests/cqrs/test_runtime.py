@@ -184,11 +184,8 @@ class BlockingProjector(Projector):
         transaction.on_commit(lambda: self.applied.append(title), using="read")
 
 
-def test_a_worker_that_finds_its_projector_busy_hands_its_wake_up_over_and_returns():
-    projector = BlockingProjector()
-    registry._projectors[projector.name] = projector
-    author = add_author()
-    add_book(title="First", authors=[author])
+def start_busy_runner(projector: BlockingProjector) -> threading.Thread:
+    """A thread catching `projector` up, returned once it holds its first batch open."""
 
     def run() -> None:
         try:
@@ -196,11 +193,21 @@ def test_a_worker_that_finds_its_projector_busy_hands_its_wake_up_over_and_retur
         finally:
             connections.close_all()
 
+    busy = threading.Thread(target=run)
+    busy.start()
+    assert projector.started.wait(10)
+    return busy
+
+
+def test_a_worker_that_finds_its_projector_busy_hands_its_wake_up_over_and_returns():
+    projector = BlockingProjector()
+    registry._projectors[projector.name] = projector
+    author = add_author()
+    add_book(title="First", authors=[author])
+
     try:
         # Given a runner in the middle of a batch that read the log before the next book
-        busy = threading.Thread(target=run)
-        busy.start()
-        assert projector.started.wait(10)
+        busy = start_busy_runner(projector)
         add_book(title="Second", authors=[author])
 
         # When a worker's wake-up for the new book finds the projector busy

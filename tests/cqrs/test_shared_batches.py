@@ -1,6 +1,5 @@
 """A slot's wake-up runs its read models in shared batches (runtime.catch_up_together)."""
 
-import threading
 import time
 
 import pytest
@@ -17,6 +16,7 @@ from tests.cqrs.test_runtime import (
     FailingProjector,
     listing_rows,
     make_history,
+    start_busy_runner,
 )
 from tests.factories import add_author, add_book
 from tests.projectors import registered
@@ -97,17 +97,8 @@ def test_a_partition_another_runner_holds_is_passed_over_and_takes_another_pass(
     with registered(projector):
         author = add_author()
         add_book(title="First", authors=[author])
-
-        def run() -> None:
-            try:
-                runtime.catch_up(projector)
-            finally:
-                connections.close_all()
-
-        busy = threading.Thread(target=run)
-        busy.start()
+        busy = start_busy_runner(projector)
         try:
-            assert projector.started.wait(10)
             add_book(title="Second", authors=[author])
 
             # The slot's wake-up does not wait for the busy partition
