@@ -529,6 +529,10 @@ def _run_shared_batch(parts: list[Partition]) -> _SharedBatch:
 
         ready = [part for part in parts if healthy(part)]
         alone = [part for part in parts if part not in ready]
+        # Only siblings of a projector that reads the log here: the others' event types are not
+        # in this batch's read, so it cannot tell whether the log holds anything of theirs.
+        reading = {id(part.projector) for part in ready}
+        siblings = [sibling for sibling in siblings if id(sibling.projector) in reading]
         for sibling in siblings:
             if sibling.name not in locked:  # its runner is at work: it is to look again
                 _ask_for_another_pass(sibling)
