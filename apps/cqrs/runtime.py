@@ -77,6 +77,7 @@ class CatchUpResult:
     position: int
     failed_position: int | None = None
     skipped_until: datetime | None = None
+    more: bool = False  # stopped after `batches` batches with more to do (`catch_up_partition`)
 
 
 class PartitionsChanged(Exception):
@@ -359,8 +360,11 @@ def catch_up_partition(
     force: bool = False,
     wait: bool = True,
     on_batch: Callable[[int, int], None] | None = None,
+    batches: int | None = None,
 ) -> CatchUpResult:
-    """`catch_up` for one partition."""
+    """`catch_up` for one partition; with `batches`, it returns after that many committed
+    batches (`more` says whether it stopped early), so that a caller can take turns between
+    partitions."""
     projector = part.projector
     batch_size = batch_size or projector.batch_size or settings.CQRS_BATCH_SIZE
     applied = 0
@@ -424,6 +428,10 @@ def catch_up_partition(
         # A build leaves the live runners' requests for another pass to them.
         if not more and (building() or not _another_pass_asked(part)):
             return CatchUpResult(applied=applied, position=position)
+        if batches is not None and not one_by_one:
+            batches -= 1
+            if batches <= 0:
+                return CatchUpResult(applied=applied, position=position, more=True)
 
 
 def catch_up_together(parts: Sequence[Partition]) -> int:
@@ -478,8 +486,12 @@ def catch_up_together(parts: Sequence[Partition]) -> int:
             note_checkpoints({part.name: position for part, position in batch.positions.items()})
             if not batch.more and not _other_passes_asked(group):
                 break
-    for part in alone:
-        applied += catch_up_partition(part, wait=False).applied
+    # A batch each in turn: a partition far behind must not keep the others of its slot
+    # waiting until it has caught up.
+    while alone:
+        results = [catch_up_partition(part, wait=False, batches=1) for part in alone]
+        applied += sum(result.applied for result in results)
+        alone = [part for part, result in zip(alone, results, strict=True) if result.more]
     return applied
 
 
