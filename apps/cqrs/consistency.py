@@ -31,7 +31,7 @@ def note_checkpoint(name: str, position: int) -> None:
     """Remember a projector's checkpoint after its batch committed, so that queries can say how
     fresh they are without asking the read database. Written after the commit, the cached
     value is never ahead of the table."""
-    cache.set(CHECKPOINT_CACHE_KEY.format(name=name), position, CHECKPOINT_CACHE_SECONDS)
+    note_checkpoints({name: position})
 
 
 def note_checkpoints(positions: dict[str, int]) -> None:
@@ -108,8 +108,7 @@ def read_position(
         if remember and alias == p.database:
             # Read from the table, so never ahead of it: the next reads need not ask again
             # while the projector has nothing to write (note_checkpoint).
-            keys = {CHECKPOINT_CACHE_KEY.format(name=name): v for name, v in found.items()}
-            cache.set_many(keys, CHECKPOINT_CACHE_SECONDS)
+            note_checkpoints(found)
         positions.append(min(found.values()) if len(found) == len(names) else 0)
     return min(positions, default=0)
 
