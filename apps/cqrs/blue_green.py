@@ -41,7 +41,7 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from apps.cqrs import runtime
+from apps.cqrs import locks, runtime
 from apps.cqrs.consistency import head_position, note_checkpoint
 from apps.cqrs.dispatch import wake
 from apps.cqrs.models import ReadModelVersion
@@ -52,7 +52,6 @@ logger = logging.getLogger(__name__)
 # again; readers that arrive meanwhile queue behind it, so it must stay short.
 LOCK_TIMEOUT = "2s"
 SWITCH_ATTEMPTS = 5
-LOCK_CLASS = 0x43515253  # first key of the builders' advisory locks ("CQRS")
 
 
 class BuildFailed(Exception):
@@ -130,7 +129,7 @@ def running(projector: Projector) -> bool:
         cursor.execute(
             "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
             "AND classid = %s::oid AND objid = hashtext(%s)::oid AND objsubid = 2)",
-            [LOCK_CLASS, projector.name],
+            [locks.BUILD, projector.name],
         )
         (held,) = cursor.fetchone()
         return bool(held)
@@ -138,20 +137,12 @@ def running(projector: Projector) -> bool:
 
 @contextmanager
 def build_lock(projector: Projector) -> Iterator[None]:
-    connection = connections[projector.database]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_try_advisory_lock(%s, hashtext(%s))", [LOCK_CLASS, projector.name]
-        )
-        if not cursor.fetchone()[0]:
+    with locks.advisory_lock(
+        using=projector.database, kind=locks.BUILD, name=projector.name
+    ) as held:
+        if not held:
             raise BuildRunning(f"{projector.name} is being built by another process.")
-    try:
         yield
-    finally:
-        with suppress(DatabaseError), connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_unlock(%s, hashtext(%s))", [LOCK_CLASS, projector.name]
-            )
 
 
 def build(

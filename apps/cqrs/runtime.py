@@ -43,7 +43,7 @@ from django.db import DatabaseError, OperationalError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from apps.cqrs import metrics
+from apps.cqrs import locks, metrics
 from apps.cqrs.consistency import head_position, note_checkpoint, note_checkpoints
 from apps.cqrs.horizon import readable_position
 from apps.cqrs.live import announce
@@ -51,6 +51,7 @@ from apps.cqrs.logs import log_events, projecting
 from apps.cqrs.models import Checkpoint, DomainEvent, ReadModelVersion, load_events
 from apps.cqrs.projectors import Partition, Projector, _replaying, building, registry
 from apps.cqrs.skips import skipped_positions
+from config.cache import add_with_members, take_members
 
 logger = logging.getLogger(__name__)
 WRITE_ALIAS = "default"
@@ -58,6 +59,8 @@ LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a NOWAIT lock that is 
 # Set by a runner that found the projector busy; the runner at work takes one more pass.
 RERUN_KEY = "cqrs:another-pass:{name}"
 RERUN_SECONDS = 60
+# The partitions runners found their slot's backlog lock taken for (`_catch_up_slot_behind`).
+SLOT_PASS_KEY = "cqrs:slot-pass:{queue}:{index}"
 # How long a runner stuck at a gap polls for the transactions that may fill it to end. Worker
 # tasks (`wait=False`) do not poll: a transaction that commits wakes the projector itself, and
 # one that rolls back is passed by the next wake-up or the sweep, so no worker process idles.
@@ -486,12 +489,53 @@ def catch_up_together(parts: Sequence[Partition]) -> int:
             note_checkpoints({part.name: position for part, position in batch.positions.items()})
             if not batch.more and not _other_passes_asked(group):
                 break
-    # A batch each in turn: a partition far behind must not keep the others of its slot
-    # waiting until it has caught up.
-    while alone:
-        results = [catch_up_partition(part, wait=False, batches=1) for part in alone]
-        applied += sum(result.applied for result in results)
-        alone = [part for part, result in zip(alone, results, strict=True) if result.more]
+    turned, behind = _take_turns(alone)
+    applied += turned
+    slots: dict[tuple[str, int], list[Partition]] = {}
+    for part in behind:
+        slots.setdefault((part.projector.queue, part.index), []).append(part)
+    for (queue, index), slot in slots.items():
+        applied += _catch_up_slot_behind(queue, index, slot)
+    return applied
+
+
+def _take_turns(parts: list[Partition]) -> tuple[int, list[Partition]]:
+    """One batch of each partition; returns the events applied and the partitions with more
+    to go. In turns, so that one far behind does not keep the others of its slot waiting
+    until it has caught up."""
+    results = [catch_up_partition(part, wait=False, batches=1) for part in parts]
+    behind = [part for part, result in zip(parts, results, strict=True) if result.more]
+    return sum(result.applied for result in results), behind
+
+
+def _catch_up_slot_behind(queue: str, index: int, parts: list[Partition]) -> int:
+    """Partitions of one slot with more than a batch to go, taking turns until they have
+    caught up, by one runner per slot at a time (a session advisory lock).
+
+    Without it, the tasks that keep coming for a slot while it works through a backlog (the
+    sweep's, the wake-ups') take every worker process to help with that slot, while another
+    slot's task waits in the queue behind them: the partitions of one projector, meant to
+    run in parallel, run one after the other. A runner that finds the slot taken leaves its
+    partitions' names beside the lock and returns; the one at work takes them after letting
+    go of the lock, so none is lost between the two."""
+    key = SLOT_PASS_KEY.format(queue=queue, index=index)
+    slot = registry.slot(queue, index)
+    applied = 0
+    while parts:
+        # Left before trying the lock: either the lock is had, or its holder finds the names.
+        left = add_with_members(cache, {key: [part.name for part in parts]}, RERUN_SECONDS)
+        with locks.advisory_lock(
+            using=WRITE_ALIAS, kind=locks.SLOT, name=f"{queue}:{index}", wait=left is None
+        ) as held:
+            if not held:
+                return applied
+            wanted = {part.name for part in parts} | (take_members(cache, key) or set())
+            parts = [part for part in slot if part.name in wanted]
+            while parts:
+                done, parts = _take_turns(parts)
+                applied += done
+        wanted = take_members(cache, key) or set()  # left while this runner held the lock
+        parts = [part for part in slot if part.name in wanted]
     return applied
 
 

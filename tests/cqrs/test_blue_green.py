@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache as django_cache
 from django.db import connections
 
-from apps.cqrs import blue_green, runtime
+from apps.cqrs import blue_green, locks, runtime
 from apps.cqrs.models import ProjectorCheckpoint, ReadModelVersion
 from apps.cqrs.projectors import building, registry
 from apps.read.catalog import cache
@@ -201,7 +201,7 @@ def test_a_builder_that_dies_frees_its_projector():
     listing = registry.get(LISTING)
     dsn = connections["read"].get_connection_params()
     with psycopg.connect(**{k: v for k, v in dsn.items() if k != "cursor_factory"}) as other:
-        other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [blue_green.LOCK_CLASS, LISTING])
+        other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [locks.BUILD, LISTING])
         assert blue_green.running(listing)
     # Its session ended without unlocking
     assert wait_for(lambda: not blue_green.running(listing))
