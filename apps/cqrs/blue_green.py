@@ -124,10 +124,13 @@ def wanted(projector: Projector) -> bool:
 
 
 def running(projector: Projector) -> bool:
-    """Whether some session holds the projector's build lock."""
+    """Whether some session holds the projector's build lock. Advisory locks belong to a
+    database, but pg_locks lists the whole cluster's: a build in another database of the same
+    server (a benchmark's, say) is not this one's."""
     with connections[projector.database].cursor() as cursor:
         cursor.execute(
             "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND classid = %s::oid AND objid = hashtext(%s)::oid AND objsubid = 2)",
             [locks.BUILD, projector.name],
         )

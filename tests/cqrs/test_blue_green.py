@@ -207,6 +207,18 @@ def test_a_builder_that_dies_frees_its_projector():
     assert wait_for(lambda: not blue_green.running(listing))
 
 
+def test_a_build_in_another_database_of_the_server_is_not_this_ones():
+    """Found when a benchmark's rebuild, in its own database, made every build here wait."""
+    listing = registry.get(LISTING)
+    dsn = connections["read"].get_connection_params()
+    elsewhere = {k: v for k, v in dsn.items() if k != "cursor_factory"} | {"dbname": "postgres"}
+    with psycopg.connect(**elsewhere) as other:
+        other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [locks.BUILD, LISTING])
+        assert not blue_green.running(listing)
+        with blue_green.build_lock(listing):
+            assert blue_green.running(listing)
+
+
 @pytest.mark.worker
 def test_deploying_a_new_version_builds_it_in_the_background(celery_worker):
     listing = registry.get(LISTING)
