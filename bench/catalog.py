@@ -69,9 +69,15 @@ def plans() -> dict:
     search = selectors.book_search(selectors.book_listings(), q="river").filter(
         availability="in_stock"
     )
+    from django.db import connections
+
+    with connections["read"].cursor() as cursor:
+        cursor.execute(f"EXPLAIN ANALYZE {selectors.NEAREST_WORDS_SQL}", [["lanturn"]])
+        nearest = "\n".join(row[0] for row in cursor.fetchall())
     return {
         "search+filter": search.order_by("-rank", "book_id")[:51].explain(analyze=True),
         "suggestions": selectors.suggestion_candidates(text="hollow").explain(analyze=True),
+        "typo correction": nearest,
     }
 
 
@@ -244,6 +250,12 @@ def write_report(results: dict) -> None:
         for variant in ("a", "b")
     }
     largest = results["sizes"][-1]
+    typo = ""
+    if "typo correction" in largest["plans"]:
+        typo = (
+            "\nA misspelling's correction (`lanturn`, docs/decisions/0010):\n\n```\n"
+            f"{largest['plans']['typo correction']}\n```\n"
+        )
     (BENCH / "CATALOG.md").write_text(
         f"""# The catalog as it grows
 
@@ -294,7 +306,7 @@ A suggestion's query (`hollow`):
 ```
 {largest["plans"]["suggestions"]}
 ```
-"""
+{typo}"""
     )
 
 

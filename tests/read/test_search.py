@@ -1,6 +1,9 @@
 """Catalog search (apps/read/catalog/selectors.py): relevance, prefixes, misspellings, ISBNs,
 on the API and the pages, with the indexes PostgreSQL is meant to use."""
 
+import random
+import string
+
 import pytest
 from django.db import connections
 from django.test import Client
@@ -9,6 +12,8 @@ from rest_framework.test import APIClient
 from apps.cqrs import runtime
 from apps.cqrs.projectors import registry
 from apps.read.catalog import selectors
+from apps.read.catalog.models import SearchWord
+from apps.write.catalog import services as catalog
 from tests.factories import add_author, add_book
 
 pytestmark = pytest.mark.django_db(databases=["default", "read"])
@@ -52,7 +57,10 @@ def test_the_last_word_matches_as_a_prefix(shelf):
     assert ids("the hob") == [shelf["hobbit"].pk]
 
 
-@pytest.mark.parametrize(("q", "book"), [("lanturn", "lantern"), ("tolkein", "hobbit")])
+@pytest.mark.parametrize(
+    ("q", "book"),
+    [("lanturn", "lantern"), ("tolkein", "hobbit"), ("rivr of stars", "title")],  # "of" stays
+)
 def test_a_misspelling_finds_the_book_it_looks_like(shelf, q, book):
     assert ids(q)[0] == shelf[book].pk
 
@@ -74,22 +82,61 @@ def test_the_search_page_counts_ranks_and_heads_its_results(shelf):
     assert "Nothing" not in Client().get("/books/", {"q": "river", "page": "x"}).content.decode()
 
 
-@pytest.mark.parametrize(
-    ("q", "index"),
-    [("river", "listing_search_vector"), ("lanturn", "listing_title_authors_trgm")],
-)
-def test_postgresql_can_use_the_search_indexes(shelf, q, index):
-    books = selectors.book_search(selectors.book_listings(), q=q).order_by("-rank")
-    sql, params = books.query.sql_with_params()
+def plan(sql: str, params) -> str:
     with connections["read"].cursor() as cursor:
         # A handful of rows is cheaper to scan: forbid that, to see the index fits the query.
         cursor.execute("SET enable_seqscan = off")
         try:
             cursor.execute(f"EXPLAIN {sql}", params)
-            plan = "\n".join(row[0] for row in cursor.fetchall())
+            return "\n".join(row[0] for row in cursor.fetchall())
         finally:
             cursor.execute("RESET enable_seqscan")
-    assert index in plan, plan
+
+
+@pytest.mark.parametrize("q", ["river", "lanturn"])
+def test_postgresql_can_use_the_search_indexes(shelf, q):
+    books = selectors.book_search(selectors.book_listings(), q=q).order_by("-rank")
+    assert "listing_search_vector" in plan(*books.query.sql_with_params())
+
+
+def test_a_misspelling_is_corrected_through_the_vocabulary_index(shelf):
+    # A vocabulary of some size, with statistics, as a real catalog's would be.
+    rng = random.Random(18)
+    words = {
+        "".join(rng.choices(string.ascii_lowercase, k=rng.randint(4, 9))) for _ in range(20_000)
+    }
+    SearchWord.objects.bulk_create([SearchWord(word=word) for word in words])
+    with connections["read"].cursor() as cursor:
+        cursor.execute("ANALYZE read_catalog_searchword")
+    assert "search_word_trgm" in plan(selectors.NEAREST_WORDS_SQL, [["lanturn"]])
+
+
+def test_the_vocabulary_holds_the_words_of_titles_subtitles_and_authors(shelf):
+    author = shelf["hobbit"].authors.get()
+    catalog.author_rename(actor=None, author_id=author.pk, name="Ronald Tolkien")
+    catalog.book_change_details(
+        actor=None, book_id=shelf["lantern"].pk, title="Lantern Song", subtitle="A Fable"
+    )
+    listing = registry.get("catalog.book_listing")
+    runtime.catch_up(listing)
+    live = set(SearchWord.objects.values_list("word", flat=True))
+
+    assert {"river", "stars", "guy", "gavriel", "kay", "hobbit", "tolkien"} <= live
+    assert {"ronald", "song", "fable"} <= live  # after the rename and the new title
+    assert not {"of", "r", "978"} & live  # too short to correct, or not letters
+    runtime.rebuild(listing)
+    assert set(SearchWord.objects.values_list("word", flat=True)) == live
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        "stars hobbit",  # both words of the catalog, never in one book: nothing to correct
+        "xqzvw",  # no word of the catalog near it
+    ],
+)
+def test_a_search_nothing_corrects_finds_nothing(shelf, q):
+    assert ids(q) == []
 
 
 def suggestions(q: str | None) -> tuple[int, dict]:

@@ -1,3 +1,5 @@
+import re
+
 from django.core.files.storage import default_storage
 from django.db import models
 
@@ -100,3 +102,21 @@ class BookListing(models.Model):
             "small": default_storage.url(self.cover_small),
             "large": default_storage.url(self.cover_large),
         }
+
+
+# What the vocabulary holds: letters only, three or more (shorter words are not worth
+# correcting), as long as the column allows.
+VOCABULARY_WORD = re.compile(r"[^\W\d_]{3,100}")
+
+
+class SearchWord(models.Model):
+    """A word of some book's title, subtitle or author's name, once: what a misspelt search is
+    corrected to (selectors.book_search). The vocabulary grows far slower than the catalog, so
+    finding the word nearest a misspelling costs about the same at a million books as at ten
+    thousand, where comparing the misspelling with every title did not. Words are added, never
+    removed: one that no book has any more corrects a search to nothing."""
+
+    word = models.CharField(primary_key=True, max_length=100)
+
+    def __str__(self) -> str:
+        return self.word

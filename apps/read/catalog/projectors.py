@@ -1,4 +1,4 @@
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import partial
 
 from django.db import transaction
@@ -28,7 +28,12 @@ from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import READ_ALIAS, Projector, register, replaying
 from apps.read.catalog import cache
 from apps.read.catalog.documents import document, stored_documents
-from apps.read.catalog.models import BookListing, availability_of
+from apps.read.catalog.models import (
+    VOCABULARY_WORD,
+    BookListing,
+    SearchWord,
+    availability_of,
+)
 
 _LISTING_FIELDS = [
     "title",
@@ -68,6 +73,26 @@ def _book_ids(events: Sequence[DomainEvent]) -> set[int]:
     return ids
 
 
+def _words(texts: Iterable[str]) -> set[str]:
+    return {word for text in texts for word in VOCABULARY_WORD.findall(text.lower())}
+
+
+def _vocabulary(events: Sequence[DomainEvent]) -> set[str]:
+    """The words of the titles, subtitles and author names these events bring: each event's
+    own, so that a replay adds the words the live runs added, however they were batched."""
+    texts: list[str] = []
+    for event in events:
+        match event.data:
+            case BookAdded():
+                texts += [event.data.title, event.data.subtitle]
+                texts += [credit.name for credit in event.data.authors]
+            case BookDetailsChanged(changes=changes):
+                texts += [changes.get("title", ""), changes.get("subtitle", "")]
+            case AuthorRenamed(name=name):
+                texts.append(name)
+    return _words(texts)
+
+
 def search_text(listing: BookListing) -> str:
     return " ".join(
         part
@@ -100,7 +125,8 @@ class BookListingProjector(Projector):
     name = "catalog.book_listing"
     # 2: listings carry the book's language (docs/upgrades.md).
     # 3: and their API document (documents.py), and their cover.
-    version = 3
+    # 4: and the vocabulary misspelt searches are corrected to (SearchWord).
+    version = 4
     handles = frozenset(
         {
             BookAdded,
@@ -119,7 +145,7 @@ class BookListingProjector(Projector):
             OrderCancelled,
         }
     )
-    models = (BookListing,)
+    models = (BookListing, SearchWord)
 
     def apply_batch(self, events: Sequence[DomainEvent]) -> None:
         # The batch's listings are read in one query, changed in memory event by event, and
@@ -140,6 +166,10 @@ class BookListingProjector(Projector):
             else:
                 dirty.update(self._change(listings, event))
         self._save(listings, dirty, stored)
+        if words := _vocabulary(events):
+            SearchWord.objects.using(READ_ALIAS).bulk_create(
+                [SearchWord(word=word) for word in sorted(words)], ignore_conflicts=True
+            )
         if touched and not replaying():
             # Robust: the rows are committed; a failed refresh leaves entries the generation
             # and version already retire, and must not be taken for a failed batch.

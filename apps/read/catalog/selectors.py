@@ -5,11 +5,13 @@ from django.db import connections
 from django.db.models import FloatField, Q, QuerySet, Value
 from django.db.models.expressions import RawSQL
 
-from apps.read.catalog.models import BookListing
+from apps.read.catalog.models import VOCABULARY_WORD, BookListing
 
-# Below this, a title or author is too unlike the query to offer it for a misspelling
-# (pg_trgm's word similarity: "lanturn" and "The Lantern Bearer" score 0.5).
-TYPO_SIMILARITY = 0.4
+# Below this, a word of the catalog is too unlike a word of the query to correct it to
+# (pg_trgm's similarity: "lanturn" and "lantern" score 0.45, "tolkein" and "tolkien" 0.33).
+TYPO_SIMILARITY = 0.3
+# A query's words past these are not corrected: each costs an index look-up.
+MAX_CORRECTED_WORDS = 6
 # The expression of the trigram index (migrations/0010_listing_ranked_search.py): the same
 # text here, or PostgreSQL does not use the index.
 TRIGRAM_TEXT = "lower(title || ' ' || author_names)"
@@ -43,9 +45,10 @@ def book_search(books: QuerySet[BookListing], *, q: str) -> QuerySet[BookListing
 
     PostgreSQL: a weighted, stored tsvector (title above authors above description). The last
     word matches as a prefix, for search as you type ("tolk" finds Tolkien); web-search syntax
-    ("quoted phrases", -excluded, or) is honoured when used. When that finds nothing, titles
-    and authors that look like the query are offered instead (pg_trgm), for misspellings
-    ("lanturn", "tolkein"). An ISBN, with or without hyphens, finds its book.
+    ("quoted phrases", -excluded, or) is honoured when used. When that finds nothing, each
+    word is corrected to the nearest word of the catalog's titles and authors (pg_trgm over
+    their vocabulary), for misspellings ("lanturn", "tolkein"), and those are searched for.
+    An ISBN, with or without hyphens, finds its book.
     Elsewhere (the embedded SQLite default): every word must appear, in title order.
     """
     q = q.strip()
@@ -61,7 +64,7 @@ def book_search(books: QuerySet[BookListing], *, q: str) -> QuerySet[BookListing
     matched = _full_text(books, q)
     if matched.exists():
         return matched
-    return _similar(books, q)
+    return _corrected(books, q)
 
 
 def _full_text(books: QuerySet[BookListing], q: str) -> QuerySet[BookListing]:
@@ -80,18 +83,33 @@ def _full_text(books: QuerySet[BookListing], q: str) -> QuerySet[BookListing]:
     ).filter(matches=True)
 
 
-def _similar(books: QuerySet[BookListing], q: str) -> QuerySet[BookListing]:
+# For each word of the query, in order, the nearest word of the vocabulary, or NULL.
+NEAREST_WORDS_SQL = """
+SELECT (SELECT v.word FROM read_catalog_searchword v WHERE v.word %% q.word
+        ORDER BY similarity(v.word, q.word) DESC, v.word LIMIT 1)
+FROM unnest(%s::text[]) WITH ORDINALITY AS q(word, i) ORDER BY q.i
+"""
+
+
+def _corrected(books: QuerySet[BookListing], q: str) -> QuerySet[BookListing]:
+    """A search for the query's words, each that could be a word of the vocabulary replaced
+    by the nearest one there is (SearchWord, pg_trgm similarity); others ("of", "2") stay as
+    they are. Nothing when a word has none near enough, or when nothing was corrected (the
+    search for those words found nothing)."""
+    words = re.findall(r"[^\W_]+", q.lower())[:MAX_CORRECTED_WORDS]
+    wrong = [word for word in words if VOCABULARY_WORD.fullmatch(word)]
+    if not wrong:
+        return books.none()
     with connections[books.db].cursor() as cursor:
-        # The threshold the index's operator (<%) uses, for this connection.
+        # The threshold of the index's operator (%), for this connection.
         cursor.execute(
-            "SELECT set_config('pg_trgm.word_similarity_threshold', %s, false)",
-            [str(TYPO_SIMILARITY)],
+            "SELECT set_config('pg_trgm.similarity_threshold', %s, false)", [str(TYPO_SIMILARITY)]
         )
-    text = q.lower()
-    return books.annotate(
-        matches=RawSQL(f"%s <%% {TRIGRAM_TEXT}", [text]),
-        rank=RawSQL(f"word_similarity(%s, {TRIGRAM_TEXT})", [text], output_field=FloatField()),
-    ).filter(matches=True)
+        cursor.execute(NEAREST_WORDS_SQL, [wrong])
+        nearest = dict(zip(wrong, (row[0] for row in cursor.fetchall()), strict=True))
+    if None in nearest.values() or all(word == near for word, near in nearest.items()):
+        return books.none()
+    return _full_text(books, " ".join(nearest.get(word, word) for word in words))
 
 
 # Shorter text cannot use the trigram index, and suggests too much to be useful anyway.
