@@ -137,6 +137,9 @@ def test_the_vocabulary_holds_the_words_of_titles_subtitles_and_authors(shelf):
 )
 def test_a_search_nothing_corrects_finds_nothing(shelf, q):
     assert ids(q) == []
+    page = Client().get("/books/", {"q": q})
+    assert page.status_code == 200
+    assert "0 books found." in page.content.decode()
 
 
 def suggestions(q: str | None) -> tuple[int, dict]:

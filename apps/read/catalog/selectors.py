@@ -98,8 +98,9 @@ def _corrected(books: QuerySet[BookListing], q: str) -> QuerySet[BookListing]:
     search for those words found nothing)."""
     words = re.findall(r"[^\W_]+", q.lower())[:MAX_CORRECTED_WORDS]
     wrong = [word for word in words if VOCABULARY_WORD.fullmatch(word)]
+    nothing = books.none().annotate(rank=Value(0.0, output_field=FloatField()))
     if not wrong:
-        return books.none()
+        return nothing
     with connections[books.db].cursor() as cursor:
         # The threshold of the index's operator (%), for this connection.
         cursor.execute(
@@ -108,7 +109,7 @@ def _corrected(books: QuerySet[BookListing], q: str) -> QuerySet[BookListing]:
         cursor.execute(NEAREST_WORDS_SQL, [wrong])
         nearest = dict(zip(wrong, (row[0] for row in cursor.fetchall()), strict=True))
     if None in nearest.values() or all(word == near for word, near in nearest.items()):
-        return books.none()
+        return nothing
     return _full_text(books, " ".join(nearest.get(word, word) for word in words))
 
 
