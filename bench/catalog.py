@@ -34,7 +34,7 @@ CELLS = [
 ]
 VARIANTS = {"a": "cached", "b": "uncached", "d": "ceiling"}
 # Server time, in process: searches and what a search box sends as someone types.
-TIMED_SEARCHES = ["river", "hollow harbour", "lanturn", "9795000000017"]
+TIMED_SEARCHES = ["river", "hollow harbour", "lanturn", "hollw harbor", "9795000000017"]
 TIMED_SUGGESTIONS = ["lan", "the", "hollow", "riv", "kestrel b", "ada abara", "glassblower of"]
 
 
@@ -53,10 +53,12 @@ def server_times() -> dict:
 
     times = {}
     for q in TIMED_SEARCHES:
-        books = selectors.book_search(selectors.book_listings(), q=q)
-        times[f"search {q!r}"] = timed(
-            lambda books=books: list(books.order_by("-rank", "book_id")[:51])
-        )
+        # The selector too: it asks whether full text finds anything, and corrects if not.
+        def search(q=q) -> list:
+            books = selectors.book_search(selectors.book_listings(), q=q)
+            return list(books.order_by("-rank", "book_id")[:51])
+
+        times[f"search {q!r}"] = timed(search)
     for q in TIMED_SUGGESTIONS:
         times[f"suggest {q!r}"] = timed(lambda q=q: selectors.book_suggestions(q=q))
     return times
