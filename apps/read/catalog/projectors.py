@@ -1,4 +1,4 @@
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import partial
 
 from django.db import transaction
@@ -73,10 +73,6 @@ def _book_ids(events: Sequence[DomainEvent]) -> set[int]:
     return ids
 
 
-def _words(texts: Iterable[str]) -> set[str]:
-    return {word for text in texts for word in VOCABULARY_WORD.findall(text.lower())}
-
-
 def _vocabulary(events: Sequence[DomainEvent]) -> set[str]:
     """The words of the titles, subtitles and author names these events bring: each event's
     own, so that a replay adds the words the live runs added, however they were batched."""
@@ -90,7 +86,7 @@ def _vocabulary(events: Sequence[DomainEvent]) -> set[str]:
                 texts += [changes.get("title", ""), changes.get("subtitle", "")]
             case AuthorRenamed(name=name):
                 texts.append(name)
-    return _words(texts)
+    return {word for text in texts for word in VOCABULARY_WORD.findall(text.lower())}
 
 
 def search_text(listing: BookListing) -> str:
