@@ -5,6 +5,7 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 from django.conf import settings
@@ -89,6 +90,14 @@ def collected_static():
         [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
         env={**os.environ, "DJANGO_SECRET_KEY": "collectstatic"}, check=True, timeout=120,
     )  # fmt: skip
+
+
+def another_session(alias: str, **params) -> psycopg.Connection:
+    """A connection of its own to the database behind `alias` (another process, in effect),
+    with `params` changed (say, `dbname`)."""
+    dsn = dict(connections[alias].get_connection_params())
+    dsn.pop("cursor_factory", None)  # Django's, not psycopg's
+    return psycopg.connect(**(dsn | params))
 
 
 def wait_for(predicate, *, timeout: float = 10.0, interval: float = 0.05):

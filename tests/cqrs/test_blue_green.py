@@ -5,7 +5,6 @@ that fails changes nothing that serves."""
 import threading
 from decimal import Decimal
 
-import psycopg
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache as django_cache
@@ -19,7 +18,7 @@ from apps.read.catalog.models import BookListing
 from apps.read.catalog.projectors import BookListingProjector
 from apps.write.catalog import services
 from apps.write.catalog.models import Book
-from tests.conftest import wait_for
+from tests.conftest import another_session, wait_for
 from tests.factories import add_author, new_isbn
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
@@ -199,8 +198,7 @@ def test_one_build_of_a_projector_runs_at_a_time():
 
 def test_a_builder_that_dies_frees_its_projector():
     listing = registry.get(LISTING)
-    dsn = connections["read"].get_connection_params()
-    with psycopg.connect(**{k: v for k, v in dsn.items() if k != "cursor_factory"}) as other:
+    with another_session("read") as other:
         other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [locks.BUILD, LISTING])
         assert blue_green.running(listing)
     # Its session ended without unlocking
@@ -210,9 +208,7 @@ def test_a_builder_that_dies_frees_its_projector():
 def test_a_build_in_another_database_of_the_server_is_not_this_ones():
     """Found when a benchmark's rebuild, in its own database, made every build here wait."""
     listing = registry.get(LISTING)
-    dsn = connections["read"].get_connection_params()
-    elsewhere = {k: v for k, v in dsn.items() if k != "cursor_factory"} | {"dbname": "postgres"}
-    with psycopg.connect(**elsewhere) as other:
+    with another_session("read", dbname="postgres") as other:
         other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [locks.BUILD, LISTING])
         assert not blue_green.running(listing)
         with blue_green.build_lock(listing):

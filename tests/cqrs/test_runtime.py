@@ -1,6 +1,8 @@
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from django.core.management import call_command
@@ -184,12 +186,15 @@ class BlockingProjector(Projector):
         transaction.on_commit(lambda: self.applied.append(title), using="read")
 
 
-def start_busy_runner(projector: BlockingProjector) -> threading.Thread:
-    """A thread catching `projector` up, returned once it holds its first batch open."""
+def start_busy_runner(
+    projector: BlockingProjector, catch_up: Callable[[], object] | None = None
+) -> threading.Thread:
+    """A thread catching `projector` up (with `catch_up`, when given), returned once it holds
+    its first batch open."""
 
     def run() -> None:
         try:
-            runtime.catch_up(projector)
+            (catch_up or partial(runtime.catch_up, projector))()
         finally:
             connections.close_all()
 

@@ -2,8 +2,8 @@
 
 import threading
 import time
+from functools import partial
 
-import psycopg
 import pytest
 from django.core.cache import cache
 from django.db import connections, transaction
@@ -15,6 +15,7 @@ from apps.cqrs.projectors import Partition, Projector, key_partition, registry
 from apps.read.catalog.models import BookListing
 from apps.read.reports.models import StockLevel
 from config.cache import take_members
+from tests.conftest import another_session
 from tests.cqrs.test_runtime import (
     BlockingProjector,
     FailingProjector,
@@ -151,16 +152,8 @@ def test_a_sibling_moves_along_only_with_a_batch_that_read_its_event_types():
         authors = [add_author(name=f"Author {i}") for i in range(12)]
         assert {key_partition(str(a.pk), 2) for a in authors} == {0, 1}
 
-        def run() -> None:
-            try:
-                runtime.catch_up(projector, partition=0)
-            finally:
-                connections.close_all()
-
-        busy = threading.Thread(target=run)
-        busy.start()
+        busy = start_busy_runner(projector, partial(runtime.catch_up, projector, partition=0))
         try:
-            assert projector.started.wait(10)
             add_book(title="Kindred", authors=authors[:1])
             runtime.catch_up_together(registry.slot("projections", 0))
         finally:
@@ -183,9 +176,7 @@ def test_one_runner_at_a_time_works_through_a_slots_backlog(settings):
     take_members(cache, runtime.SLOT_PASS_KEY.format(queue="projections", index=0))
     make_history(books=30)
     head = runtime.head_position()
-    dsn = connections["default"].get_connection_params()
-
-    with psycopg.connect(**{k: v for k, v in dsn.items() if k != "cursor_factory"}) as other:
+    with another_session("default") as other:
         other.execute("SELECT pg_advisory_lock(%s, hashtext('projections:0'))", [locks.SLOT])
         runtime.catch_up_together(slot)
         behind = {part.name for part in slot if positions()[part.name] < head}
@@ -206,17 +197,12 @@ def test_the_runner_at_work_takes_the_names_left_while_it_held_the_slot():
         add_book(title="Kindred")
         head = runtime.head_position()
 
-        def run() -> None:
-            try:
-                runtime._catch_up_slot_behind("projections", 0, [Partition(projector, 0)])
-            finally:
-                connections.close_all()
-
         # Given a runner at work on slot 0's backlog, in the middle of a batch
-        at_work = threading.Thread(target=run)
-        at_work.start()
+        at_work = start_busy_runner(
+            projector,
+            partial(runtime._catch_up_slot_behind, "projections", 0, [Partition(projector, 0)]),
+        )
         try:
-            assert projector.started.wait(10)
             # When another runner, behind on the listing, finds the slot taken
             runtime._catch_up_slot_behind("projections", 0, [listing])
             assert positions()["catalog.book_listing"] < head  # it left the listing to it
