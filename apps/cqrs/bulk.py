@@ -55,3 +55,39 @@ def save_rows(
             unique_fields=[model._meta.pk.name],
             update_fields=update_fields,
         )
+
+
+def add_to_rows(
+    model: type[Model],
+    rows: Sequence[dict[str, object]],
+    *,
+    key: Sequence[str],
+    added: Sequence[str],
+    using: str,
+) -> None:
+    """Insert rows given as {field: value}, or, where a row with the same `key` exists, add
+    their `added` fields to its own: one INSERT ... ON CONFLICT DO UPDATE SET f = f + new f
+    (PostgreSQL and SQLite alike). Sums a projector keeps per day need no read first, and the
+    addition happens in the row, so it is correct whatever another batch added before."""
+    if not rows:
+        return
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    by_name = {f.name: f for f in model._meta.concrete_fields}
+    fields = [by_name[name] for name in rows[0]]
+    table = quote(model._meta.db_table)
+    one_row = f"({', '.join(['%s'] * len(fields))})"
+    updates = ", ".join(
+        f"{quote(f.column)} = {table}.{quote(f.column)} + EXCLUDED.{quote(f.column)}"
+        for f in fields
+        if f.name in added
+    )
+    sql = (
+        f"INSERT INTO {table} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES {', '.join([one_row] * len(rows))} "
+        f"ON CONFLICT ({', '.join(quote(by_name[k].column) for k in key)}) "
+        f"DO UPDATE SET {updates}"
+    )
+    params = [f.get_db_prep_save(row[f.name], connection) for row in rows for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)

@@ -18,7 +18,7 @@ The cache is an accelerator only: when Redis is away, queries read the tables.
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 
 from django.core.cache import cache
 
@@ -111,14 +111,12 @@ def find_book(book_id: int, *, also: Sequence[str] = ()) -> tuple[bytes | None, 
     return entry, values
 
 
-def refresh(
-    book_ids: Iterable[int], documents: Callable[[Iterable[int]], dict[int, bytes]]
-) -> None:
-    """After a projector commits: rewrite the changed books' entries, retire list pages."""
+def refresh(documents: dict[int, bytes]) -> None:
+    """After a projector commits: rewrite the changed books' entries with their committed
+    documents, retire list pages."""
 
     version = _version()
-    entries = {book_key(i, version): body for i, body in documents(book_ids).items()}
-    cache.set_many(entries, TIMEOUT)
+    cache.set_many({book_key(i, version): body for i, body in documents.items()}, TIMEOUT)
     _bump(GENERATION_KEY)
 
 

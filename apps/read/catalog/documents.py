@@ -68,13 +68,6 @@ def documents_of(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     return [row["document"] or made[row["book_id"]] for row in rows]
 
 
-def stored_documents(book_ids: Iterable[int]) -> dict[int, bytes]:
-    """The documents of these books, as the cache stores them."""
-    rows = list(BookListing.objects.filter(book_id__in=list(book_ids)).values(*ROW))
-    texts = documents_of(rows)
-    return {row["book_id"]: text.encode() for row, text in zip(rows, texts, strict=True)}
-
-
 def book_body(book_id: int) -> bytes | None:
     """One book's document, or None when there is no such book."""
     rows = list(BookListing.objects.filter(book_id=book_id).order_by().values(*ROW))

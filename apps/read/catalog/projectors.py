@@ -27,7 +27,7 @@ from apps.cqrs.events import as_json
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import READ_ALIAS, Projector, register, replaying
 from apps.read.catalog import cache
-from apps.read.catalog.documents import document, stored_documents
+from apps.read.catalog.documents import document
 from apps.read.catalog.models import (
     VOCABULARY_WORD,
     BookListing,
@@ -167,11 +167,16 @@ class BookListingProjector(Projector):
                 [SearchWord(word=word) for word in sorted(words)], ignore_conflicts=True
             )
         if touched and not replaying():
-            # Robust: the rows are committed; a failed refresh leaves entries the generation
-            # and version already retire, and must not be taken for a failed batch.
-            transaction.on_commit(
-                partial(cache.refresh, touched, stored_documents), using=READ_ALIAS, robust=True
-            )
+            # The documents as committed: every touched listing in memory is as written (or as
+            # read, when its events changed nothing). Robust: the rows are committed; a failed
+            # refresh leaves entries the generation and version already retire, and must not
+            # be taken for a failed batch.
+            entries = {
+                book_id: (listings[book_id].document or document(listings[book_id])).encode()
+                for book_id in touched
+                if book_id in listings
+            }
+            transaction.on_commit(partial(cache.refresh, entries), using=READ_ALIAS, robust=True)
 
     def reset(self) -> None:
         super().reset()

@@ -18,7 +18,7 @@ from apps.contracts.inventory import (
     StockReserved,
 )
 from apps.contracts.orders import OrderCancelled, OrderPaid, OrderPlaced, PlacedLine, SoldLine
-from apps.cqrs.bulk import save_rows
+from apps.cqrs.bulk import add_to_rows, save_rows
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import READ_ALIAS, Projector, register
 from apps.read.reports.models import DailyRevenue, DailySales, StockLevel
@@ -43,9 +43,9 @@ class ReportsProjector(Projector):
     models = (DailySales, DailyRevenue, StockLevel)
 
     def apply_batch(self, events: Sequence[DomainEvent]) -> None:
-        # Every table is read once per batch, changed in memory and written back in one upsert
-        # (as the catalog listing does): stock levels one row per book, sales one per day and
-        # book, revenue one per day.
+        # Stock levels are read once per batch, changed in memory and written back in one
+        # upsert (as the catalog listing does). Sales (per day and book) and revenue (per day)
+        # are sums: the batch's are added to the stored rows in the upsert, with no read.
         per_book = [e.data for e in events if isinstance(e.data, BOOK_EVENTS)]
         levels = StockLevel.objects.in_bulk({data.book_id for data in per_book})
         stored = set(levels)
@@ -107,36 +107,23 @@ class ReportsProjector(Projector):
 
     @staticmethod
     def _save_sales(sales: dict[tuple, list]) -> None:
-        days, books = {day for day, _ in sales}, {book for _, book in sales}
-        rows = {
-            (row.day, row.book_id): row
-            for row in DailySales.objects.filter(day__in=days, book_id__in=books)
-            if (row.day, row.book_id) in sales
-        }
-        for key, (title, units) in sales.items():
-            row = rows.setdefault(key, DailySales(day=key[0], book_id=key[1], title=title))
-            row.units += units
-        DailySales.objects.bulk_create(
-            list(rows.values()),
-            update_conflicts=True,
-            unique_fields=["day", "book_id"],
-            update_fields=["units"],
-        )
+        rows = [
+            {"day": day, "book_id": book_id, "title": title, "units": units}
+            for (day, book_id), (title, units) in sales.items()
+        ]
+        add_to_rows(DailySales, rows, key=["day", "book_id"], added=["units"], using=READ_ALIAS)
 
     @staticmethod
     def _save_revenue(revenue: dict[date, list]) -> None:
-        rows = DailyRevenue.objects.in_bulk(list(revenue))
-        stored = set(rows)
-        for day, (amount, payments, refunds) in revenue.items():
-            row = rows.setdefault(day, DailyRevenue(day=day))
-            row.revenue += amount
-            row.payments += payments
-            row.refunds += refunds
-        save_rows(
+        rows = [
+            {"day": day, "revenue": amount, "payments": payments, "refunds": refunds}
+            for day, (amount, payments, refunds) in revenue.items()
+        ]
+        add_to_rows(
             DailyRevenue,
-            list(rows.values()),
-            new=set(rows) - stored,
-            update_fields=["revenue", "payments", "refunds"],
+            rows,
+            key=["day"],
+            added=["revenue", "payments", "refunds"],
             using=READ_ALIAS,
         )
 
