@@ -250,6 +250,7 @@ CELERY_TASK_ROUTES = {
     "cqrs.build": {"queue": "rebuilds"},
     "orders.cancel_unpaid": {"queue": "side-effects"},
     "orders.recover_payments": {"queue": "side-effects"},
+    "orders.recover_emails": {"queue": "side-effects"},
 }
 # GET /metrics (apps/cqrs/metrics.py) asks for `Authorization: Bearer <METRICS_TOKEN>` when set.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
@@ -263,6 +264,7 @@ CELERY_BEAT_SCHEDULE = {
     "catch-up-every-projector": {"task": "cqrs.sweep", "schedule": CQRS_SWEEP_SECONDS},
     "cancel-unpaid-orders": {"task": "orders.cancel_unpaid", "schedule": 60.0},
     "recover-payments": {"task": "orders.recover_payments", "schedule": 30.0},
+    "recover-emails": {"task": "orders.recover_emails", "schedule": 30.0},
 }
 # An order not paid this long after it was placed is cancelled and its stock put back.
 ORDER_PAYMENT_TIMEOUT_MINUTES = int(os.environ.get("ORDER_PAYMENT_TIMEOUT_MINUTES", "30"))
@@ -405,6 +407,10 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "shop@bookstore.example")
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "10"))
+# An unsent customer e-mail is sent again by the beat's recovery once no one has tried it for
+# this long (apps/write/orders/emails.py): longer than a send may take.
+EMAIL_RETRY_AFTER_SECONDS = int(os.environ.get("EMAIL_RETRY_AFTER_SECONDS", "60"))
 
 # Every line carries the correlation id, causation id, command, actor and projector it was
 # written under (apps/cqrs/logs.py). LOG_FORMAT=json writes one JSON object per line, for a log

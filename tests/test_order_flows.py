@@ -1,9 +1,13 @@
 """Process managers end to end, with a real worker running the side-effects queue."""
 
+from contextlib import suppress
+from datetime import timedelta
+
 import pytest
 from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import transaction
 
 from apps.cqrs import runtime
 from apps.cqrs.models import DomainEvent, SubscriberCheckpoint
@@ -11,7 +15,8 @@ from apps.cqrs.projectors import registry
 from apps.write.inventory import services as inventory
 from apps.write.inventory.models import StockItem
 from apps.write.orders import services
-from apps.write.orders.models import NotificationSent, Order
+from apps.write.orders.emails import emails_recover
+from apps.write.orders.models import Notification, Order
 from apps.write.orders.subscribers import OrderEmails
 from tests.conftest import wait_for
 from tests.factories import DECLINE, UserFactory, place_order, stocked_book
@@ -74,25 +79,82 @@ def test_order_emails_are_sent_by_the_worker(celery_worker):
 
     def both_sent():
         """the placed and cancelled e-mails were sent"""
-        return NotificationSent.objects.filter(recipient="reader@example.com").count() == 2
+        sent = Notification.objects.filter(recipient="reader@example.com").exclude(sent_at=None)
+        return sent.count() == 2
 
     wait_for(both_sent, timeout=15)
-    subjects = set(NotificationSent.objects.values_list("subject", flat=True))
+    subjects = set(Notification.objects.values_list("subject", flat=True))
     assert subjects == {f"We have your order {order.pk}", f"Order {order.pk} was cancelled"}
 
 
 @pytest.mark.django_db
-def test_a_repeated_event_sends_no_second_email():
+def test_a_repeated_event_sends_no_second_email(django_capture_on_commit_callbacks):
     customer = UserFactory(email="reader@example.com")
     place_order(customer, (stocked_book(), 1))
     placed = DomainEvent.objects.get(event_type="OrderPlaced")
 
-    OrderEmails().apply(placed)
-    OrderEmails().apply(placed)
+    with django_capture_on_commit_callbacks(execute=True):
+        OrderEmails().apply(placed)
+    with django_capture_on_commit_callbacks(execute=True):
+        OrderEmails().apply(placed)
 
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["reader@example.com"]
     assert placed.payload["lines"][0]["title"] in mail.outbox[0].body
+    assert mail.outbox[0].extra_headers["Message-ID"] == f"<{placed.event_id}@bookstore.example>"
+    assert Notification.objects.get().sent_at is not None
+
+
+class Rollback(Exception):
+    pass
+
+
+@pytest.mark.django_db
+def test_no_email_leaves_inside_a_transaction_that_rolls_back(django_capture_on_commit_callbacks):
+    customer = UserFactory(email="reader@example.com")
+    place_order(customer, (stocked_book(), 1))
+    placed = DomainEvent.objects.get(event_type="OrderPlaced")
+
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        suppress(Rollback),
+        transaction.atomic(),
+    ):
+        assert OrderEmails().apply(placed)
+        assert mail.outbox == []  # not before the commit either
+        raise Rollback
+
+    assert mail.outbox == []
+    assert not Notification.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_failed_send_is_sent_again_by_recovery_once(settings, django_capture_on_commit_callbacks):
+    customer = UserFactory(email="reader@example.com")
+    place_order(customer, (stocked_book(), 1))
+    placed = DomainEvent.objects.get(event_type="OrderPlaced")
+    # A real SMTP connection to a port nothing listens on: the send fails.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 9
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert OrderEmails().apply(placed)  # acted: the checkpoint moves on all the same
+    unsent = Notification.objects.get()
+    assert unsent.sent_at is None
+
+    assert emails_recover() == 0  # tried a moment ago: left alone
+    Notification.objects.update(attempted_at=unsent.attempted_at - timedelta(minutes=5))
+    assert emails_recover() == 0  # claimed, and failed again
+    assert Notification.objects.get().attempts == 1
+    assert emails_recover() == 0  # the claim holds it for a while: not tried again
+    assert Notification.objects.get().attempts == 1
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    Notification.objects.update(attempted_at=unsent.attempted_at - timedelta(minutes=5))
+    assert emails_recover() == 1
+    assert emails_recover() == 0
+    assert [m.subject for m in mail.outbox] == [unsent.subject]
+    assert Notification.objects.get().sent_at is not None
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "read"])

@@ -4,7 +4,7 @@ from django.contrib import admin
 
 from apps.cqrs.admin import ReadOnlyAdmin, events_link, run_command
 from apps.write.orders import services
-from apps.write.orders.models import Order, OrderLine, Payment
+from apps.write.orders.models import Notification, Order, OrderLine, Payment
 
 
 class OrderLineInline(admin.TabularInline):
@@ -75,3 +75,13 @@ class OrderAdmin(ReadOnlyAdmin):
     @admin.action(description="Cancel the selected orders (release stock, refund)")
     def cancel(self, request, queryset):
         self._each(request, queryset, "Cancelled", services.order_cancel, reason="By staff")
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    """Customer e-mails: unsent ones are retried by the beat's recovery (emails.py)."""
+
+    list_display = ("subject", "recipient", "created_at", "sent_at", "attempts")
+    list_filter = (("sent_at", admin.EmptyFieldListFilter),)
+    search_fields = ("recipient", "=event_id")
+    date_hierarchy = "created_at"

@@ -4,6 +4,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Order(models.Model):
@@ -126,13 +127,29 @@ class Payment(models.Model):
         return str(self.key) if step in ("charge", "authorize") else f"{self.key}:{step}"
 
 
-class NotificationSent(models.Model):
-    """One row per event an e-mail was sent for, so a repeated event sends nothing."""
+class Notification(models.Model):
+    """An e-mail to a customer, one per event, recorded with the subscriber's checkpoint and
+    sent after that transaction commits (apps/write/orders/emails.py): a repeated event records
+    nothing, and a send that failed or was cut short is sent again by `emails_recover`."""
 
     event_id = models.UUIDField(unique=True)
     recipient = models.EmailField()
     subject = models.CharField(max_length=200)
-    sent_at = models.DateTimeField(auto_now_add=True)
+    body = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Moved by every attempt: recovery takes only rows no one has tried for a while.
+    attempted_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["attempted_at"],
+                condition=models.Q(sent_at__isnull=True),
+                name="notification_unsent",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.subject

@@ -4,7 +4,6 @@ from collections.abc import Sequence
 from contextlib import suppress
 
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 
 from apps.contracts.inventory import (
     BackorderPolicyChanged,
@@ -23,7 +22,8 @@ from apps.cqrs.exceptions import Conflict
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import Subscriber, register
 from apps.write.orders import services
-from apps.write.orders.models import NotificationSent
+from apps.write.orders.emails import send_after_commit
+from apps.write.orders.models import Notification
 
 
 @register
@@ -78,7 +78,7 @@ class OrderEmails(Subscriber):
 
     name = "orders.emails"
     handles = frozenset({OrderPlaced, OrderShipped, OrderCancelled})
-    parks_by_key = True  # a mail that cannot be sent holds up only its own order's mails
+    parks_by_key = True  # an event that cannot be handled holds up only its own order's mails
     SUBJECTS = {
         OrderPlaced: "We have your order {order_id}",
         OrderShipped: "Order {order_id} is on its way",
@@ -90,15 +90,17 @@ class OrderEmails(Subscriber):
         customer = get_user_model().objects.get(pk=data.customer_id)
         if not customer.email:
             return False
-        subject = self.SUBJECTS[type(data)].format(order_id=data.order_id)
         # Runners of a subscriber take turns (apps/cqrs/runtime.py), so a plain check is
-        # enough; a failure to send fails the batch, which rolls the row back for a retry.
-        if NotificationSent.objects.filter(event_id=event.event_id).exists():
+        # enough. The mail goes once the checkpoint has moved with the row (emails.py).
+        if Notification.objects.filter(event_id=event.event_id).exists():
             return False
-        NotificationSent.objects.create(
-            event_id=event.event_id, recipient=customer.email, subject=subject
+        notification = Notification.objects.create(
+            event_id=event.event_id,
+            recipient=customer.email,
+            subject=self.SUBJECTS[type(data)].format(order_id=data.order_id),
+            body=self.body(data),
         )
-        send_mail(subject, self.body(data), None, [customer.email])
+        send_after_commit(notification=notification)
         return True
 
     @staticmethod

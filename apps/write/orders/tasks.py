@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from apps.cqrs.context import scope
 from apps.cqrs.exceptions import Conflict
-from apps.write.orders import services
+from apps.write.orders import emails, services
 
 
 @shared_task(name="orders.cancel_unpaid", ignore_result=True)
@@ -32,3 +32,9 @@ def recover_payments() -> dict[str, int]:
     record (services.payments_recover). Safe to run any number of times."""
     with scope():
         return services.payments_recover()
+
+
+@shared_task(name="orders.recover_emails", ignore_result=True)
+def recover_emails() -> int:
+    """Send the customer e-mails a failed send or a dead worker left unsent (emails.py)."""
+    return emails.emails_recover()
