@@ -140,6 +140,12 @@ DATABASE_POOL_MAX_SIZE = int(os.environ.get("DATABASE_POOL_MAX_SIZE", 0))
 # Off for a pooler that cannot keep prepared statements (PgBouncer before 1.21 in transaction
 # mode).
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
+# PostgreSQL cancels a statement that runs longer than this (a duration such as "5s"; empty for
+# no limit). The web entry points (config/wsgi.py, config/asgi.py) set it, so that no request,
+# whatever it asks, keeps a worker and a database backend busy past it (answered 503:
+# apps/cqrs/middleware.py). Workers and management commands, whose batches and rebuilds may
+# rightly run long, have none.
+DATABASE_STATEMENT_TIMEOUT = os.environ.get("DATABASE_STATEMENT_TIMEOUT", "")
 
 
 def _database(url: str) -> dict:
@@ -160,8 +166,11 @@ def _database(url: str) -> dict:
         }
     else:
         config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    options = config.setdefault("OPTIONS", {})
     if DATABASE_PREPARED_STATEMENTS:
-        config.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
+        options.update(server_side_binding=True, prepare_threshold=5)
+    if DATABASE_STATEMENT_TIMEOUT:
+        options["options"] = f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT}"
     return dict(config)
 
 
@@ -176,8 +185,10 @@ else:
 READ_REPLICA_ALIASES = []
 for _index, _url in enumerate(env_list("READ_REPLICA_URLS", "")):
     _replica = _database(_url)
-    _replica.setdefault("OPTIONS", {}).update(
-        options="-c default_transaction_read_only=on", connect_timeout=1
+    _options = _replica.setdefault("OPTIONS", {})
+    _options.update(
+        options=f"{_options.get('options', '')} -c default_transaction_read_only=on".strip(),
+        connect_timeout=1,
     )
     DATABASES[f"replica{_index}"] = {**_replica, "TEST": {"MIRROR": "read"}}
     READ_REPLICA_ALIASES.append(f"replica{_index}")

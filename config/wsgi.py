@@ -3,4 +3,6 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# No request keeps a worker and a database backend busy past this (config/settings.py).
+os.environ.setdefault("DATABASE_STATEMENT_TIMEOUT", "5s")
 application = get_wsgi_application()

@@ -41,8 +41,12 @@ class CorrelationIdMiddleware:
         return response
 
 
+QUERY_CANCELED = "57014"  # SQLSTATE of a statement cancelled by statement_timeout
+
+
 class DatabaseUnavailableMiddleware:
-    """Answers 503 with Retry-After, not 500, when the database cannot be reached.
+    """Answers 503 with Retry-After, not 500, when the database cannot be reached, or cancelled
+    a statement that ran past DATABASE_STATEMENT_TIMEOUT.
 
     A command whose transaction did not commit has changed nothing, and an API client that sent
     an Idempotency-Key can retry without doing anything twice. Django drops the broken
@@ -60,18 +64,24 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, (OperationalError, InterfaceError)):
             return None
-        request.database_unavailable = True  # type: ignore[attr-defined]  # replicas.py retries
-        logger.warning(
-            "Database unavailable for %s %s: %s", request.method, request.path, exception
-        )
+        detail = "The service is briefly unavailable. Try again in a few seconds."
+        page = "The shop cannot reach its database just now. Please try again in a few seconds."
+        if getattr(exception.__cause__, "sqlstate", None) == QUERY_CANCELED:
+            # DATABASE_STATEMENT_TIMEOUT: the database is there; this request asked too much.
+            # Not retried on the primary, which would run it again.
+            detail = "This request took too long and was stopped. Try a narrower one."
+            page = "This page took too long and was stopped. Please try a narrower search."
+            logger.warning("Statement timed out for %s %s", request.method, request.path)
+        else:
+            request.database_unavailable = True  # type: ignore[attr-defined]  # replicas.py
+            logger.warning(
+                "Database unavailable for %s %s: %s", request.method, request.path, exception
+            )
         response: HttpResponse
         if request.path.startswith("/api/"):
-            response = JsonResponse(
-                {"detail": "The service is briefly unavailable. Try again in a few seconds."},
-                status=503,
-            )
+            response = JsonResponse({"detail": detail}, status=503)
         else:
-            response = HttpResponse(render_to_string("503.html"), status=503)
+            response = HttpResponse(render_to_string("503.html", {"message": page}), status=503)
         response["Retry-After"] = str(self.RETRY_AFTER_SECONDS)
         return response
 
