@@ -13,6 +13,8 @@ os.environ.setdefault("DATABASE_POOL_MAX_SIZE", "6")
 # No request keeps a database backend busy past this (config/settings.py). A request waiting
 # for its own write waits in the event loop, not in a statement (apps/cqrs/asgi.py).
 os.environ.setdefault("DATABASE_STATEMENT_TIMEOUT", "5s")
+# Queries plan for their own values: a search's best plan depends on its text (decision 0011).
+os.environ.setdefault("DATABASE_PREPARED_STATEMENTS", "0")
 django_application = get_asgi_application()
 
 from apps.cqrs.asgi import ASGIApp, ReadYourWrites  # noqa: E402  (after Django is set up)

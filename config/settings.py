@@ -136,9 +136,10 @@ _read_database_url = os.environ.get("READ_DATABASE_URL", "")
 # be opened on every request and never reused. WSGI servers and workers keep one per thread.
 DATABASE_POOL_MAX_SIZE = int(os.environ.get("DATABASE_POOL_MAX_SIZE", 0))
 # Parameters bound by the server, and a statement run five times on a connection prepared
-# there: PostgreSQL then parses and plans it once (a quarter of its CPU per order, bench/COST.md).
-# Off for a pooler that cannot keep prepared statements (PgBouncer before 1.21 in transaction
-# mode).
+# there: PostgreSQL may then parse and plan it once (decision 0011). On in the workers, whose
+# statements plan alike whatever their values; the web entry points (config/wsgi.py, asgi.py)
+# turn it off, since a plan made once for any search text can read the whole catalog for one.
+# Off too for a pooler that cannot keep prepared statements (PgBouncer before 1.21).
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 # PostgreSQL cancels a statement that runs longer than this (a duration such as "5s"; empty for
 # no limit). The web entry points (config/wsgi.py, config/asgi.py) set it, so that no request,

@@ -12,15 +12,18 @@ from django.db import connections
 SHOW = (
     "from django.db import connections; "
     "print(*[connections[a].cursor().execute('SHOW statement_timeout').fetchone()[0] "
-    "for a in ('default', 'read')])"
+    "for a in ('default', 'read')], "
+    "connections['default'].settings_dict['OPTIONS'].get('prepare_threshold'))"
 )
 
 
-def _statement_timeouts(setup: str) -> str:
+def _settings_of(setup: str) -> list[str]:
+    """statement_timeout on both aliases, and prepare_threshold, in a new process."""
     test_db = connections["default"].settings_dict
     url = f"postgres://{test_db['USER']}@{test_db['HOST']}:{test_db['PORT']}/{test_db['NAME']}"
     env = {**os.environ, "DATABASE_URL": url}
     env.pop("DATABASE_STATEMENT_TIMEOUT", None)
+    env.pop("DATABASE_PREPARED_STATEMENTS", None)
     env.pop("READ_DATABASE_URL", None)
     done = subprocess.run(
         [sys.executable, "-c", f"{setup}; {SHOW}"],
@@ -31,14 +34,15 @@ def _statement_timeouts(setup: str) -> str:
         check=True,
         cwd=settings.BASE_DIR,
     )
-    return done.stdout.split()[-2:]
+    return done.stdout.split()[-3:]
 
 
 @pytest.mark.django_db(databases=["default", "read"])
-def test_web_processes_have_a_statement_timeout_and_workers_none():
-    assert _statement_timeouts("import config.wsgi") == ["5s", "5s"]
-    assert _statement_timeouts("import config.asgi") == ["5s", "5s"]
-    assert _statement_timeouts("import config.celery, django; django.setup()") == ["0", "0"]
+def test_web_processes_have_a_statement_timeout_and_plan_each_query_workers_neither():
+    # Web: a 5 s limit, and no prepared statements (decision 0011). Workers: the reverse.
+    assert _settings_of("import config.wsgi") == ["5s", "5s", "None"]
+    assert _settings_of("import config.asgi") == ["5s", "5s", "None"]
+    assert _settings_of("import config.celery, django; django.setup()") == ["0", "0", "5"]
 
 
 @pytest.mark.urls("tests.slow_urls")
