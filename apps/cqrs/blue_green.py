@@ -197,6 +197,9 @@ def prepare(projector: Projector) -> None:
                     f"CREATE TABLE {build}.{quote(table)} "
                     f"(LIKE {live}.{quote(table)} INCLUDING ALL)"
                 )
+                _carry_statistics_targets(
+                    cursor, _live_schema(projector), build_schema(projector), table
+                )
     logger.info("Building %s v%s beside the live tables", projector.name, projector.version)
 
 
@@ -305,6 +308,28 @@ def _ensure_same_columns(cursor: CursorWrapper, live: str, build: str, table: st
     if columns[live] != columns[build]:
         raise BuildFailed(
             f"{table} changed shape during the build (a migration ran?): build it again."
+        )
+
+
+def _carry_statistics_targets(cursor: CursorWrapper, live: str, build: str, table: str) -> None:
+    """LIKE copies the live table's indexes but not their columns' statistics targets, from
+    which the planner's estimates for an index expression come (read_catalog migration 0015):
+    give the build's indexes the live ones', matching them by definition."""
+    cursor.execute(
+        "SELECT i.relname, a.attnum, a.attstattarget FROM pg_index x "
+        "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_attribute a ON a.attrelid = i.oid "
+        "WHERE x.indrelid = to_regclass(%s) AND a.attstattarget > 0",
+        [f'"{live}"."{table}"'],
+    )
+    targets = cursor.fetchall()
+    if not targets:
+        return
+    definitions = dict(_indexes(cursor, live, table))
+    built = {definition: name for name, definition in _indexes(cursor, build, table)}
+    for name, column, target in targets:
+        cursor.execute(
+            f'ALTER INDEX "{build}"."{built[definitions[name]]}" '
+            f"ALTER COLUMN {int(column)} SET STATISTICS {int(target)}"
         )
 
 

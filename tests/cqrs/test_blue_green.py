@@ -61,6 +61,18 @@ def schema_objects(table: str) -> set[str]:
         return {name for (name,) in cursor.fetchall()}
 
 
+def statistics_targets(table: str) -> set[tuple[str, int, int]]:
+    """(index, column, target) of the table's index columns with a statistics target set."""
+    with connections["read"].cursor() as cursor:
+        cursor.execute(
+            "SELECT i.relname, a.attnum, a.attstattarget FROM pg_index x "
+            "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_attribute a ON a.attrelid = i.oid "
+            "WHERE x.indrelid = to_regclass(%s) AND a.attstattarget > 0",
+            [table],
+        )
+        return set(cursor.fetchall())
+
+
 def build_schemas() -> list[str]:
     with connections["read"].cursor() as cursor:
         cursor.execute(
@@ -83,6 +95,8 @@ def test_a_new_version_is_built_beside_the_live_one_and_takes_every_event_at_the
         "listing_title_authors_trgm",
         "read_catalog_booklisting_pkey",
     } <= names
+    targets = statistics_targets("read_catalog_booklisting")
+    assert ("listing_title_authors_trgm", 1, 1000) in targets  # read_catalog migration 0015
     cache_version = django_cache.get(cache.VERSION_KEY) or cache._version()
 
     # While the build replays the log, the live table serves as it was and keeps projecting
@@ -104,6 +118,7 @@ def test_a_new_version_is_built_beside_the_live_one_and_takes_every_event_at_the
     assert languages() == expected
     assert set(expected.values()) == {"en", "fr", "de"}
     assert schema_objects("read_catalog_booklisting") == names
+    assert statistics_targets("read_catalog_booklisting") == targets
     assert ProjectorCheckpoint.objects.get(name=LISTING).position == runtime.head_position()
     version = ReadModelVersion.objects.get(name=LISTING)
     assert (version.version, version.building, version.state) == (CODE, None, "")
