@@ -137,6 +137,9 @@ def _sorting(sort: str, query: str) -> dict:
 
 # Ranked and sorted lists page by number; a hundred pages is more than anyone reads.
 SEARCH_PAGES = 100
+# Matches are counted up to what those pages can show, and said to be more beyond: counting
+# every match of a common word costs a scan of tens of thousands of rows at a million books.
+COUNT_CAP = SEARCH_PAGES * PAGE_SIZE
 
 
 def _numbered_results(request, filters, books, *, query: str, sort: str, heading: str = ""):
@@ -144,7 +147,7 @@ def _numbered_results(request, filters, books, *, query: str, sort: str, heading
     with their count and previous/next pages."""
     raw = request.GET.get("page", "1")
     number = min(int(raw), SEARCH_PAGES) if raw.isdigit() and int(raw) > 0 else 1
-    total = books.count()
+    total = books.order_by()[: COUNT_CAP + 1].count()
     start = (number - 1) * PAGE_SIZE
     page = list(books.order_by(*SORTS[sort][1])[start : start + PAGE_SIZE])
 
@@ -161,7 +164,8 @@ def _numbered_results(request, filters, books, *, query: str, sort: str, heading
             "books": page,
             "query": query,
             "heading": heading,
-            "total": total,
+            "total": min(total, COUNT_CAP),
+            "more_than": total > COUNT_CAP,
             **_sorting(sort, query),
             "next_query": page_query(number + 1)
             if start + PAGE_SIZE < total and number < SEARCH_PAGES

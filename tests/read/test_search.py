@@ -7,12 +7,14 @@ import string
 import pytest
 from django.db import connections
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from apps.cqrs import runtime
 from apps.cqrs.projectors import registry
 from apps.read.catalog import selectors
 from apps.read.catalog.models import SearchWord
+from apps.storefront import views
 from apps.write.catalog import services as catalog
 from tests.factories import add_author, add_book
 
@@ -80,6 +82,17 @@ def test_the_search_page_counts_ranks_and_heads_its_results(shelf):
     assert "3 books found." in page
     assert page.index("River of Stars") < page.index("Quiet Water") < page.index("The Long Road")
     assert "Nothing" not in Client().get("/books/", {"q": "river", "page": "x"}).content.decode()
+
+
+def test_the_search_page_counts_up_to_what_its_pages_can_show(shelf, monkeypatch):
+    monkeypatch.setattr(views, "COUNT_CAP", 2)
+    with CaptureQueriesContext(connections["read"]) as queries:
+        page = Client().get("/books/", {"q": "river"}).content.decode()
+    assert "More than 2 books found." in page
+    count = next(q["sql"] for q in queries.captured_queries if "COUNT(*)" in q["sql"])
+    assert "LIMIT 3" in count
+    monkeypatch.setattr(views, "COUNT_CAP", 3)
+    assert "3 books found." in Client().get("/books/", {"q": "river"}).content.decode()
 
 
 def plan(sql: str, params) -> str:
