@@ -6,15 +6,15 @@ from typing import cast
 
 from django.core.asgi import get_asgi_application
 
+from config import web
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Each request's sync part runs in a thread of its own under ASGI: connections come from a pool
 # per process (config/settings.py) rather than one kept per thread.
 os.environ.setdefault("DATABASE_POOL_MAX_SIZE", "6")
-# No request keeps a database backend busy past this (config/settings.py). A request waiting
-# for its own write waits in the event loop, not in a statement (apps/cqrs/asgi.py).
-os.environ.setdefault("DATABASE_STATEMENT_TIMEOUT", "5s")
-# Queries plan for their own values: a search's best plan depends on its text (decision 0011).
-os.environ.setdefault("DATABASE_PREPARED_STATEMENTS", "0")
+# A request waiting for its own write waits in the event loop, not in a statement
+# (apps/cqrs/asgi.py), so the statement time-out holds here too.
+web.set_defaults()
 django_application = get_asgi_application()
 
 from apps.cqrs.asgi import ASGIApp, ReadYourWrites  # noqa: E402  (after Django is set up)

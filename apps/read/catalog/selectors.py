@@ -60,11 +60,16 @@ def book_search(books: QuerySet[BookListing], *, q: str) -> QuerySet[BookListing
         condition = Q()
         for word in q.split():
             condition &= Q(search_text__icontains=word)
-        return books.filter(condition).annotate(rank=Value(0.0, output_field=FloatField()))
+        return _unranked(books.filter(condition))
     matched = _full_text(books, q)
     if _matches_any(matched):
         return matched
     return _corrected(books, q)
+
+
+def _unranked(books: QuerySet[BookListing]) -> QuerySet[BookListing]:
+    """Books with the `rank` every search result carries (pages and the API order by it)."""
+    return books.annotate(rank=Value(0.0, output_field=FloatField()))
 
 
 def _matches_any(books: QuerySet[BookListing]) -> bool:
@@ -111,7 +116,7 @@ def _corrected(books: QuerySet[BookListing], q: str) -> QuerySet[BookListing]:
     search for those words found nothing)."""
     words = re.findall(r"[^\W_]+", q.lower())[:MAX_CORRECTED_WORDS]
     wrong = [word for word in words if VOCABULARY_WORD.fullmatch(word)]
-    nothing = books.none().annotate(rank=Value(0.0, output_field=FloatField()))
+    nothing = _unranked(books.none())
     if not wrong:
         return nothing
     with connections[books.db].cursor() as cursor:
