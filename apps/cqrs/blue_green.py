@@ -6,8 +6,9 @@ the ways of doing it; docs/upgrades.md is the deployer's side.
 On PostgreSQL:
 
 - `prepare` makes a schema of the build's own, `build_<projector>`, with a copy of each of the
-  projector's tables made `LIKE` the live one (columns, defaults, constraints, indexes) and an
-  empty checkpoint table.
+  projector's tables made `LIKE` the live one (columns, defaults, constraints, and the indexes
+  that keep keys unique: `switch` makes the others once the replay is done) and an empty
+  checkpoint table.
 - `into_build` puts that schema first on the builder's search_path. The projector's code runs
   unchanged: its tables and its checkpoints resolve to the build's copies, everything else (the
   log, the other read models) to the live schema. The build's checkpoints are announced to
@@ -197,9 +198,7 @@ def prepare(projector: Projector) -> None:
                     f"CREATE TABLE {build}.{quote(table)} "
                     f"(LIKE {live}.{quote(table)} INCLUDING ALL)"
                 )
-                _carry_statistics_targets(
-                    cursor, _live_schema(projector), build_schema(projector), table
-                )
+                _drop_secondary_indexes(cursor, build_schema(projector), table)
     logger.info("Building %s v%s beside the live tables", projector.name, projector.version)
 
 
@@ -228,12 +227,13 @@ def switch(projector: Projector) -> runtime.CatchUpResult:
     """Catch the build up and make it the live version (see the module docstring). Tries again
     when readers hold the live tables longer than LOCK_TIMEOUT."""
     connection = connections[projector.database]
+    live, build = _live_schema(projector), build_schema(projector)
     with connection.cursor() as cursor:
-        # Fresh tables have no planner statistics yet: without them the first queries after
-        # the switch would choose their plans blind.
         for table in _tables(projector):
-            quote = connection.ops.quote_name
-            cursor.execute(f"ANALYZE {quote(build_schema(projector))}.{quote(table)}")
+            _create_secondary_indexes(cursor, live, build, table)
+            # Fresh tables have no planner statistics yet: without them the first queries
+            # after the switch would choose their plans blind.
+            cursor.execute(f'ANALYZE "{build}"."{table}"')
     for attempt in range(1, SWITCH_ATTEMPTS + 1):
         try:
             result = _switch(projector)
@@ -311,10 +311,41 @@ def _ensure_same_columns(cursor: CursorWrapper, live: str, build: str, table: st
         )
 
 
+def _drop_secondary_indexes(cursor: CursorWrapper, build: str, table: str) -> None:
+    """A build loads its tables without the indexes that are neither unique nor a constraint's,
+    and `switch` makes them once the replay is done: one pass over the rows each, rather than
+    one change per row written (the listing's replay: 11.7 s with them, 8.4 s without, then
+    1.9 s to make them). Projectors read their own rows by primary key, so a replay does not
+    miss them."""
+    cursor.execute(
+        "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+        "WHERE x.indrelid = to_regclass(%s) AND NOT x.indisunique AND NOT EXISTS "
+        "(SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)",
+        [f'"{build}"."{table}"'],
+    )
+    for (name,) in cursor.fetchall():
+        cursor.execute(f'DROP INDEX "{build}"."{name}"')
+
+
+def _create_secondary_indexes(cursor: CursorWrapper, live: str, build: str, table: str) -> None:
+    """Give the build's table the live one's indexes it lacks (`_drop_secondary_indexes`),
+    and their statistics targets."""
+    missing = [definition for _, definition in _indexes(cursor, live, table)]
+    for _, definition in _indexes(cursor, build, table):
+        if definition not in missing:
+            raise BuildFailed(f"{table} lost an index during the build: build it again.")
+        missing.remove(definition)
+    for definition in missing:
+        kind = "UNIQUE INDEX" if definition.startswith("UNIQUE ") else "INDEX"
+        body = definition.removeprefix("UNIQUE ")
+        cursor.execute(f'CREATE {kind} ON "{build}"."{table}" {body}')
+    _carry_statistics_targets(cursor, live, build, table)
+
+
 def _carry_statistics_targets(cursor: CursorWrapper, live: str, build: str, table: str) -> None:
-    """LIKE copies the live table's indexes but not their columns' statistics targets, from
-    which the planner's estimates for an index expression come (read_catalog migration 0015):
-    give the build's indexes the live ones', matching them by definition."""
+    """An index made anew does not get the statistics targets of its columns, from which the
+    planner's estimates for an index expression come (read_catalog migration 0015): give the
+    build's indexes the live ones', matching them by definition."""
     cursor.execute(
         "SELECT i.relname, a.attnum, a.attstattarget FROM pg_index x "
         "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_attribute a ON a.attrelid = i.oid "

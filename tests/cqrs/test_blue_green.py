@@ -61,6 +61,15 @@ def schema_objects(table: str) -> set[str]:
         return {name for (name,) in cursor.fetchall()}
 
 
+def index_definitions(table: str, *, schema: str = "public") -> set[str]:
+    with connections["read"].cursor() as cursor:
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
+            [schema, table],
+        )
+        return {definition for (definition,) in cursor.fetchall()}
+
+
 def statistics_targets(table: str) -> set[tuple[str, int, int]]:
     """(index, column, target) of the table's index columns with a statistics target set."""
     with connections["read"].cursor() as cursor:
@@ -97,11 +106,18 @@ def test_a_new_version_is_built_beside_the_live_one_and_takes_every_event_at_the
     } <= names
     targets = statistics_targets("read_catalog_booklisting")
     assert ("listing_title_authors_trgm", 1, 1000) in targets  # read_catalog migration 0015
+    definitions = index_definitions("read_catalog_booklisting")
     cache_version = django_cache.get(cache.VERSION_KEY) or cache._version()
 
     # While the build replays the log, the live table serves as it was and keeps projecting
     with blue_green.build_lock(listing):
         blue_green.prepare(listing)
+        # ... and the build loads its rows with only the indexes that keep keys unique
+        built = index_definitions(
+            "read_catalog_booklisting", schema=blue_green.build_schema(listing)
+        )
+        assert len(built) == 2, built
+        assert all(" UNIQUE INDEX " in definition for definition in built), built
         with blue_green.into_build(listing):
             assert building()
             runtime.replay(listing)
@@ -118,6 +134,7 @@ def test_a_new_version_is_built_beside_the_live_one_and_takes_every_event_at_the
     assert languages() == expected
     assert set(expected.values()) == {"en", "fr", "de"}
     assert schema_objects("read_catalog_booklisting") == names
+    assert index_definitions("read_catalog_booklisting") == definitions
     assert statistics_targets("read_catalog_booklisting") == targets
     assert ProjectorCheckpoint.objects.get(name=LISTING).position == runtime.head_position()
     version = ReadModelVersion.objects.get(name=LISTING)
