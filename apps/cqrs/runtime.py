@@ -712,7 +712,7 @@ def rebuild(
     projector: Projector, *, on_batch: Callable[[int, int], None] | None = None
 ) -> CatchUpResult:
     """Empty the projector's tables and replay the whole log into them, partition by partition
-    (`rebuild_read_models --jobs` runs the partitions in processes of their own)."""
+    (`rebuild_read_models --jobs` runs them in parallel processes)."""
     start_rebuild(projector)
     result = replay(projector, on_batch=on_batch)
     projector.finish_replay()

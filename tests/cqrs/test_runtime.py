@@ -1,3 +1,4 @@
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -5,15 +6,17 @@ from decimal import Decimal
 from functools import partial
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connections, transaction
 from django.utils import timezone
 
 from apps.cqrs import runtime
+from apps.cqrs.management.commands import rebuild_read_models
 from apps.cqrs.models import (
     AppendOnlyError,
     DomainEvent,
     ProjectorCheckpoint,
+    ReadModelVersion,
     SubscriberCheckpoint,
     load_events,
 )
@@ -84,12 +87,16 @@ def test_rebuild_read_models_replays_into_tables_equal_to_the_live_ones(monkeypa
     call_command("rebuild_read_models", verbosity=0)
 
     assert listing_rows() == live
-    # ... and the same again with each projector rebuilt in a process of its own
+    # ... and the same again with the partitions replayed in two processes of their own
     for name, value in subprocess_env().items():
         monkeypatch.setenv(name, value)
     BookListing.objects.all().delete()  # so the children must really replay it
+    started = spy_on_processes(monkeypatch)
     call_command("rebuild_read_models", jobs=2, verbosity=0)
     assert listing_rows() == live
+    # Each process replays one partition after another: two start, not one per partition
+    assert sum(len(p.partition_list()) for p in registry.replayable()) > 2
+    assert len(started) == 2
     assert len(live) == 30
     # ... and through the renames and discontinuations, as the write model has them
     renamed = Author.objects.get(name="Author One, Renamed")
@@ -102,6 +109,39 @@ def test_rebuild_read_models_replays_into_tables_equal_to_the_live_ones(monkeypa
     # The replay went through the price changes, not just the additions.
     assert prices[min(prices)] == Decimal("7.25")
     assert ProjectorCheckpoint.objects.get(name=listing.name).position == runtime.head_position()
+
+
+def spy_on_processes(monkeypatch) -> list[list[str]]:
+    """The command lines of the processes rebuild_read_models starts from now on."""
+    started: list[list[str]] = []
+
+    class Popen(subprocess.Popen):
+        def __init__(self, argv, **kwargs):
+            started.append(argv)
+            super().__init__(argv, **kwargs)
+
+    monkeypatch.setattr(rebuild_read_models.subprocess, "Popen", Popen)
+    return started
+
+
+def test_a_partition_its_process_cannot_replay_fails_the_rebuild(monkeypatch, failing_projector):
+    for name, value in subprocess_env().items():
+        monkeypatch.setenv(name, value)
+    make_history(books=5)
+    listing = registry.get("catalog.book_listing")
+    runtime.catch_up(listing)
+    live = listing_rows()
+    # A projector the child processes do not know (registered in this one only) cannot be
+    # replayed there: its process answers "failed"
+    with pytest.raises(CommandError, match=r"Rebuild failed for: test\.failing \("):
+        call_command(
+            "rebuild_read_models",
+            projectors=[failing_projector.name, listing.name],
+            jobs=2,
+            verbosity=0,
+        )
+    assert listing_rows() == live  # nothing was switched: the live versions serve on
+    assert ReadModelVersion.objects.get(name=listing.name).state == "failed"
 
 
 class FailingProjector(Projector):

@@ -1,8 +1,9 @@
 import argparse
 import gc
+import selectors
 import subprocess
 import sys
-import time
+import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
@@ -34,11 +35,12 @@ class Command(BaseCommand):
             "--jobs",
             type=int,
             default=1,
-            help="Replay this many partitions at once, each in a process of its own (a "
+            help="Replay this many partitions at once, in as many processes of their own (a "
             "projector with N partitions gives N of them; others give one).",
         )
-        # Internal: a child of --jobs replays one partition into the build its parent prepared.
-        parser.add_argument("--partition", type=int, help=argparse.SUPPRESS)
+        # Internal: a child of --jobs replays the partitions its parent names into the builds
+        # the parent prepared.
+        parser.add_argument("--replayer", action="store_true", help=argparse.SUPPRESS)
 
     def run_from_argv(self, argv: list[str]) -> None:
         _collect_less()  # a process of its own: not in call_command's caller
@@ -49,10 +51,13 @@ class Command(BaseCommand):
         *args: Any,
         projectors: Any = None,
         jobs: int = 1,
-        partition: Any = None,
+        replayer: bool = False,
         verbosity: int = 1,
         **options: Any,
     ) -> None:
+        if replayer:
+            self.serve_as_replayer()
+            return
         try:
             chosen = [registry.get(n) for n in projectors] if projectors else registry.replayable()
         except LookupError as exc:
@@ -62,12 +67,6 @@ class Command(BaseCommand):
             raise CommandError(f"Side effects are never replayed: {', '.join(refused)}.")
         if jobs < 1:
             raise CommandError("--jobs must be 1 or more.")
-        if partition is not None:
-            with blue_green.into_build(chosen[0]):
-                result = runtime.replay(chosen[0], partition=partition)
-            if result.failed_position is not None:
-                raise CommandError(f"stopped at position {result.failed_position}")
-            return
         if jobs > 1:
             if not all(blue_green.possible(p) for p in chosen):
                 raise CommandError("--jobs needs PostgreSQL; SQLite rebuilds one at a time.")
@@ -101,11 +100,11 @@ class Command(BaseCommand):
             )
 
     def rebuild_in_processes(self, chosen: list[Projector], jobs: int, verbosity: int) -> None:
-        """Prepare a build of every chosen read model, replay each partition of each into it in
-        a `rebuild_read_models --projector NAME --partition K` process, `jobs` at a time
-        (projectors share no table, and partitions share no row), then switch each to its build.
-        A process of its own, not a fork: a forked child would inherit this one's database and
-        broker connections. Progress comes from the build checkpoints the children move."""
+        """Prepare a build of every chosen read model, replay each partition of each into it,
+        `jobs` at a time in `rebuild_read_models --replayer` processes (projectors share no
+        table, and partitions share no row), then switch each to its build. Processes of their
+        own, not forks: a forked child would inherit this one's database and broker
+        connections. Progress comes from the build checkpoints the children move."""
         with ExitStack() as locks:
             for projector in chosen:
                 locks.enter_context(blue_green.build_lock(projector))
@@ -131,38 +130,86 @@ class Command(BaseCommand):
                 raise
 
     def replay_partitions(self, chosen: list[Projector], jobs: int, verbosity: int) -> list[str]:
+        """Replay every partition of the chosen projectors in `jobs` replayer processes, each
+        handed the next waiting partition when it has done one (a process starts once: Django's
+        start-up took a second of CPU). Returns the names of those that failed."""
         head = head_position()
         waiting = [part for projector in chosen for part in projector.partition_list()]
-        running: dict[Partition, subprocess.Popen[bytes]] = {}
-        failed = []
         total = len(waiting)
-        with tqdm(
-            total=head * total,
-            desc=f"{total} partitions of {len(chosen)} projectors, {jobs} at a time",
-            unit="pos",
-            disable=verbosity == 0,
-            file=self.stderr._out,
-        ) as bar:
-            while waiting or running:
-                while waiting and len(running) < jobs:
-                    part = waiting.pop(0)
-                    manage = str(settings.BASE_DIR / "manage.py")
-                    argv = [manage, "rebuild_read_models", "--projector", part.projector.name]
-                    argv += ["--partition", str(part.index), "-v", "0"]
-                    running[part] = subprocess.Popen([sys.executable, *argv])
-                for part, process in list(running.items()):
-                    if process.poll() is None:
-                        continue
-                    del running[part]
-                    if process.returncode:
+        manage = str(settings.BASE_DIR / "manage.py")
+        argv = [sys.executable, manage, "rebuild_read_models", "--replayer", "-v", "0"]
+        replayers = [
+            subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for _ in range(min(jobs, total))
+        ]
+        running: dict[subprocess.Popen[str], Partition] = {}
+        failed: list[str] = []
+        done = 0
+
+        def hand_on(replayer: subprocess.Popen[str]) -> None:
+            assert replayer.stdin is not None
+            assert replayer.stdout is not None
+            if waiting:
+                running[replayer] = part = waiting.pop(0)
+                replayer.stdin.write(f"{part.projector.name} {part.index}\n")
+                replayer.stdin.flush()
+            else:
+                answers.unregister(replayer.stdout)
+                replayer.stdin.close()  # it exits when its input ends
+
+        with (
+            selectors.DefaultSelector() as answers,
+            tqdm(
+                total=head * total,
+                desc=f"{total} partitions of {len(chosen)} projectors, {jobs} at a time",
+                unit="pos",
+                disable=verbosity == 0,
+                file=self.stderr._out,
+            ) as bar,
+        ):
+            for replayer in replayers:
+                assert replayer.stdout is not None
+                answers.register(replayer.stdout, selectors.EVENT_READ, replayer)
+                hand_on(replayer)
+            while running:
+                for key, _ in answers.select(timeout=0.2):
+                    replayer = key.data
+                    part = running.pop(replayer)
+                    answer = replayer.stdout.readline()
+                    done += 1
+                    if answer.strip() != "ok":  # "failed", or nothing: it died
                         failed.append(part.name)
-                done = total - len(waiting) - len(running)
+                    if answer:
+                        hand_on(replayer)
+                    else:
+                        answers.unregister(key.fileobj)
                 in_progress = [
-                    blue_green.build_positions(part.projector).get(part.name, 0) for part in running
+                    blue_green.build_positions(part.projector).get(part.name, 0)
+                    for part in running.values()
                 ]
                 bar.update(head * done + sum(min(p, head) for p in in_progress) - bar.n)
-                time.sleep(0.2)
-        return failed
+        for replayer in replayers:
+            replayer.wait()
+        return failed + [part.name for part in waiting]
+
+    def serve_as_replayer(self) -> None:
+        """Replay the partitions named on standard input ("projector index" lines) into the
+        builds the parent prepared, answering "ok" or "failed" for each on standard output."""
+        for line in sys.stdin:
+            name, index = line.split()
+            projector = registry.get(name)
+            try:
+                with blue_green.into_build(projector):
+                    result = runtime.replay(projector, partition=int(index))
+            except Exception:
+                traceback.print_exc()
+                ok = False
+            else:
+                ok = result.failed_position is None
+                if not ok:
+                    self.stderr.write(f"{name}[{index}] stopped at {result.failed_position}")
+            sys.stdout.write("ok\n" if ok else "failed\n")
+            sys.stdout.flush()
 
 
 def _collect_less() -> None:
