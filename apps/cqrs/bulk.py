@@ -4,7 +4,7 @@ from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 
 from django.db import connections
-from django.db.models import Model
+from django.db.models import JSONField, Model
 
 
 def copy_rows(
@@ -38,14 +38,22 @@ def save_rows(
     fresh = [row for row in rows if row.pk in new]
     if fresh and connection.vendor == "postgresql":
         fields = model._meta.concrete_fields
+        names = [f.attname for f in fields]
+        # psycopg writes strings, numbers, decimals, dates and UUIDs as they are; only JSON
+        # needs the field's conversion. A call per field and row took a tenth of a replay.
+        json = [(i, f) for i, f in enumerate(fields) if isinstance(f, JSONField)]
+
+        def values(row: Model) -> list[object]:
+            values = [getattr(row, name) for name in names]
+            for i, field in json:
+                values[i] = field.get_db_prep_save(values[i], connection)
+            return values
+
         copy_rows(
             using=using,
             table=model._meta.db_table,
             columns=[f.column for f in fields],
-            rows=(
-                [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
-                for row in fresh
-            ),
+            rows=map(values, fresh),
         )
         rows = [row for row in rows if row.pk not in new]
     if rows:
