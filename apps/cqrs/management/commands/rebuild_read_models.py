@@ -195,6 +195,8 @@ class Command(BaseCommand):
     def serve_as_replayer(self) -> None:
         """Replay the partitions named on standard input ("projector index" lines) into the
         builds the parent prepared, answering "ok" or "failed" for each on standard output."""
+        # Standard output carries the answers only: anything else printed goes to stderr.
+        answers, sys.stdout = sys.stdout, sys.stderr
         for line in sys.stdin:
             name, index = line.split()
             projector = registry.get(name)
@@ -208,8 +210,8 @@ class Command(BaseCommand):
                 ok = result.failed_position is None
                 if not ok:
                     self.stderr.write(f"{name}[{index}] stopped at {result.failed_position}")
-            sys.stdout.write("ok\n" if ok else "failed\n")
-            sys.stdout.flush()
+            answers.write("ok\n" if ok else "failed\n")
+            answers.flush()
 
 
 def _collect_less() -> None:
