@@ -5,6 +5,7 @@ from typing import Any
 import psycopg
 import psycopg.types.json
 import pydantic_core
+from django.core.exceptions import EmptyResultSet
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, models
 from django.db.models.base import ModelState
@@ -218,7 +219,10 @@ _TIMESTAMPTZ = psycopg.adapters.get_loader(
 
 def _fetch_with_psycopg_loaders(query: models.QuerySet[Any]) -> list[tuple[Any, ...]]:
     """The rows of `query` (values_list of plain fields), converted by psycopg alone."""
-    sql, params = query.query.get_compiler(using=query.db).as_sql()
+    try:
+        sql, params = query.query.get_compiler(using=query.db).as_sql()
+    except EmptyResultSet:  # e.g. `event_type__in` an empty set
+        return []
     with connections[query.db].cursor() as cursor:
         cursor.cursor.adapters.register_loader("timestamptz", _TIMESTAMPTZ)
         psycopg.types.json.set_json_loads(pydantic_core.from_json, cursor.cursor)

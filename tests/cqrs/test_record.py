@@ -220,3 +220,4 @@ def test_events_loaded_for_projectors_equal_those_the_orm_loads():
         assert got.data == want.data
     assert loaded[0].recorded_at.utcoffset() is not None
     assert load_events(events, 2) == expected[:2]
+    assert load_events(events.filter(event_type__in=[]), 10) == []
