@@ -158,6 +158,7 @@ def main() -> None:
         bench.stop_stack([web, worker])
     say("replay: rebuild_read_models over the whole log")
     results["replay"] = bench.measure_replay()
+    results["replay_alone"] = replay_each_alone()
     results["elapsed_s"] = time.perf_counter() - started
     results["commit"] = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=BENCH.parent
@@ -165,6 +166,21 @@ def main() -> None:
     (BENCH / "results-cost.json").write_text(json.dumps(results, indent=1))
     write_report(results)
     say(f"done in {results['elapsed_s'] / 60:.1f} min: see bench/COST.md")
+
+
+def replay_each_alone() -> dict[str, float]:
+    """Wall seconds of `rebuild_read_models --projector NAME` for each read model on its own,
+    start-up included: which one bounds the parallel replay."""
+    from apps.cqrs.projectors import registry
+
+    seconds = {}
+    for projector in registry.replayable():
+        say(f"replay: {projector.name} alone")
+        argv = [str(BIN / "python"), "manage.py", "rebuild_read_models", "-v", "0"]
+        started = time.perf_counter()
+        subprocess.run([*argv, "--projector", projector.name], cwd=BENCH.parent, check=True)
+        seconds[projector.name] = time.perf_counter() - started
+    return seconds
 
 
 def plot(results: dict) -> None:
@@ -256,6 +272,13 @@ Target p99 ≤ 250 ms: {"met" if lag_met else "**missed**"}.
 `rebuild_read_models --jobs {replay["jobs"]}` over the whole log: {replay["events"]:,} events in
 {replay["seconds"]:.1f} s, **{replay["events_per_second"]:,.0f} events/s** (target 20,000),
 peak memory {replay["peak_rss_mb"]:.0f} MB.
+
+Each read model rebuilt on its own (`--projector NAME`, one process, start-up included): the
+longest bounds the parallel replay.
+
+| read model | seconds alone |
+|---|---:|
+{chr(10).join(f"| {name} | {s:.1f} |" for name, s in results.get("replay_alone", {}).items())}
 """
     )
 
