@@ -1,4 +1,5 @@
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -142,6 +143,33 @@ def test_a_partition_its_process_cannot_replay_fails_the_rebuild(monkeypatch, fa
         )
     assert listing_rows() == live  # nothing was switched: the live versions serve on
     assert ReadModelVersion.objects.get(name=listing.name).state == "failed"
+
+
+def test_a_replayer_process_that_dies_fails_its_partitions_and_the_rebuild_ends(monkeypatch):
+    # Replayers that read the first partition they are given and exit without an answer, as
+    # a process killed mid-replay would: the rebuild must end, naming every partition left
+    started = []
+
+    class Popen(subprocess.Popen):
+        def __init__(self, argv, **kwargs):
+            started.append(argv)
+            super().__init__([sys.executable, "-c", "import sys; sys.stdin.readline()"], **kwargs)
+
+    monkeypatch.setattr(rebuild_read_models.subprocess, "Popen", Popen)
+    make_history(books=3)
+    listing = registry.get("catalog.book_listing")
+    runtime.catch_up(listing)
+    live = listing_rows()
+    history = registry.get("orders.history")
+    with pytest.raises(CommandError) as failed:
+        call_command(
+            "rebuild_read_models", projectors=[listing.name, history.name], jobs=2, verbosity=0
+        )
+    names = [listing.name, *(part.name for part in history.partition_list())]
+    assert len(names) == 3
+    assert len(started) == 2
+    assert all(name in str(failed.value) for name in names), failed.value
+    assert listing_rows() == live
 
 
 class FailingProjector(Projector):
