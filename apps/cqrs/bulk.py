@@ -41,11 +41,11 @@ def save_rows(
         names = [f.attname for f in fields]
         # psycopg writes strings, numbers, decimals, dates and UUIDs as they are; only JSON
         # needs the field's conversion. A call per field and row took a tenth of a replay.
-        json = [(i, f) for i, f in enumerate(fields) if isinstance(f, JSONField)]
+        json_fields = [(i, f) for i, f in enumerate(fields) if isinstance(f, JSONField)]
 
         def values(row: Model) -> list[object]:
             values = [getattr(row, name) for name in names]
-            for i, field in json:
+            for i, field in json_fields:
                 values[i] = field.get_db_prep_save(values[i], connection)
             return values
 

@@ -3,6 +3,7 @@ import re
 import uuid
 from collections.abc import Callable
 
+import psycopg.errors
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -41,9 +42,6 @@ class CorrelationIdMiddleware:
         return response
 
 
-QUERY_CANCELED = "57014"  # SQLSTATE of a statement cancelled by statement_timeout
-
-
 class DatabaseUnavailableMiddleware:
     """Answers 503 with Retry-After, not 500, when the database cannot be reached, or cancelled
     a statement that ran past DATABASE_STATEMENT_TIMEOUT.
@@ -66,7 +64,7 @@ class DatabaseUnavailableMiddleware:
             return None
         detail = "The service is briefly unavailable. Try again in a few seconds."
         page = "The shop cannot reach its database just now. Please try again in a few seconds."
-        if getattr(exception.__cause__, "sqlstate", None) == QUERY_CANCELED:
+        if isinstance(exception.__cause__, psycopg.errors.QueryCanceled):
             # DATABASE_STATEMENT_TIMEOUT: the database is there; this request asked too much.
             # Not retried on the primary, which would run it again.
             detail = "This request took too long and was stopped. Try a narrower one."

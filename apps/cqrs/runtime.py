@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg.errors
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, OperationalError, transaction
@@ -55,7 +56,6 @@ from config.cache import add_with_members, take_members
 
 logger = logging.getLogger(__name__)
 WRITE_ALIAS = "default"
-LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a NOWAIT lock that is taken
 # Set by a runner that found the projector busy; the runner at work takes one more pass.
 RERUN_KEY = "cqrs:another-pass:{name}"
 RERUN_SECONDS = 60
@@ -134,7 +134,7 @@ def _locked_checkpoint(part: Partition, *, wait: bool = True) -> Checkpoint:
     try:
         return checkpoints.select_for_update(nowait=not wait).get(name=part.name)
     except OperationalError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+        if isinstance(exc.__cause__, psycopg.errors.LockNotAvailable):  # NOWAIT, and taken
             raise _Busy from exc
         raise
 

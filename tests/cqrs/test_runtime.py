@@ -112,14 +112,15 @@ def test_rebuild_read_models_replays_into_tables_equal_to_the_live_ones(monkeypa
     assert ProjectorCheckpoint.objects.get(name=listing.name).position == runtime.head_position()
 
 
-def spy_on_processes(monkeypatch) -> list[list[str]]:
-    """The command lines of the processes rebuild_read_models starts from now on."""
+def spy_on_processes(monkeypatch, *, run: list[str] | None = None) -> list[list[str]]:
+    """The command lines of the processes rebuild_read_models starts from now on; with `run`,
+    that command is started in their place."""
     started: list[list[str]] = []
 
     class Popen(subprocess.Popen):
         def __init__(self, argv, **kwargs):
             started.append(argv)
-            super().__init__(argv, **kwargs)
+            super().__init__(run or argv, **kwargs)
 
     monkeypatch.setattr(rebuild_read_models.subprocess, "Popen", Popen)
     return started
@@ -148,14 +149,9 @@ def test_a_partition_its_process_cannot_replay_fails_the_rebuild(monkeypatch, fa
 def test_a_replayer_process_that_dies_fails_its_partitions_and_the_rebuild_ends(monkeypatch):
     # Replayers that read the first partition they are given and exit without an answer, as
     # a process killed mid-replay would: the rebuild must end, naming every partition left
-    started = []
-
-    class Popen(subprocess.Popen):
-        def __init__(self, argv, **kwargs):
-            started.append(argv)
-            super().__init__([sys.executable, "-c", "import sys; sys.stdin.readline()"], **kwargs)
-
-    monkeypatch.setattr(rebuild_read_models.subprocess, "Popen", Popen)
+    started = spy_on_processes(
+        monkeypatch, run=[sys.executable, "-c", "import sys; sys.stdin.readline()"]
+    )
     make_history(books=3)
     listing = registry.get("catalog.book_listing")
     runtime.catch_up(listing)
