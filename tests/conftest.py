@@ -114,6 +114,21 @@ def wait_for(predicate, *, timeout: float = 10.0, interval: float = 0.05):
         time.sleep(interval)
 
 
+def wait_until_caught_up(*, timeout: float = 60) -> float:
+    """Wait until every projector and subscriber has passed the head of the log; returns the
+    seconds it took."""
+    from apps.cqrs import runtime  # Django must be set up first
+
+    started = time.monotonic()
+
+    def caught_up():
+        """every projector has applied the whole log"""
+        return all(row.lag_events == 0 for row in runtime.status())
+
+    wait_for(caught_up, timeout=timeout, interval=0.1)
+    return time.monotonic() - started
+
+
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 FIGURES: dict[str, dict] = {}
 

@@ -14,8 +14,6 @@ from django.core.management import call_command
 from django.db import connections
 from django.db.models.fields import AutoFieldMixin
 
-from apps.cqrs import runtime
-from tests.conftest import wait_for
 from tests.processes import RedisServer, start_web, start_worker, subprocess_env
 
 
@@ -140,19 +138,6 @@ def read_model_rows() -> dict[str, set[str]]:
                 ]
                 rows[model._meta.label] = {repr(r) for r in model.objects.values_list(*fields)}
     return rows
-
-
-def wait_until_caught_up(*, timeout: float = 60) -> float:
-    """Wait until every projector and subscriber has passed the head of the log; returns the
-    seconds it took."""
-    started = time.monotonic()
-
-    def caught_up():
-        """every projector has applied the whole log"""
-        return all(row.lag_events == 0 for row in runtime.status())
-
-    wait_for(caught_up, timeout=timeout, interval=0.1)
-    return time.monotonic() - started
 
 
 def differences_from_a_fresh_rebuild() -> dict[str, int]:

@@ -7,9 +7,9 @@ from rest_framework.authtoken.models import Token
 
 from apps.read.orders.models import OrderSummary
 from apps.write.orders.models import Order
-from tests.conftest import wait_for
+from tests.conftest import wait_for, wait_until_caught_up
 from tests.factories import UserFactory, stocked_book
-from tests.faults.conftest import call, differences_from_a_fresh_rebuild, wait_until_caught_up
+from tests.faults.conftest import call, differences_from_a_fresh_rebuild
 
 pytestmark = [
     pytest.mark.faults,

@@ -13,12 +13,12 @@ from apps.cqrs.models import DomainEvent
 from apps.read.orders.models import OrderSummary
 from apps.write.inventory.models import StockItem
 from apps.write.orders.models import Order, OrderLine
+from tests.conftest import wait_until_caught_up
 from tests.factories import UserFactory, stocked_book
 from tests.faults.conftest import (
     call,
     differences_from_a_fresh_rebuild,
     set_databases_reachable,
-    wait_until_caught_up,
 )
 
 pytestmark = [

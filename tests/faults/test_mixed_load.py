@@ -20,8 +20,9 @@ from apps.audit.checks import audit
 from apps.cqrs.models import DomainEvent
 from apps.write.inventory.models import StockItem
 from apps.write.orders.models import Order
+from tests.conftest import wait_until_caught_up
 from tests.factories import APPROVE, DECLINE, UserFactory, add_author, stocked_book
-from tests.faults.conftest import call, differences_from_a_fresh_rebuild, wait_until_caught_up
+from tests.faults.conftest import call, differences_from_a_fresh_rebuild
 
 pytestmark = [
     pytest.mark.faults,

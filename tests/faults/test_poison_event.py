@@ -13,9 +13,9 @@ from apps.cqrs.log import record
 from apps.cqrs.models import DomainEvent, ProjectorCheckpoint
 from apps.read.catalog.models import BookListing
 from apps.read.orders.models import OrderSummary
-from tests.conftest import wait_for
+from tests.conftest import wait_for, wait_until_caught_up
 from tests.factories import UserFactory, add_book, place_order, stocked_book
-from tests.faults.conftest import differences_from_a_fresh_rebuild, wait_until_caught_up
+from tests.faults.conftest import differences_from_a_fresh_rebuild
 
 pytestmark = [
     pytest.mark.faults,

@@ -9,8 +9,9 @@ import urllib.request
 
 import pytest
 
+from tests.conftest import wait_until_caught_up
 from tests.factories import stocked_book
-from tests.faults.conftest import call, wait_until_caught_up
+from tests.faults.conftest import call
 from tests.processes import start_gateway, start_web
 
 pytestmark = [

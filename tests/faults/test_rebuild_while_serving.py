@@ -18,7 +18,7 @@ from apps.cqrs.models import ReadModelVersion
 from apps.read.catalog.models import BookListing
 from apps.write.catalog import services
 from apps.write.catalog.models import Book
-from tests.faults.conftest import wait_until_caught_up
+from tests.conftest import wait_until_caught_up
 from tests.readers import Readers, between, tally
 
 pytestmark = [

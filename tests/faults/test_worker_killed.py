@@ -12,8 +12,8 @@ from apps.read.catalog.models import BookListing
 from apps.read.reports.models import StockLevel
 from apps.write.catalog.models import Book
 from apps.write.inventory.models import StockItem
-from tests.conftest import wait_for
-from tests.faults.conftest import differences_from_a_fresh_rebuild, wait_until_caught_up
+from tests.conftest import wait_for, wait_until_caught_up
+from tests.faults.conftest import differences_from_a_fresh_rebuild
 
 pytestmark = [
     pytest.mark.faults,
