@@ -55,8 +55,7 @@ def server_times() -> dict:
     for q in TIMED_SEARCHES:
         # The selector too: it asks whether full text finds anything, and corrects if not.
         def search(q=q) -> list:
-            books = selectors.book_search(selectors.book_listings(), q=q)
-            return list(books.order_by("-rank", "book_id")[:51])
+            return first_page(selectors.book_listings(), q)
 
         times[f"search {q!r}"] = timed(search)
     for q in TIMED_SUGGESTIONS:
@@ -64,20 +63,34 @@ def server_times() -> dict:
     return times
 
 
-def plans() -> dict:
-    """EXPLAIN ANALYZE of the search's first page and of a suggestion."""
+def first_page(books, q: str) -> list:
+    """A search's first page in relevance order, as the API asks for it (a page and one more)."""
     from apps.read.catalog import selectors
 
-    search = selectors.book_search(selectors.book_listings(), q="river").filter(
-        availability="in_stock"
-    )
-    from django.db import connections
+    query = selectors.search_query(books, q=q)
+    return selectors.ranked_page(books, query=query, start=0, size=51)
 
+
+def plans() -> dict:
+    """EXPLAIN ANALYZE of the statements of the search's first page and of a suggestion."""
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.read.catalog import selectors
+
+    in_stock = selectors.book_listings().filter(availability="in_stock")
+    with CaptureQueriesContext(connections["read"]) as queries:
+        first_page(in_stock, "river")
     with connections["read"].cursor() as cursor:
+        search = []
+        # The tiers' statements (the check for any match runs with seq scans off: not shown)
+        for sql in (q["sql"] for q in queries.captured_queries if "ORDER BY" in q["sql"]):
+            cursor.execute(f"EXPLAIN ANALYZE {sql}")
+            search.append(f"{sql}\n\n" + "\n".join(row[0] for row in cursor.fetchall()))
         cursor.execute(f"EXPLAIN ANALYZE {selectors.NEAREST_WORDS_SQL}", [["lanturn"]])
         nearest = "\n".join(row[0] for row in cursor.fetchall())
     return {
-        "search+filter": search.order_by("-rank", "book_id")[:51].explain(analyze=True),
+        "search+filter": "\n\n".join(search),
         "suggestions": selectors.suggestion_candidates(text="hollow").explain(analyze=True),
         "typo correction": nearest,
     }
@@ -244,7 +257,7 @@ def write_report(results: dict) -> None:
         again = (
             f"\nThe last column: {sizes[-1]:,} books as first measured. The figures beside it "
             f"were measured again on {results['server_times_again']} (`make bench-catalog "
-            "BENCH_ARGS=--server-times`), after a change of the suggestions' index, on the "
+            "BENCH_ARGS=--server-times`), with the code of that day, on the "
             "same database.\n"
         )
     first, last = sizes[0], sizes[-1]
@@ -299,7 +312,8 @@ uncached {growth["b"]:.2f}×.
 {again}
 ## Plans at {largest["size"]:,} books
 
-Search and filter, first page:
+Search and filter (`river`, in stock), first page: each statement `ranked_page` ran, tier by
+tier (docs/decisions/0013):
 
 ```
 {largest["plans"]["search+filter"]}

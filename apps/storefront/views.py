@@ -90,7 +90,7 @@ def home(request):
 # The orders a shopper may choose on the list pages: (label, ORDER BY). Relevance only for a
 # search; title order pages by keyset, the others by number.
 SORTS = {
-    "relevance": ("Most relevant", ("-rank", "title", "book_id")),
+    "relevance": ("Most relevant", catalog.RELEVANCE),
     "title": ("Title", ("title", "book_id")),
     "price": ("Price, low to high", ("price", "title", "book_id")),
     "-price": ("Price, high to low", ("-price", "title", "book_id")),
@@ -100,12 +100,20 @@ SORTS = {
 
 def book_list(request):
     filters = BookListingFilter(request.GET, queryset=catalog.book_listings())
-    books = filters.qs if filters.is_valid() else catalog.book_listings().none()
-    query = filters.form.cleaned_data.get("q", "").strip() if filters.is_valid() else ""
+    valid = filters.is_valid()
+    query = filters.form.cleaned_data.get("q", "").strip() if valid else ""
     sort = request.GET.get("sort") or ("relevance" if query else "title")
     if sort not in SORTS or (sort == "relevance" and not query):
         sort = "title"
-    if query or sort != "title":
+    if query:
+        unsearched = filters.unsearched()
+        search = catalog.search_query(unsearched, q=query)
+        books = catalog.searched(unsearched, query=search)
+        return _numbered_results(
+            request, filters, books, query=query, sort=sort, search=(unsearched, search)
+        )
+    books = filters.qs if valid else catalog.book_listings().none()
+    if sort != "title":
         return _numbered_results(request, filters, books, query=query, sort=sort)
     after_title, after_id = request.GET.get("after_title"), request.GET.get("after_id", "")
     if after_title is not None and after_id.isdigit():
@@ -142,14 +150,21 @@ SEARCH_PAGES = 100
 COUNT_CAP = SEARCH_PAGES * PAGE_SIZE
 
 
-def _numbered_results(request, filters, books, *, query: str, sort: str, heading: str = ""):
+def _numbered_results(
+    request, filters, books, *, query: str, sort: str, heading: str = "", search=None
+):
     """Search results (most relevant first unless another order is chosen) and sorted lists,
-    with their count and previous/next pages."""
+    with their count and previous/next pages. `search`: the books as filtered but not
+    searched and what the search looks for, which relevance order pages by."""
     raw = request.GET.get("page", "1")
     number = min(int(raw), SEARCH_PAGES) if raw.isdigit() and int(raw) > 0 else 1
     total = books.order_by()[: COUNT_CAP + 1].count()
     start = (number - 1) * PAGE_SIZE
-    page = list(books.order_by(*SORTS[sort][1])[start : start + PAGE_SIZE])
+    if sort == "relevance":
+        unsearched, wanted = search
+        page = catalog.ranked_page(unsearched, query=wanted, start=start, size=PAGE_SIZE)
+    else:
+        page = list(books.order_by(*SORTS[sort][1])[start : start + PAGE_SIZE])
 
     def page_query(n: int) -> str:
         params = request.GET.copy()

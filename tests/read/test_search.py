@@ -1,6 +1,7 @@
 """Catalog search (apps/read/catalog/selectors.py): relevance, prefixes, misspellings, ISBNs,
 on the API and the pages, with the indexes PostgreSQL is meant to use."""
 
+import base64
 import random
 import string
 
@@ -12,8 +13,8 @@ from rest_framework.test import APIClient
 
 from apps.cqrs import runtime
 from apps.cqrs.projectors import registry
-from apps.read.catalog import selectors
-from apps.read.catalog.models import SearchWord
+from apps.read.catalog import api, selectors
+from apps.read.catalog.models import BookListing, SearchWord
 from apps.storefront import views
 from apps.write.catalog import services as catalog
 from tests.factories import add_author, add_book
@@ -110,6 +111,156 @@ def plan(sql: str, params) -> str:
 def test_postgresql_can_use_the_search_indexes(shelf, q):
     books = selectors.book_search(selectors.book_listings(), q=q).order_by("-rank")
     assert "listing_search_vector" in plan(*books.query.sql_with_params())
+
+
+def tier_statements(q: str, *, size: int = 51, **filters) -> list[str]:
+    """The statements of a search's first page in relevance order."""
+    books = selectors.book_listings().filter(**filters)
+    query = selectors.search_query(books, q=q)
+    with CaptureQueriesContext(connections["read"]) as queries:
+        selectors.ranked_page(books, query=query, start=0, size=size)
+    return [q["sql"] for q in queries.captured_queries if "ORDER BY" in q["sql"]]
+
+
+def test_each_tier_of_a_search_can_be_read_through_an_index(shelf):
+    statements = tier_statements("river", availability="out")
+    assert len(statements) == 3  # fewer matches than a page: every tier is asked
+    for sql in statements:
+        assert "Seq Scan" not in plan(sql, None)
+
+
+FORMATS = ["paperback", "hardcover"]
+
+
+@pytest.fixture
+def tiers():
+    """Books in each tier of a search for "harbour", with units sold set on their listings
+    (what ranks them within a tier; the projector counts orders, which is not tested here)."""
+    rng = random.Random(2026)
+    harbour = add_author(name="Ann Harbour")
+    books = (
+        [add_book(title=f"Harbour Lights {n}", format=FORMATS[n % 2]) for n in range(5)]
+        + [
+            add_book(title=f"Quiet Days {n}", authors=[harbour], format=FORMATS[n % 2])
+            for n in range(4)
+        ]
+        + [add_book(title=f"Harbour of Ann {n}", authors=[harbour]) for n in range(2)]
+        + [add_book(title=f"Low Tide {n}", description="By the harbour wall.") for n in range(6)]
+        + [add_book(title="Unrelated", description="Nothing here.")]
+    )
+    runtime.catch_up(registry.get("catalog.book_listing"))
+    for book in books:
+        sold = rng.choice([0, 0, 3, 7, 12])  # ties too: the id decides them
+        BookListing.objects.filter(book_id=book.pk).update(units_sold=sold)
+    return books
+
+
+@pytest.fixture(params=[3, 5_000], ids=["walk 3", "walk 5000"])
+def walk(request, monkeypatch):
+    """How many of the most popular books a page is first looked for among: fewer than the
+    catalog holds, so that pages are found both in the walk and past it, or all of them."""
+    monkeypatch.setattr(selectors, "WALK", request.param)
+    monkeypatch.setattr(selectors, "_walk_bounds", {})
+    return request.param
+
+
+@pytest.mark.parametrize(
+    ("q", "filters"),
+    [
+        ("harbour", {}),
+        ("ann harbour", {}),  # both words in the title for two, in the names for four more
+        ("harb", {"format": "hardcover"}),  # a prefix, and a filter: 2 and 2 in two tiers
+        ("harbour -lights", {}),  # web-search syntax: no tier may hold an excluded book
+        ("lanturn", {}),  # corrected to nothing in this catalog: no page
+    ],
+)
+def test_every_page_of_a_search_is_the_slice_of_the_whole_ranking(tiers, walk, q, filters):
+    books = selectors.book_listings().filter(**filters)
+    query = selectors.search_query(books, q=q)
+    whole = list(
+        selectors.searched(books, query=query)
+        .order_by(*selectors.RELEVANCE)
+        .values_list("book_id", flat=True)
+    )
+    assert len(whole) == len(set(whole))
+    for size in (1, 2, 3, 5, 51):
+        for start in range(0, len(whole) + 2):
+            page = selectors.ranked_page(
+                books.values_list("book_id", flat=True), query=query, start=start, size=size
+            )
+            assert page == whole[start : start + size], (size, start)
+
+
+def test_the_walk_among_the_most_popular_is_bounded_by_the_index(tiers, monkeypatch):
+    monkeypatch.setattr(selectors, "WALK", 3)
+    monkeypatch.setattr(selectors, "_walk_bounds", {})
+    walks = [sql for sql in tier_statements("harbour", size=2) if "- book_id) >=" in sql]
+    assert walks  # the first tier's first page, looked for among the 3 most popular
+    with connections["read"].cursor() as cursor:
+        cursor.execute("SET enable_bitmapscan = off")
+        try:
+            walked = plan(walks[0], None)
+        finally:
+            cursor.execute("RESET enable_bitmapscan")
+    # A range of the popularity index: the scan ends at the third most popular book
+    assert "Index Scan using listing_popular" in walked
+    assert "Index Cond: (((units_sold * '4294967296'::bigint) - book_id) >=" in walked
+
+
+def test_a_page_its_first_tiers_fill_asks_no_further(tiers):
+    assert len(tier_statements("harbour", size=3)) == 1  # 7 in the title
+    assert len(tier_statements("harbour", size=9)) == 2  # and 4 in the names
+
+
+def test_relevance_is_the_tier_then_the_best_selling(tiers):
+    books = selectors.book_listings()
+    query = selectors.search_query(books, q="harbour")
+    ranked = list(selectors.searched(books, query=query).order_by(*selectors.RELEVANCE))
+    assert [book.rank for book in ranked] == [3] * 7 + [2] * 4 + [1] * 6
+    assert {b.title[:7] for b in ranked[:7]} == {"Harbour"}
+    assert {b.title[:5] for b in ranked[7:11]} == {"Quiet"}
+    for tier in (ranked[:7], ranked[7:11], ranked[11:]):
+        assert [(-b.units_sold, b.book_id) for b in tier] == sorted(
+            (-b.units_sold, b.book_id) for b in tier
+        )
+
+
+def test_the_api_pages_through_a_search_in_relevance_order(tiers, monkeypatch):
+    monkeypatch.setattr(api.SearchPagination, "page_size", 5)
+    books = selectors.book_listings()
+    query = selectors.search_query(books, q="harbour")
+    whole = list(
+        selectors.searched(books, query=query)
+        .order_by(*selectors.RELEVANCE)
+        .values_list("book_id", flat=True)
+    )
+    client = APIClient()
+    seen, pages, url = [], [], "/api/books/?q=harbour"
+    while url:
+        body = client.get(url).json()
+        pages.append(body)
+        seen += [book["id"] for book in body["results"]]
+        url = body["next"]
+    assert seen == whole
+    assert len(pages) == 4  # 17 results, 5 a page
+    assert pages[0]["previous"] is None
+    assert "cursor" not in pages[1]["previous"]  # back to the search itself
+    back = client.get(pages[2]["previous"]).json()
+    assert back == pages[1]
+
+
+def test_a_search_cursor_not_ours_is_refused(tiers):
+    response = APIClient().get("/api/books/", {"q": "harbour", "cursor": "garbage"})
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Invalid cursor"}
+
+
+def test_a_search_cursor_past_the_cut_off_ends_the_pages(tiers):
+    far = base64.b64encode(b"o=9999999999").decode()  # held at the cut-off, past every result
+    response = APIClient().get("/api/books/", {"q": "harbour", "cursor": far})
+    assert response.status_code == 200
+    assert response.json()["results"] == []
+    assert response.json()["next"] is None
 
 
 def test_a_misspelling_is_corrected_through_the_vocabulary_index(shelf):

@@ -4,15 +4,17 @@ from django.core.cache import cache as django_cache
 from django.http import HttpResponse, HttpResponseBase
 from django.utils.cache import patch_vary_headers
 from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.utils import translate_validation
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.filters import OrderingFilter
-from rest_framework.pagination import CursorPagination
+from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param
 
 from apps.cqrs.api import ConsistentReadMixin, add_consistency_headers
 from apps.cqrs.consistency import (
@@ -106,11 +108,32 @@ class BookCursorPagination(CursorPagination):
     ordering = ("title", "book_id")
     page_size = 50
 
-    def get_ordering(self, request, queryset, view):
-        # A search is ordered by relevance unless the client asked for another order.
-        if "rank" in queryset.query.annotations and not request.query_params.get("ordering"):
-            return ("-rank", "book_id")
-        return super().get_ordering(request, queryset, view)
+
+class SearchPagination(BookCursorPagination):
+    """A search's pages in relevance order (selectors.ranked_page): the cursor holds how many
+    results came before, as DRF's cursors hold an offset."""
+
+    # How far a client may page into one search; each page walks the results before it.
+    offset_cutoff = 10_000
+
+    def paginate_search(self, request: Request, books, *, query: selectors.SearchQuery) -> list:
+        self.base_url = self.search_url = request.build_absolute_uri()
+        cursor = self.decode_cursor(request)  # NotFound for one that is not ours
+        self.start = cursor.offset if cursor else 0
+        rows = selectors.ranked_page(books, query=query, start=self.start, size=self.page_size + 1)
+        self.more = len(rows) > self.page_size and self.start + self.page_size < self.offset_cutoff
+        return rows[: self.page_size]
+
+    def link(self, start: int) -> str:
+        if start == 0:
+            return remove_query_param(self.search_url, self.cursor_query_param)
+        return self.encode_cursor(Cursor(offset=start, reverse=False, position=None))
+
+    def get_next_link(self) -> str | None:
+        return self.link(self.start + self.page_size) if self.more else None
+
+    def get_previous_link(self) -> str | None:
+        return self.link(max(0, self.start - self.page_size)) if self.start else None
 
 
 class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
@@ -261,14 +284,26 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
     def page(self, request: Request) -> bytes:
         """A page of the list the request asks for, made of the stored documents."""
         books = self.get_queryset()
-        if request.query_params.keys() - PAGING_PARAMS:  # the paginator orders
-            books = self.filter_queryset(books)
-        # Rows as dicts of what is sent and what the cursor pages by: no model per row.
-        ranked = ["rank"] if "rank" in books.query.annotations else []
-        paginator = BookCursorPagination()
-        rows = paginator.paginate_queryset(
-            books.values(*ROW, *self.ordering_fields, *ranked), request, view=self
-        )
+        params = request.query_params
+        paginator: BookCursorPagination
+        rows: list | None
+        if params.get("q", "").strip() and not params.get("ordering"):
+            # Most relevant first, a tier at a time (selectors.ranked_page).
+            filters = BookListingFilter(params, queryset=books, request=request)
+            if not filters.is_valid():
+                raise translate_validation(filters.errors)
+            unsearched = filters.unsearched()
+            query = selectors.search_query(unsearched, q=filters.form.cleaned_data["q"])
+            paginator = SearchPagination()
+            rows = paginator.paginate_search(request, unsearched.values(*ROW), query=query)
+        else:
+            if params.keys() - PAGING_PARAMS:  # the paginator orders
+                books = self.filter_queryset(books)
+            # Rows as dicts of what is sent and what the cursor pages by: no model per row.
+            paginator = BookCursorPagination()
+            rows = paginator.paginate_queryset(
+                books.values(*ROW, *self.ordering_fields), request, view=self
+            )
         return page_body(
             next_link=paginator.get_next_link(),
             previous_link=paginator.get_previous_link(),

@@ -1,4 +1,5 @@
 import django_filters
+from django.db.models import QuerySet
 
 from apps.read.catalog import selectors
 from apps.read.catalog.models import FORMATS, LANGUAGES, Availability, BookListing
@@ -21,6 +22,15 @@ class BookListingFilter(django_filters.FilterSet):
 
     def search(self, queryset, name, value):
         return selectors.book_search(queryset, q=value)
+
+    def unsearched(self) -> QuerySet[BookListing]:
+        """The books every filter but the search leaves (for selectors.ranked_page, which
+        searches a tier at a time); call after `is_valid()`."""
+        books = self.queryset
+        for name, value in self.form.cleaned_data.items():
+            if name != "q":
+                books = self.filters[name].filter(books, value)
+        return books
 
     def by_author(self, queryset, name, value):
         return selectors.books_by_author(queryset, author_id=int(value))

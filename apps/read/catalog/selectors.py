@@ -1,11 +1,15 @@
 import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections
-from django.db.models import FloatField, Q, QuerySet, Value
+from django.db.models import BooleanField, IntegerField, Q, QuerySet, Value
 from django.db.models.expressions import RawSQL
 
-from apps.read.catalog.models import VOCABULARY_WORD, BookListing
+from apps.read.catalog.models import POPULARITY, VOCABULARY_WORD, BookListing
 
 # Below this, a word of the catalog is too unlike a word of the query to correct it to
 # (pg_trgm's similarity: "lanturn" and "lantern" score 0.45, "tolkein" and "tolkien" 0.33).
@@ -38,67 +42,202 @@ def _isbn(q: str) -> str | None:
     return None
 
 
-def book_search(books: QuerySet[BookListing], *, q: str) -> QuerySet[BookListing]:
-    """Search title, subtitle, authors, description and ISBN, most relevant first: the books
-    come annotated with `rank` (higher is better), which callers order by when they were not
-    asked for another order.
+# Relevance (docs/decisions/0013): books with every word of the search in their title come
+# first, then those with them in title and authors, then the rest (description, ISBN); the
+# best-selling first within each, as `rank` (these values) and this order.
+TITLE, NAMES, ANYWHERE = 3, 2, 1
+RELEVANCE = ("-rank", POPULARITY.desc())
+# A page of a tier is first looked for among this many of the most popular books, walking the
+# popularity index (a scan PostgreSQL can stop at): a common word fills a page there at once,
+# whatever the catalog's size. Only when it does not are the tier's matches taken from its
+# GIN index and sorted, which costs what they number, and is cheap for a rare word. Left to
+# choose by itself, the planner walks for any word it believes common, and an estimate far
+# off (a prefix it has no statistics for, a tier that excludes most of a word's matches)
+# walked the whole index: about a second at a million books.
+WALK = 5_000
+# How long the bound of that walk is kept. Any bound gives the same results (a page found
+# among the most popular books is the first page of all), so one a minute old does.
+WALK_BOUND_SECONDS = 60.0
+_walk_bounds: dict[str, tuple[float, int | None]] = {}
 
-    PostgreSQL: a weighted, stored tsvector (title above authors above description). The last
-    word matches as a prefix, for search as you type ("tolk" finds Tolkien); web-search syntax
-    ("quoted phrases", -excluded, or) is honoured when used. When that finds nothing, each
-    word is corrected to the nearest word of the catalog's titles and authors (pg_trgm over
-    their vocabulary), for misspellings ("lanturn", "tolkein"), and those are searched for.
-    An ISBN, with or without hyphens, finds its book.
-    Elsewhere (the embedded SQLite default): every word must appear, in title order.
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """What a search looks for: an ISBN; or, on PostgreSQL, a tsquery (its SQL and parameters),
+    None when no book can match; or, elsewhere, the words of `text`."""
+
+    text: str
+    isbn: str | None = None
+    tsquery: tuple[str, list[str]] | None = None
+    # Web-search syntax may exclude words: a match of the title alone proves nothing then.
+    excludes: bool = False
+
+
+def book_search(books: QuerySet[BookListing], *, q: str) -> QuerySet[BookListing]:
+    """Search title, subtitle, authors, description and ISBN: the matching books, annotated
+    with their `rank` (higher is more relevant), which callers order by (`RELEVANCE`) when they
+    were not asked for another order. An empty `q` is no search."""
+    if not q.strip():
+        return books
+    return searched(books, query=search_query(books, q=q))
+
+
+def search_query(books: QuerySet[BookListing], *, q: str) -> SearchQuery:
+    """What to look for in `books` when asked for `q`.
+
+    PostgreSQL: stored tsvectors. The last word matches as a prefix, for search as you type
+    ("tolk" finds Tolkien); web-search syntax ("quoted phrases", -excluded, or) is honoured
+    when used. When that finds nothing, each word is corrected to the nearest word of the
+    catalog's titles and authors (pg_trgm over their vocabulary), for misspellings ("lanturn",
+    "tolkein"), and those are searched for. An ISBN, with or without hyphens, finds its book.
+    Elsewhere (the embedded SQLite default): every word must appear, best-selling first.
     """
     q = q.strip()
-    if not q:
-        return books
     if isbn := _isbn(q):
-        return books.filter(isbn=isbn).annotate(rank=Value(1.0, output_field=FloatField()))
+        return SearchQuery(text=q, isbn=isbn)
+    if connections[books.db].vendor != "postgresql":
+        return SearchQuery(text=q)
+    excludes = bool(_WEB_SEARCH_SYNTAX.search(q))
+    tsquery = _tsquery(q)
+    if tsquery is None or not _matches_any(books, tsquery):
+        corrected = _corrected(books, q)
+        tsquery = _tsquery(corrected) if corrected else None
+    return SearchQuery(text=q, tsquery=tsquery, excludes=excludes)
+
+
+def searched(books: QuerySet[BookListing], *, query: SearchQuery) -> QuerySet[BookListing]:
+    """The books that match `query`, annotated with their `rank`."""
+    if query.isbn:
+        return books.filter(isbn=query.isbn).annotate(rank=Value(TITLE))
     if connections[books.db].vendor != "postgresql":
         condition = Q()
-        for word in q.split():
+        for word in query.text.split():
             condition &= Q(search_text__icontains=word)
-        return _unranked(books.filter(condition))
-    matched = _full_text(books, q)
-    if _matches_any(matched):
-        return matched
-    return _corrected(books, q)
+        return books.filter(condition).annotate(rank=Value(ANYWHERE))
+    if query.tsquery is None:
+        return books.none().annotate(rank=Value(ANYWHERE))
+    sql, params = query.tsquery
+    rank = (
+        f"CASE WHEN title_vector @@ {sql} THEN {TITLE} "
+        f"WHEN names_vector @@ {sql} THEN {NAMES} ELSE {ANYWHERE} END"
+    )
+    return books.annotate(
+        matches=RawSQL(f"search_vector @@ {sql}", params),
+        rank=RawSQL(rank, params * 2, output_field=IntegerField()),
+    ).filter(matches=True)
 
 
-def _unranked(books: QuerySet[BookListing]) -> QuerySet[BookListing]:
-    """Books with the `rank` every search result carries (pages and the API order by it)."""
-    return books.annotate(rank=Value(0.0, output_field=FloatField()))
+def ranked_page(books: QuerySet[Any, Any], *, query: SearchQuery, start: int, size: int) -> list:
+    """Results `start` to `start + size` of a search in relevance order (`RELEVANCE`), of
+    `books` as filtered otherwise (a values() query set gives dicts).
+
+    The order `searched(...).order_by(*RELEVANCE)` gives, without ranking every match: on
+    PostgreSQL each tier is a query of its own in best-selling order, which for a common word
+    walks the popularity index and stops at the page's last book (docs/decisions/0013). Only a
+    page past a whole tier counts that tier.
+    """
+    if query.tsquery is None:
+        return list(searched(books, query=query).order_by(*RELEVANCE)[start : start + size])
+    sql, params = query.tsquery
+
+    def matches(vector: str) -> RawSQL:
+        return RawSQL(f"{vector} @@ {sql}", params, output_field=BooleanField())
+
+    anywhere = Q(matches("search_vector"))
+    # Every word in the title is every word in title and authors, and a match anywhere,
+    # unless the search excludes a word (which the authors or the description may hold).
+    also = anywhere if query.excludes else Q()
+    tiers = [
+        Q(matches("title_vector")) & also,
+        Q(matches("names_vector")) & ~Q(matches("title_vector")) & also,
+        anywhere & ~Q(matches("names_vector")),
+    ]
+    page: list = []
+    before = 0  # books in the tiers before this one
+    for condition in tiers:
+        offset = max(0, start - before)
+        tier = books.filter(condition)
+        rows = _most_popular(tier, offset=offset, limit=size - len(page))
+        page += rows
+        if len(page) == size:
+            break
+        before += offset + len(rows) if rows or not offset else tier.count()
+    return page
 
 
-def _matches_any(books: QuerySet[BookListing]) -> bool:
+def _most_popular(books: QuerySet[Any, Any], *, offset: int, limit: int) -> list:
+    """`books[offset:offset + limit]` in popularity order: looked for among the WALK most
+    popular books first, then, when not all are there, among all of them."""
+    rows = _among_most_popular(books, offset=offset, limit=limit)
+    if rows is not None:
+        return rows
+    with _planner(books.db, "enable_indexscan"):  # no walk: matches from the GIN index
+        return list(books.order_by(POPULARITY.desc())[offset : offset + limit])
+
+
+def _among_most_popular(books: QuerySet[Any, Any], *, offset: int, limit: int) -> list | None:
+    """`books[offset:offset + limit]` in popularity order when the WALK most popular books
+    hold them all (a bounded walk of the popularity index); None when they do not."""
+    bound = _walk_bound(books.db)
+    if bound is None:
+        return None
+    popular = books.alias(popularity=POPULARITY).filter(popularity__gte=bound)
+    rows = list(popular.order_by(POPULARITY.desc())[offset : offset + limit])
+    return rows if len(rows) == limit else None
+
+
+def _walk_bound(db: str) -> int | None:
+    """POPULARITY of the WALK-th most popular book; None when the catalog has no more."""
+    now = time.monotonic()
+    kept = _walk_bounds.get(db)
+    if kept is None or kept[0] < now:
+        value = (
+            BookListing.objects.using(db)
+            .annotate(popularity=POPULARITY)
+            .order_by(POPULARITY.desc())
+            .values_list("popularity", flat=True)[WALK - 1 : WALK]
+        )
+        kept = (now + WALK_BOUND_SECONDS, next(iter(value), None))
+        _walk_bounds[db] = kept
+    return kept[1]
+
+
+@contextmanager
+def _planner(db: str, setting: str) -> Iterator[None]:
+    """One of the planner's kinds of plan turned off for the statements run meanwhile."""
+    with connections[db].cursor() as cursor:
+        cursor.execute(f"SET {setting} = off")
+        try:
+            yield
+        finally:
+            cursor.execute(f"RESET {setting}")
+
+
+def _matches_any(books: QuerySet[BookListing], tsquery: tuple[str, list[str]]) -> bool:
     """Whether a search finds a book, asked of its index. Left to itself, the planner expects
     thousands of books for a word (a prefix above all) and reads the table until it meets the
     first, so a word no book has, a misspelling, read every row: 480-500 ms at a million
     books. Through the index, such a word costs nothing, and a common one the index scan."""
-    with connections[books.db].cursor() as cursor:
-        cursor.execute("SET enable_seqscan = off")
-        try:
-            return books.exists()
-        finally:
-            cursor.execute("RESET enable_seqscan")
+    sql, params = tsquery
+    matched = books.annotate(matches=RawSQL(f"search_vector @@ {sql}", params))
+    matched = matched.filter(matches=True)
+    # A common word is found at once among the most popular books; reading a common word's
+    # whole entry in the GIN index took 30-48 ms at a million books.
+    if _among_most_popular(matched, offset=0, limit=1):
+        return True
+    with _planner(books.db, "enable_seqscan"):
+        return matched.exists()
 
 
-def _full_text(books: QuerySet[BookListing], q: str) -> QuerySet[BookListing]:
+def _tsquery(q: str) -> tuple[str, list[str]] | None:
+    """The tsquery of `q`, as SQL and its parameters; None when it has no word."""
     if _WEB_SEARCH_SYNTAX.search(q):
-        query, params = "websearch_to_tsquery('english', %s)", [q]
-    else:
-        words = re.findall(r"[^\W_]+", q)
-        if not words:
-            return books.none()
-        # Every word, the last one as a prefix (the word being typed).
-        query = "to_tsquery('english', %s)"
-        params = [" & ".join([*words[:-1], words[-1] + ":*"])]
-    return books.annotate(
-        matches=RawSQL(f"search_vector @@ {query}", params),
-        rank=RawSQL(f"ts_rank_cd(search_vector, {query})", params, output_field=FloatField()),
-    ).filter(matches=True)
+        return "websearch_to_tsquery('english', %s)", [q]
+    words = re.findall(r"[^\W_]+", q)
+    if not words:
+        return None
+    # Every word, the last one as a prefix (the word being typed).
+    return "to_tsquery('english', %s)", [" & ".join([*words[:-1], words[-1] + ":*"])]
 
 
 # For each word of the query, in order, the nearest word of the vocabulary, or NULL.
@@ -109,16 +248,15 @@ FROM unnest(%s::text[]) WITH ORDINALITY AS q(word, i) ORDER BY q.i
 """
 
 
-def _corrected(books: QuerySet[BookListing], q: str) -> QuerySet[BookListing]:
-    """A search for the query's words, each that could be a word of the vocabulary replaced
-    by the nearest one there is (SearchWord, pg_trgm similarity); others ("of", "2") stay as
-    they are. Nothing when a word has none near enough, or when nothing was corrected (the
-    search for those words found nothing)."""
+def _corrected(books: QuerySet[BookListing], q: str) -> str | None:
+    """The query's words, each that could be a word of the vocabulary replaced by the nearest
+    one there is (SearchWord, pg_trgm similarity); others ("of", "2") stay as they are. None
+    when a word has none near enough, or when nothing was corrected (the search for those
+    words found nothing)."""
     words = re.findall(r"[^\W_]+", q.lower())[:MAX_CORRECTED_WORDS]
     wrong = [word for word in words if VOCABULARY_WORD.fullmatch(word)]
-    nothing = _unranked(books.none())
     if not wrong:
-        return nothing
+        return None
     with connections[books.db].cursor() as cursor:
         # The threshold of the index's operator (%), for this connection.
         cursor.execute(
@@ -127,8 +265,8 @@ def _corrected(books: QuerySet[BookListing], q: str) -> QuerySet[BookListing]:
         cursor.execute(NEAREST_WORDS_SQL, [wrong])
         nearest = dict(zip(wrong, (row[0] for row in cursor.fetchall()), strict=True))
     if None in nearest.values() or all(word == near for word, near in nearest.items()):
-        return nothing
-    return _full_text(books, " ".join(nearest.get(word, word) for word in words))
+        return None
+    return " ".join(nearest.get(word, word) for word in words)
 
 
 # Shorter text cannot use the trigram index, and suggests too much to be useful anyway.
@@ -166,7 +304,7 @@ def suggestion_candidates(*, text: str, limit: int = 50) -> QuerySet[BookListing
         ).filter(matches=True)
     else:
         books = books.filter(Q(title__icontains=text) | Q(author_names__icontains=text))
-    return books.order_by("-units_sold", "book_id").values("book_id", "title", "authors")[:limit]
+    return books.order_by(POPULARITY.desc()).values("book_id", "title", "authors")[:limit]
 
 
 def books_by_author(books: QuerySet[BookListing], *, author_id: int) -> QuerySet[BookListing]:
