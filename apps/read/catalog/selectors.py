@@ -223,7 +223,7 @@ def _matches_any(books: QuerySet[BookListing], tsquery: tuple[str, list[str]]) -
     sql, params = tsquery
     matched = books.annotate(matches=RawSQL(f"search_vector @@ {sql}", params))
     matched = matched.filter(matches=True)
-    if _among_most_popular(matched, offset=0, limit=1):
+    if _among_most_popular(matched.values("book_id"), offset=0, limit=1):
         return True
     with _planner(books.db, "enable_seqscan"):
         return matched.exists()
