@@ -255,12 +255,25 @@ def test_a_search_cursor_not_ours_is_refused(tiers):
     assert response.json() == {"detail": "Invalid cursor"}
 
 
-def test_a_search_cursor_past_the_cut_off_ends_the_pages(tiers):
+def test_a_search_cursor_past_the_cut_off_ends_the_pages(tiers, monkeypatch):
     far = base64.b64encode(b"o=9999999999").decode()  # held at the cut-off, past every result
     response = APIClient().get("/api/books/", {"q": "harbour", "cursor": far})
     assert response.status_code == 200
     assert response.json()["results"] == []
     assert response.json()["next"] is None
+    # With the cut-off inside the 17 results: the pages end there, and a cursor past it is
+    # held at it
+    monkeypatch.setattr(api.SearchPagination, "page_size", 5)
+    monkeypatch.setattr(api.SearchPagination, "offset_cutoff", 10)
+    client, url, pages = APIClient(), "/api/books/?q=harbour", []
+    while url and len(pages) < 5:
+        body = client.get(url).json()
+        pages.append(len(body["results"]))
+        url = body["next"]
+    assert pages == [5, 5]
+    held = client.get("/api/books/", {"q": "harbour", "cursor": far}).json()
+    assert len(held["results"]) == 5
+    assert held["next"] is None
 
 
 def test_a_misspelling_is_corrected_through_the_vocabulary_index(shelf):

@@ -117,7 +117,7 @@ class SearchPagination(BookCursorPagination):
     offset_cutoff = 10_000
 
     def paginate_search(self, request: Request, books, *, query: selectors.SearchQuery) -> list:
-        self.base_url = self.search_url = request.build_absolute_uri()
+        self.base_url = request.build_absolute_uri()
         cursor = self.decode_cursor(request)  # NotFound for one that is not ours
         self.start = cursor.offset if cursor else 0
         rows = selectors.ranked_page(books, query=query, start=self.start, size=self.page_size + 1)
@@ -126,7 +126,7 @@ class SearchPagination(BookCursorPagination):
 
     def link(self, start: int) -> str:
         if start == 0:
-            return remove_query_param(self.search_url, self.cursor_query_param)
+            return remove_query_param(self.base_url or "", self.cursor_query_param)
         return self.encode_cursor(Cursor(offset=start, reverse=False, position=None))
 
     def get_next_link(self) -> str | None:

@@ -121,10 +121,9 @@ def searched(books: QuerySet[BookListing], *, query: SearchQuery) -> QuerySet[Bo
         f"CASE WHEN title_vector @@ {sql} THEN {TITLE} "
         f"WHEN names_vector @@ {sql} THEN {NAMES} ELSE {ANYWHERE} END"
     )
-    return books.annotate(
-        matches=RawSQL(f"search_vector @@ {sql}", params),
-        rank=RawSQL(rank, params * 2, output_field=IntegerField()),
-    ).filter(matches=True)
+    return books.filter(_matching("search_vector", query.tsquery)).annotate(
+        rank=RawSQL(rank, params * 2, output_field=IntegerField())
+    )
 
 
 def ranked_page(books: QuerySet[Any, Any], *, query: SearchQuery, start: int, size: int) -> list:
@@ -138,20 +137,14 @@ def ranked_page(books: QuerySet[Any, Any], *, query: SearchQuery, start: int, si
     """
     if query.tsquery is None:
         return list(searched(books, query=query).order_by(*RELEVANCE)[start : start + size])
-    sql, params = query.tsquery
-
-    def matches(vector: str) -> RawSQL:
-        return RawSQL(f"{vector} @@ {sql}", params, output_field=BooleanField())
-
-    anywhere = Q(matches("search_vector"))
+    title, names, anywhere = (
+        Q(_matching(vector, query.tsquery))
+        for vector in ("title_vector", "names_vector", "search_vector")
+    )
     # Every word in the title is every word in title and authors, and a match anywhere,
     # unless the search excludes a word (which the authors or the description may hold).
     also = anywhere if query.excludes else Q()
-    tiers = [
-        Q(matches("title_vector")) & also,
-        Q(matches("names_vector")) & ~Q(matches("title_vector")) & also,
-        anywhere & ~Q(matches("names_vector")),
-    ]
+    tiers = [title & also, names & ~title & also, anywhere & ~names]
     page: list = []
     before = 0  # books in the tiers before this one
     for condition in tiers:
@@ -220,13 +213,18 @@ def _matches_any(books: QuerySet[BookListing], tsquery: tuple[str, list[str]]) -
     a word (a prefix above all) and reads the table until it meets the first, so a word no
     book has, a misspelling, read every row: 480-500 ms at a million books. Through the index,
     such a word costs nothing."""
-    sql, params = tsquery
-    matched = books.annotate(matches=RawSQL(f"search_vector @@ {sql}", params))
-    matched = matched.filter(matches=True)
+    matched = books.filter(_matching("search_vector", tsquery))
     if _among_most_popular(matched.values("book_id"), offset=0, limit=1):
         return True
     with _planner(books.db, "enable_seqscan"):
         return matched.exists()
+
+
+def _matching(vector: str, tsquery: tuple[str, list[str]]) -> RawSQL:
+    """Whether the stored tsvector column `vector` matches `tsquery` (the columns' GIN
+    indexes serve it as it is written here)."""
+    sql, params = tsquery
+    return RawSQL(f"{vector} @@ {sql}", params, output_field=BooleanField())
 
 
 def _tsquery(q: str) -> tuple[str, list[str]] | None:
