@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from apps.cqrs import runtime
 from apps.cqrs.projectors import registry
 from apps.read.catalog import api, selectors
-from apps.read.catalog.models import BookListing, SearchWord
+from apps.read.catalog.models import AuthorName, BookListing, SearchWord
 from apps.storefront import views
 from apps.write.catalog import services as catalog
 from tests.factories import add_author, add_book
@@ -339,6 +339,52 @@ def test_suggestions_offer_titles_then_authors(shelf):
             "author_id": shelf["hobbit"].authors.get().pk,
         }
     ]
+
+
+def test_an_author_of_many_books_is_suggested_once_by_their_latest_name(shelf):
+    prolific = add_author(name="Ada Abara")
+    add_book(title="Coast", authors=[add_author(name="Zadar Kent")])  # "ada", not at the start
+    add_author(name="Ada Unpublished")  # no book: not suggested
+    for n in range(4):
+        add_book(title=f"Volume {n}", authors=[prolific])
+    catalog.author_rename(actor=None, author_id=prolific.pk, name="Ada Abara-Stone")
+    late = add_book(title="Afterword", authors=[add_author(name="Adalbert Late")])
+    # Renamed in the batch that first credits them, and in a batch after the one that did.
+    listing = registry.get("catalog.book_listing")
+    runtime.catch_up(listing)
+    catalog.author_rename(actor=None, author_id=late.authors.get().pk, name="Adalbert Early")
+    runtime.catch_up(listing)
+
+    people = [(s["text"], s["kind"]) for s in suggestions("ada")[1]["results"]]
+    assert people == [
+        ("Ada Abara-Stone", "author"),  # names that start with the text first
+        ("Adalbert Early", "author"),
+        ("Zadar Kent", "author"),
+    ]
+    assert suggestions("abara")[1]["results"] == [
+        {"kind": "author", "text": "Ada Abara-Stone", "author_id": prolific.pk}
+    ]
+    live = set(AuthorName.objects.values_list("author_id", "name"))
+    runtime.rebuild(listing)
+    assert set(AuthorName.objects.values_list("author_id", "name")) == live
+
+
+def test_suggestions_can_use_the_trigram_indexes(shelf):
+    with CaptureQueriesContext(connections["read"]) as queries:
+        selectors.book_suggestions(q="ada abara")
+    statements = [q["sql"] for q in queries.captured_queries if "LIKE" in q["sql"]]
+    authors = [sql for sql in statements if "read_catalog_authorname" in sql]
+    titles = [sql for sql in statements if "read_catalog_booklisting" in sql]
+    assert "author_name_trgm" in plan(authors[-1], None)
+    assert "listing_title_trgm" in plan(titles[-1], None)  # among all books
+
+
+@pytest.mark.parametrize("text", ["harbour", "harbour of", "quiet", "ights 4", "zzqx"])
+@pytest.mark.parametrize("limit", [1, 2, 7])
+def test_suggested_titles_are_the_best_selling_that_contain_the_text(tiers, walk, text, limit):
+    books = BookListing.objects.order_by(selectors.POPULARITY.desc())
+    best = [(b.book_id, b.title) for b in books if text in b.title.lower()][:limit]
+    assert selectors.title_candidates(text=text, limit=limit) == best
 
 
 @pytest.mark.parametrize("q", ["ab", "  r ", "100%", "a_b\\"])

@@ -129,3 +129,16 @@ class SearchWord(models.Model):
 
     def __str__(self) -> str:
         return self.word
+
+
+class AuthorName(models.Model):
+    """An author credited on some book, once, by the name the books show: what the search box
+    suggests for people (selectors.book_suggestions). An author of many books matched their
+    text on every one of them in the listing (`ada abara`: 3,297 rows at a million books);
+    here once. Added with their first book, renamed with AuthorRenamed, never removed."""
+
+    author_id = models.BigIntegerField(primary_key=True)
+    name = models.CharField(max_length=200)
+
+    def __str__(self) -> str:
+        return self.name

@@ -30,6 +30,7 @@ from apps.read.catalog import cache
 from apps.read.catalog.documents import document
 from apps.read.catalog.models import (
     VOCABULARY_WORD,
+    AuthorName,
     BookListing,
     SearchWord,
     availability_of,
@@ -89,6 +90,29 @@ def _vocabulary(events: Sequence[DomainEvent]) -> set[str]:
     return {word for text in texts for word in VOCABULARY_WORD.findall(text.lower())}
 
 
+def _save_author_names(events: Sequence[DomainEvent]) -> None:
+    """Authors credited by these events' new books, and the new names of those renamed. A
+    credit never carries an older name than the table's (the write side credits by the current
+    name), so credits are only inserted: rewriting every author of every batch would cost a
+    replay a row version per credit; the renames are written after them."""
+    credited: dict[int, str] = {}
+    renamed: dict[int, str] = {}
+    for event in events:
+        match event.data:
+            case BookAdded(authors=credits):
+                credited.update((credit.id, credit.name) for credit in credits)
+            case AuthorRenamed(author_id=author_id, name=name):
+                renamed[author_id] = name
+    authors = AuthorName.objects.using(READ_ALIAS)
+    if credited:
+        authors.bulk_create(
+            [AuthorName(author_id=i, name=name) for i, name in sorted(credited.items())],
+            ignore_conflicts=True,
+        )
+    for author_id, name in renamed.items():
+        authors.filter(author_id=author_id).update(name=name)
+
+
 def search_text(listing: BookListing) -> str:
     return " ".join(
         part
@@ -122,7 +146,8 @@ class BookListingProjector(Projector):
     # 2: listings carry the book's language (docs/upgrades.md).
     # 3: and their API document (documents.py), and their cover.
     # 4: and the vocabulary misspelt searches are corrected to (SearchWord).
-    version = 4
+    # 5: and each author's name once, for the search box's suggestions (AuthorName).
+    version = 5
     handles = frozenset(
         {
             BookAdded,
@@ -141,7 +166,7 @@ class BookListingProjector(Projector):
             OrderCancelled,
         }
     )
-    models = (BookListing, SearchWord)
+    models = (BookListing, SearchWord, AuthorName)
 
     def apply_batch(self, events: Sequence[DomainEvent]) -> None:
         # The batch's listings are read in one query, changed in memory event by event, and
@@ -166,6 +191,7 @@ class BookListingProjector(Projector):
             SearchWord.objects.using(READ_ALIAS).bulk_create(
                 [SearchWord(word=word) for word in sorted(words)], ignore_conflicts=True
             )
+        _save_author_names(events)
         if touched and not replaying():
             # The documents as committed: every touched listing in memory is as written (or as
             # read, when its events changed nothing). Robust: the rows are committed; a failed
