@@ -8,6 +8,7 @@ of the root and every descendant) before and after `ORDERS` orders placed one af
 through the API, once the worker has applied all their events, and divided by the orders; the
 same reading over an idle stretch of the same length says what the background (beat, polls)
 costs. Three rounds; medians. Writes bench/results-cost.json, bench/COST.md and bench/cost.png.
+BENCH_POOL=threads runs the worker with Celery's thread pool instead, for comparison.
 """
 
 import json
@@ -78,6 +79,7 @@ def start(bench) -> tuple[object, object]:
         "worker",
         [str(BIN / "celery"), "-A", "config", "worker", "--beat", "-Q",
          "projections,side-effects,rebuilds", "--concurrency", "2", "--loglevel", "WARNING",
+         "--pool", os.environ.get("BENCH_POOL", "prefork"),
          "--schedule", str(Path(tempfile.gettempdir()) / "bench-cost-beat")],
     )  # fmt: skip
     web = bench.start(
