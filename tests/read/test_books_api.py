@@ -131,6 +131,42 @@ def test_search_filters_and_ordering():
     assert BookListing.objects.count() == 3
 
 
+@pytest.mark.parametrize(
+    "ordering",
+    ["", "-title", "price", "-price", "published_on", "-published_on", "units_sold", "-units_sold"],
+)
+def test_cursor_pages_hold_every_book_once_in_each_order(monkeypatch, ordering):
+    from apps.read.catalog.api import BookCursorPagination
+
+    monkeypatch.setattr(BookCursorPagination, "page_size", 2)
+    for n in range(7):  # no ties in any order: the cursor alone decides
+        add_book(
+            title=f"Book {n:02}", price=f"{10 + (n * 3) % 7}.00", published_on=f"19{50 + n}-01-01"
+        )
+    runtime.catch_up(registry.get("catalog.book_listing"))
+    for sold, listing in enumerate(BookListing.objects.order_by("-book_id")):
+        BookListing.objects.filter(pk=listing.pk).update(units_sold=sold)
+    field = ordering.lstrip("-") or "title"
+    whole = list(
+        BookListing.objects.order_by(
+            f"{'-' if ordering.startswith('-') else ''}{field}"
+        ).values_list("book_id", flat=True)
+    )
+    client = APIClient()
+    pages, url = [], f"/api/books/?ordering={ordering}" if ordering else "/api/books/"
+    while url:
+        body = client.get(url).json()
+        pages.append([book["id"] for book in body["results"]])
+        url = body["next"]
+    assert [i for page in pages for i in page] == whole
+    backwards, url = [], body["previous"]
+    while url:
+        body = client.get(url).json()
+        backwards.insert(0, [book["id"] for book in body["results"]])
+        url = body["previous"]
+    assert backwards == pages[:-1]
+
+
 def test_the_browsable_api_renders_every_endpoint_for_staff(client):
     from django.contrib.auth import get_user_model
 

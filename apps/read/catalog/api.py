@@ -108,6 +108,13 @@ class BookCursorPagination(CursorPagination):
     ordering = ("title", "book_id")
     page_size = 50
 
+    def paginate_queryset(self, queryset, request, view=None):
+        """Rows as dicts of what is sent and the one column the cursor takes its position
+        from (the ordering's first): no model per row, and no other column converted."""
+        position = self.get_ordering(request, queryset, view)[0].lstrip("-")
+        rows = queryset.values(*dict.fromkeys((*ROW, position)))
+        return super().paginate_queryset(rows, request, view)
+
 
 class SearchPagination(BookCursorPagination):
     """A search's pages in relevance order (selectors.ranked_page): the cursor holds how many
@@ -299,11 +306,8 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
         else:
             if params.keys() - PAGING_PARAMS:  # the paginator orders
                 books = self.filter_queryset(books)
-            # Rows as dicts of what is sent and what the cursor pages by: no model per row.
             paginator = BookCursorPagination()
-            rows = paginator.paginate_queryset(
-                books.values(*ROW, *self.ordering_fields), request, view=self
-            )
+            rows = paginator.paginate_queryset(books, request, view=self)
         return page_body(
             next_link=paginator.get_next_link(),
             previous_link=paginator.get_previous_link(),
