@@ -364,6 +364,8 @@ def test_an_author_of_many_books_is_suggested_once_by_their_latest_name(shelf):
     assert suggestions("abara")[1]["results"] == [
         {"kind": "author", "text": "Ada Abara-Stone", "author_id": prolific.pk}
     ]
+    for limit in range(5):  # never more than asked for
+        assert len(selectors.book_suggestions(q="ada", limit=limit)) == min(limit, 3)
     live = set(AuthorName.objects.values_list("author_id", "name"))
     runtime.rebuild(listing)
     assert set(AuthorName.objects.values_list("author_id", "name")) == live

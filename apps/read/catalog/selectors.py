@@ -1,7 +1,7 @@
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,15 +156,12 @@ def ranked_page(books: QuerySet[Any, Any], *, query: SearchQuery, start: int, si
 
 
 def _most_popular(
-    books: QuerySet[Any, Any], *, offset: int, limit: int, walk_only: bool = False
+    books: QuerySet[Any, Any], *, offset: int, limit: int, plain_walk: bool = False
 ) -> list:
     """`books[offset:offset + limit]` in popularity order: looked for among the WALK most
-    popular books first, then, when not all are there, among all of them. With `walk_only`,
-    the first look walks the popularity index without the filter's own index."""
-    if walk_only:
-        with _planner(books.db, "enable_bitmapscan"):
-            rows = _among_most_popular(books, offset=offset, limit=limit)
-    else:
+    popular books first, then, when not all are there, among all of them. With `plain_walk`,
+    the first look walks the popularity index alone, without a bitmap of the filter's index."""
+    with _planner(books.db, "enable_bitmapscan") if plain_walk else nullcontext():
         rows = _among_most_popular(books, offset=offset, limit=limit)
     if rows is not None:
         return rows
@@ -284,7 +281,7 @@ def book_suggestions(*, q: str, limit: int = 10) -> list[dict[str, object]]:
         return []
     people = [
         {"kind": "author", "text": name, "author_id": author_id}
-        for author_id, name in author_candidates(text=text, limit=3)
+        for author_id, name in author_candidates(text=text, limit=min(3, limit))
     ]
     titles = [
         {"kind": "title", "text": title, "book_id": book_id}
@@ -312,7 +309,7 @@ def title_candidates(*, text: str, limit: int) -> list[tuple[int, str]]:
     # Walked without the trigram index: for a text of common trigrams (`bright letter comes`)
     # reading it took 17 ms at a million books, five times the walk, and the look among all
     # books reads it again.
-    return _most_popular(titles, offset=0, limit=limit, walk_only=True)
+    return _most_popular(titles, offset=0, limit=limit, plain_walk=True)
 
 
 def author_candidates(*, text: str, limit: int) -> QuerySet[AuthorName, Any]:
