@@ -8,6 +8,7 @@ from typing import Any
 from django.db import connections
 from django.db.models import BooleanField, ExpressionWrapper, IntegerField, Q, QuerySet, Value
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Lower
 
 from apps.read.catalog.models import POPULARITY, VOCABULARY_WORD, AuthorName, BookListing
 
@@ -290,22 +291,18 @@ def book_suggestions(*, q: str, limit: int = 10) -> list[dict[str, object]]:
     return titles + people
 
 
-def _containing(column: str, text: str) -> RawSQL:
-    """`lower(column)` contains `text` (lower case), as the trigram indexes are written
-    (migrations 0018 and 0019): an expression written otherwise does not use them."""
-    pattern = "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
-    return RawSQL(f"lower({column}) LIKE %s", [pattern], output_field=BooleanField())
-
-
 def title_candidates(*, text: str, limit: int) -> list[tuple[int, str]]:
     """(book_id, title) of the best-selling books whose title contains `text` (lower case).
     As a search's tiers are read (`_most_popular`): left to itself, the planner may walk the
     whole popularity index for a text no title has."""
-    books = BookListing.objects.all()
-    if connections[books.db].vendor != "postgresql":
-        found = books.filter(title__icontains=text).order_by(POPULARITY.desc())
-        return list(found.values_list("book_id", "title")[:limit])
-    titles = books.filter(_containing("title", text)).values_list("book_id", "title")
+    # lower(title) LIKE: the expression of the trigram index (migration 0019).
+    titles = (
+        BookListing.objects.alias(lowered=Lower("title"))
+        .filter(lowered__contains=text)
+        .values_list("book_id", "title")
+    )
+    if connections[titles.db].vendor != "postgresql":
+        return list(titles.order_by(POPULARITY.desc())[:limit])
     # Walked without the trigram index: for a text of common trigrams (`bright letter comes`)
     # reading it took 17 ms at a million books, five times the walk, and the look among all
     # books reads it again.
@@ -315,14 +312,10 @@ def title_candidates(*, text: str, limit: int) -> list[tuple[int, str]]:
 def author_candidates(*, text: str, limit: int) -> QuerySet[AuthorName, Any]:
     """(author_id, name) of authors whose name contains `text` (lower case): those whose name
     starts with it first, then by name."""
-    authors = AuthorName.objects.all()
-    if connections[authors.db].vendor == "postgresql":
-        authors = authors.filter(_containing("name", text))
-    else:
-        authors = authors.filter(name__icontains=text)
-    starts = Q(name__istartswith=text)
+    authors = AuthorName.objects.alias(lowered=Lower("name")).filter(lowered__contains=text)
+    starts = ExpressionWrapper(Q(lowered__startswith=text), output_field=BooleanField())
     return (
-        authors.annotate(starts=ExpressionWrapper(starts, output_field=BooleanField()))
+        authors.alias(starts=starts)
         .order_by("-starts", "name", "author_id")
         .values_list("author_id", "name")[:limit]
     )
