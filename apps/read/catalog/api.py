@@ -168,7 +168,7 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=False, methods=["get"], pagination_class=None, filter_backends=[])
     def suggestions(self, request, format=None):
         """Titles and authors for a search box as the shopper types: at most 10 that contain
-        `q` (3 characters or more; fewer suggest nothing)."""
+        `q` (nothing for a `q` without three letters or digits in a row)."""
         query = SuggestionQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         return Response({"results": selectors.book_suggestions(q=query.validated_data["q"])})
