@@ -77,6 +77,13 @@ def test_web_search_syntax_still_excludes(shelf):
     assert ids("river -stars") == [shelf["author"].pk, shelf["description"].pk]
 
 
+@pytest.mark.parametrize("q", ["-river", "the -river", "-river -stars"])
+def test_a_search_that_only_excludes_words_finds_nothing(shelf, q):
+    # It would match every book without them, which only reading every one finds.
+    assert ids(q) == []
+    assert "0 books found." in Client().get("/books/", {"q": q}).content.decode()
+
+
 def test_the_search_page_counts_ranks_and_heads_its_results(shelf):
     page = Client().get("/books/", {"q": "river"}).content.decode()
     assert "Books matching “river”" in page

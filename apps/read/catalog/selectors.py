@@ -85,9 +85,10 @@ def search_query(books: QuerySet[BookListing], *, q: str) -> SearchQuery:
 
     PostgreSQL: stored tsvectors. The last word matches as a prefix, for search as you type
     ("tolk" finds Tolkien); web-search syntax ("quoted phrases", -excluded, or) is honoured
-    when used. When that finds nothing, each word is corrected to the nearest word of the
-    catalog's titles and authors (pg_trgm over their vocabulary), for misspellings ("lanturn",
-    "tolkein"), and those are searched for. An ISBN, with or without hyphens, finds its book.
+    when used, though a search that only excludes words finds nothing. When that finds
+    nothing, each word is corrected to the nearest word of the catalog's titles and authors
+    (pg_trgm over their vocabulary), for misspellings ("lanturn", "tolkein"), and those are
+    searched for. An ISBN, with or without hyphens, finds its book.
     Elsewhere (the embedded SQLite default): every word must appear, best-selling first.
     """
     q = q.strip()
@@ -97,6 +98,8 @@ def search_query(books: QuerySet[BookListing], *, q: str) -> SearchQuery:
         return SearchQuery(text=q)
     excludes = bool(_WEB_SEARCH_SYNTAX.search(q))
     tsquery = _tsquery(q)
+    if tsquery is not None and excludes and not _looks_for_a_word(books.db, tsquery):
+        return SearchQuery(text=q, excludes=excludes)
     if tsquery is None or not _matches_any(books, tsquery):
         corrected = _corrected(books, q)
         tsquery = _tsquery(corrected) if corrected else None
@@ -223,6 +226,17 @@ def _matches_any(books: QuerySet[BookListing], tsquery: tuple[str, list[str]]) -
         return True
     with _planner(books.db, "enable_seqscan"):
         return matched.exists()
+
+
+def _looks_for_a_word(db: str, tsquery: tuple[str, list[str]]) -> bool:
+    """Whether `tsquery` has a part an index can serve (PostgreSQL's `querytree`). One that
+    only excludes words (`-book`, `the -book`: "the" is a stop word) matches every book
+    without them, which only reading every book can find: a second at a million books, when
+    few lack the word. Such a search finds nothing."""
+    sql, params = tsquery
+    with connections[db].cursor() as cursor:
+        cursor.execute(f"SELECT querytree({sql}) NOT IN ('', 'T')", params)
+        return cursor.fetchone()[0]
 
 
 def _matching(vector: str, tsquery: tuple[str, list[str]]) -> RawSQL:
