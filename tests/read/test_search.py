@@ -7,6 +7,7 @@ import string
 
 import pytest
 from django.db import connections
+from django.db.models import Func, IntegerField
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
@@ -405,6 +406,37 @@ def test_suggested_titles_are_the_best_selling_that_contain_the_text(tiers, walk
     books = BookListing.objects.order_by(selectors.POPULARITY.desc())
     best = [(b.book_id, b.title) for b in books if text in b.title.lower()][:limit]
     assert selectors.title_candidates(text=text, limit=limit) == best
+
+
+class SlowStrIndex(Func):
+    """STRPOS in a statement that sleeps 50 ms first: a look among all books past a budget."""
+
+    template = "(STRPOS(%(expressions)s) + (SELECT 0 FROM pg_sleep(0.05)))"
+    output_field = IntegerField()
+
+
+def settings_now() -> tuple:
+    with connections["read"].cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('statement_timeout'), current_setting('enable_indexscan')"
+        )
+        return cursor.fetchone()
+
+
+def test_a_look_among_all_books_past_its_budget_gives_the_walks_titles(tiers, monkeypatch):
+    monkeypatch.setattr(selectors, "WALK", 3)
+    monkeypatch.setattr(selectors, "_walk_bounds", {})
+    books = BookListing.objects.order_by(selectors.POPULARITY.desc())
+    walked = [(b.book_id, b.title) for b in books[:3] if "harbour" in b.title.lower()]
+    every = [(b.book_id, b.title) for b in books if "harbour" in b.title.lower()]
+    assert 0 < len(walked) < len(every)
+    before = settings_now()
+    assert selectors.title_candidates(text="harbour", limit=7) == every[:7]
+    assert settings_now() == before  # put back after a look in its budget
+    monkeypatch.setattr(selectors, "StrIndex", SlowStrIndex)
+    monkeypatch.setattr(selectors, "SUGGEST_BUDGET", "10ms")
+    assert selectors.title_candidates(text="harbour", limit=7) == walked
+    assert settings_now() == before  # and after one cancelled
 
 
 @pytest.mark.parametrize("q", ["ab", "  r ", "100%", "a_b\\", "...", "a b c", "x y z"])
