@@ -167,6 +167,38 @@ def test_cursor_pages_hold_every_book_once_in_each_order(monkeypatch, ordering):
     assert backwards == pages[:-1]
 
 
+def test_best_selling_first_pages_through_ties_by_id_and_reads_the_popularity_index(
+    monkeypatch,
+):
+    from apps.read.catalog.api import BookCursorPagination
+
+    monkeypatch.setattr(BookCursorPagination, "page_size", 2)
+    books = [add_book(title=f"Book {n}") for n in range(7)]
+    runtime.catch_up(registry.get("catalog.book_listing"))
+    for book, sold in zip(books, [3, 0, 3, 0, 0, 5, 0], strict=True):
+        BookListing.objects.filter(pk=book.pk).update(units_sold=sold)
+    rows = BookListing.objects.values_list("units_sold", "book_id")
+    client = APIClient()
+    for ordering, expected in [
+        ("-units_sold", [i for _, i in sorted(rows, key=lambda row: (-row[0], row[1]))]),
+        ("units_sold", [i for _, i in sorted(rows, key=lambda row: (row[0], -row[1]))]),
+    ]:
+        pages, url = [], f"/api/books/?ordering={ordering}"
+        with CaptureQueriesContext(connections["read"]) as queries:
+            while url:
+                body = client.get(url).json()
+                pages += [book["id"] for book in body["results"]]
+                url = body["next"]
+        assert pages == expected, ordering
+        listing = [q["sql"] for q in queries.captured_queries if "ORDER BY" in q["sql"]]
+        with connections["read"].cursor() as cursor:
+            cursor.execute("SET enable_seqscan = off")
+            cursor.execute(f"EXPLAIN {listing[-1]}")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            cursor.execute("RESET enable_seqscan")
+        assert "listing_popular" in plan, plan
+
+
 def test_the_browsable_api_renders_every_endpoint_for_staff(client):
     from django.contrib.auth import get_user_model
 

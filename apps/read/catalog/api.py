@@ -27,7 +27,7 @@ from apps.cqrs.replicas import on_replica
 from apps.read.catalog import cache, selectors
 from apps.read.catalog.documents import ROW, book_body, documents_of, page_body
 from apps.read.catalog.filters import BookListingFilter
-from apps.read.catalog.models import BookListing
+from apps.read.catalog.models import POPULARITY, BookListing
 
 
 class CoverSerializer(serializers.Serializer):
@@ -102,6 +102,30 @@ class BookFilterBackend(DjangoFilterBackend):
         return queryset
 
 
+class BookOrderingFilter(OrderingFilter):
+    """`units_sold` orders by popularity (`POPULARITY`: units sold, then the id, one number):
+    its index serves it, and unique, a cursor finds its place by it alone. Ordered by units
+    sold alone, every page sorted the whole catalog (365 ms at a million books), and most books
+    sell alike, so a cursor also had to count past the ties."""
+
+    AS_POPULARITY = {"units_sold": "popularity", "-units_sold": "-popularity"}
+
+    def get_ordering(self, request, queryset, view):
+        ordering = super().get_ordering(request, queryset, view)
+        return ordering and [self.AS_POPULARITY.get(term, term) for term in ordering]
+
+    def filter_queryset(self, request, queryset, view):
+        ordering = self.get_ordering(request, queryset, view)
+        return with_popularity(queryset, ordering).order_by(*ordering) if ordering else queryset
+
+
+def with_popularity(books, ordering):
+    """`books` able to be ordered by `ordering`."""
+    if any(term.lstrip("-") == "popularity" for term in ordering):
+        return books.annotate(popularity=POPULARITY)
+    return books
+
+
 class BookCursorPagination(CursorPagination):
     # Cursor pagination seeks by (title, book_id): a deep page costs what the first one does,
     # and no request counts the whole table.
@@ -111,7 +135,10 @@ class BookCursorPagination(CursorPagination):
     def paginate_queryset(self, queryset, request, view=None):
         """Rows as dicts of what is sent and the one column the cursor takes its position
         from (the ordering's first): no model per row, and no other column converted."""
-        position = self.get_ordering(request, queryset, view)[0].lstrip("-")
+        ordering = self.get_ordering(request, queryset, view)
+        if "popularity" not in queryset.query.annotations:
+            queryset = with_popularity(queryset, ordering)
+        position = ordering[0].lstrip("-")
         rows = queryset.values(*dict.fromkeys((*ROW, position)))
         return super().paginate_queryset(rows, request, view)
 
@@ -153,7 +180,7 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
     pagination_class = BookCursorPagination
     permission_classes = [AllowAny]  # also documents that auth is optional
     filterset_class = BookListingFilter
-    filter_backends = [BookFilterBackend, OrderingFilter]
+    filter_backends = [BookFilterBackend, BookOrderingFilter]
     ordering_fields = ["title", "price", "published_on", "units_sold"]
 
     def get_queryset(self):
