@@ -168,6 +168,13 @@ def test_with_replay_paused_reads_fall_back_then_the_replica_leaves_the_rotation
 
 def test_a_stopped_replica_leaves_the_rotation_and_reads_go_on(shop, replica):
     book = stocked_book(on_hand=20)
+
+    def projected():
+        """the worker has listed the book (reads that come before it are a 404, whatever
+        the replica)"""
+        return BookListing.objects.filter(book_id=book.pk).exists()
+
+    wait_for(projected, timeout=20)
     replica.stop()
     try:
         statuses = [http(f"{shop.url}/api/books/{book.pk}/")[0] for _ in range(20)]
