@@ -1,3 +1,6 @@
+import base64
+from urllib.parse import urlencode
+
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
@@ -197,6 +200,29 @@ def test_best_selling_first_pages_through_ties_by_id_and_reads_the_popularity_in
             plan = "\n".join(row[0] for row in cursor.fetchall())
             cursor.execute("RESET enable_seqscan")
         assert "listing_popular" in plan, plan
+
+
+def forged_cursor(position: str) -> str:
+    """A cursor as DRF encodes one, holding any position a client likes."""
+    return base64.b64encode(urlencode({"o": 0, "r": 0, "p": position}).encode()).decode()
+
+
+@pytest.mark.parametrize("ordering", ["price", "-published_on", "units_sold", "-units_sold"])
+@pytest.mark.parametrize("position", ["abc", "-", "NaN", "2020-13-45"])
+def test_a_cursor_whose_position_is_no_value_of_the_order_is_refused(ordering, position):
+    add_book(title="Any")
+    runtime.catch_up(registry.get("catalog.book_listing"))
+    response = APIClient().get(
+        "/api/books/", {"ordering": ordering, "cursor": forged_cursor(position)}
+    )
+    assert (response.status_code, response.json()) == (404, {"detail": "Invalid cursor"})
+
+
+def test_any_text_is_a_position_in_title_order():
+    add_book(title="Any")
+    runtime.catch_up(registry.get("catalog.book_listing"))
+    response = APIClient().get("/api/books/", {"cursor": forged_cursor("NaN")})
+    assert response.status_code == 200
 
 
 def test_the_browsable_api_renders_every_endpoint_for_staff(client):

@@ -1,6 +1,9 @@
 import json
+from typing import cast
 
 from django.core.cache import cache as django_cache
+from django.core.exceptions import ValidationError
+from django.db.models import Field
 from django.http import HttpResponse, HttpResponseBase
 from django.utils.cache import patch_vary_headers
 from django_filters.rest_framework import DjangoFilterBackend
@@ -131,6 +134,25 @@ class BookCursorPagination(CursorPagination):
     # and no request counts the whole table.
     ordering = ("title", "book_id")
     page_size = 50
+
+    def decode_cursor(self, request):
+        """DRF's cursor, refused (404, as DRF refuses a malformed one) when its position is no
+        value of the ordering's field: the cursor is the client's to forge, and a position
+        such as `abc` for a price failed in the query's lookup (500)."""
+        cursor = super().decode_cursor(request)
+        ordering = getattr(self, "ordering", None)  # None: a search's offset cursor
+        if cursor is not None and cursor.position is not None and ordering:
+            name = ordering[0].lstrip("-")
+            field = (
+                POPULARITY.output_field
+                if name == "popularity"
+                else cast(Field, BookListing._meta.get_field(name))  # a column: ordering_fields
+            )
+            try:
+                field.get_prep_value(cursor.position)
+            except (TypeError, ValueError, ValidationError):
+                raise NotFound(self.invalid_cursor_message) from None
+        return cursor
 
     def paginate_queryset(self, queryset, request, view=None):
         """Rows as dicts of what is sent and the one column the cursor takes its position
