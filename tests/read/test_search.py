@@ -439,12 +439,12 @@ def test_a_look_among_all_books_past_its_budget_gives_the_walks_titles(tiers, mo
     assert settings_now() == before  # and after one cancelled
 
 
-@pytest.mark.parametrize("q", ["ab", "  r ", "100%", "a_b\\", "...", "a b c", "x y z"])
+@pytest.mark.parametrize("q", ["ab", "  r ", "100%", "a_b\\"])
 def test_short_or_odd_suggestion_queries_suggest_nothing(shelf, q):
     assert suggestions(q) == (200, {"results": []})
 
 
-@pytest.mark.parametrize("q", ["...", ",,,,", "a b c", "of a"])
+@pytest.mark.parametrize("q", ["...", ",,,,", "a b c", "x y z", "of a"])
 def test_a_text_without_three_letters_or_digits_in_a_row_is_not_looked_for(shelf, q):
     # pg_trgm takes no trigram from it, and such a LIKE reads the whole index: 1.8 s for
     # `...` at a million books.

@@ -140,9 +140,8 @@ class BookCursorPagination(CursorPagination):
         value of the ordering's field: the cursor is the client's to forge, and a position
         such as `abc` for a price failed in the query's lookup (500)."""
         cursor = super().decode_cursor(request)
-        ordering = getattr(self, "ordering", None)  # None: a search's offset cursor
-        if cursor is not None and cursor.position is not None and ordering:
-            name = ordering[0].lstrip("-")
+        if cursor is not None and cursor.position is not None:
+            name = self.ordering[0].lstrip("-")  # the request's, or the class's for a search
             field = (
                 POPULARITY.output_field
                 if name == "popularity"
