@@ -1,10 +1,11 @@
 """Where an order's CPU goes, in one process (`python -m bench.profile_order [--cprofile]`).
 
-Places orders through the API with Django's test client and, after each, runs the catch-ups
-its wake-up queues, as the worker's tasks would (without Celery's own cost). Prints CPU time
-and SQL statements per order for the request and for each projector; with `--cprofile`, the
-functions that took the most time in each. A tool for finding what to make cheaper: the
-budget itself is measured through real servers by `make bench-cost`.
+Places orders through the API with Django's test client and, after each (or after every N
+with `--every N`), runs the catch-ups their wake-ups queue, as the worker's tasks would
+(without Celery's own cost). Prints CPU time and SQL statements per order for the request and
+for each projector; with `--cprofile`, the functions that took the most time in each. A tool
+for finding what to make cheaper: the budget itself is measured through real servers by
+`make bench-cost`.
 """
 
 import argparse
@@ -23,6 +24,13 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=200)
     parser.add_argument("--cprofile", action="store_true")
     parser.add_argument("--sql", action="store_true", help="print each part's statements once")
+    parser.add_argument(
+        "--every",
+        type=int,
+        default=1,
+        help="run the woken catch-ups after every N orders, as a stream of orders shares them "
+        "(settings.CQRS_WAKE_INTERVALS)",
+    )
     args = parser.parse_args()
 
     from bench import run as bench
@@ -90,8 +98,7 @@ def main() -> None:
             "lines": [{"book_id": books[n % len(books)], "quantity": 1}],
             "shipping_address": "1 Bench Road",
         }
-        woken.clear()
-        dispatch.cache.clear()
+        dispatch.cache.clear()  # each order queues its wake-ups
 
         def place(body=body):
             response = client.post(
@@ -100,10 +107,16 @@ def main() -> None:
             assert response.status_code == 201, response.content
 
         run("web: place order", place)
-        for queue, index, names in list(woken):
+        if (n + 1) % args.every and n + 1 < args.orders:
+            continue
+        slots: defaultdict[tuple, set[str]] = defaultdict(set)
+        for queue, index, names in woken:
+            slots[queue, index].update(names)
+        woken.clear()
+        for (queue, index), names in slots.items():
             run(
                 f"worker: {queue} {index}",
-                lambda q=queue, i=index, n=names: tasks.project_slot.run(q, i, n),
+                lambda q=queue, i=index, w=names: tasks.project_slot.run(q, i, sorted(w)),
             )
         reset_queries()
     total_worker = sum(v for k, v in cpu.items() if k.startswith("worker"))

@@ -17,6 +17,7 @@ falls back to polling the checkpoints while it cannot.
 """
 
 import logging
+from typing import NamedTuple
 
 from django.core.cache.backends.base import BaseCache
 from redis.exceptions import RedisError
@@ -44,12 +45,18 @@ def _client(cache: BaseCache):
     return backend_client.get_client(write=True) if backend_client is not None else None
 
 
+class Added(NamedTuple):
+    added: bool  # the key was not there: the caller is the one to act on it
+    pause: float  # seconds left of the pause the last `take_members` of the key set; 0 if none
+
+
 def add_with_members(
     cache: BaseCache, keys: dict[str, list[str]], timeout: int
-) -> list[bool] | None:
+) -> list[Added] | None:
     """For each key: add `members` to the set beside it, then `add(key, 1, timeout)`; whether
-    each key was added. One atomic round trip, so that `take_members` sees a key and its
-    members together. None without Redis (another backend, or Redis away): nothing is stored.
+    each key was added, and what is left of its pause. One atomic round trip, so that
+    `take_members` sees a key and its members together. None without Redis (another backend,
+    or Redis away): nothing is stored.
     """
     client = _client(cache)
     if client is None:
@@ -61,15 +68,21 @@ def add_with_members(
                 pipe.sadd(f"{name}:members", *members)
                 pipe.expire(f"{name}:members", timeout * 2)  # outlives the key
                 pipe.set(name, 1, nx=True, ex=timeout)
-            return [bool(added) for added in pipe.execute()[2::3]]
+                pipe.pttl(f"{name}:paused")  # -2 when there is none
+            replies = pipe.execute()
     except RedisError as exc:
         logger.warning("Redis cache unreachable: %s", exc)
         return None
+    return [
+        Added(bool(added), max(left, 0) / 1000)
+        for added, left in zip(replies[2::4], replies[3::4], strict=True)
+    ]
 
 
-def take_members(cache: BaseCache, key: str) -> set[str] | None:
+def take_members(cache: BaseCache, key: str, *, pause: float = 0) -> set[str] | None:
     """Delete a key added by `add_with_members` and return the members gathered beside it, in
-    one atomic round trip; None when they cannot be known (no Redis, or Redis away)."""
+    one atomic round trip; None when they cannot be known (no Redis, or Redis away). With a
+    `pause`, `add_with_members` reports the rest of it for this key until it has passed."""
     client = _client(cache)
     if client is None:
         return None
@@ -78,6 +91,8 @@ def take_members(cache: BaseCache, key: str) -> set[str] | None:
         with client.pipeline(transaction=True) as pipe:
             pipe.smembers(f"{name}:members")
             pipe.delete(f"{name}:members", name)
+            if pause > 0:
+                pipe.set(f"{name}:paused", 1, px=max(int(pause * 1000), 1))
             members = pipe.execute()[0]
     except RedisError as exc:
         logger.warning("Redis cache unreachable: %s", exc)

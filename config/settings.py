@@ -292,6 +292,17 @@ ORDER_PAYMENT_TIMEOUT_MINUTES = int(os.environ.get("ORDER_PAYMENT_TIMEOUT_MINUTE
 # --- The CQRS kernel -------------------------------------------------------------------------
 CQRS_BATCH_SIZE = int(os.environ.get("CQRS_BATCH_SIZE", "500"))
 CQRS_RETRY_MAX_SECONDS = int(os.environ.get("CQRS_RETRY_MAX_SECONDS", "300"))
+# A slot's woken catch-ups start at most once per interval, in seconds (apps/cqrs/dispatch.py):
+# a command committed sooner after the last start waits for the rest of the interval, joined
+# by every other command until then. An idle shop's command is projected at once; under a
+# stream of them one task covers many, where each task costs the worker about 4 ms of CPU in
+# Celery alone (docs/decisions/0015-wake-up-intervals.md). Read-your-writes waits up to the
+# projections' interval longer under load; e-mails and integration messages the
+# side effects' interval.
+CQRS_WAKE_INTERVALS = {
+    "projections": float(os.environ.get("CQRS_PROJECTIONS_WAKE_INTERVAL", "0.05")),
+    "side-effects": float(os.environ.get("CQRS_SIDE_EFFECTS_WAKE_INTERVAL", "1")),
+}
 # How long a query sent with X-Min-Position waits for the read model to catch up.
 CQRS_READ_WAIT_SECONDS = float(os.environ.get("CQRS_READ_WAIT_SECONDS", "2"))
 

@@ -23,7 +23,7 @@ from apps.cqrs.consistency import note_head
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import registry
 from apps.cqrs.signals import event_recorded
-from config.cache import add_with_members
+from config.cache import Added, add_with_members
 
 logger = logging.getLogger(__name__)
 # Set while a slot's catch-up is queued and not yet started, with the projectors it is to run
@@ -46,7 +46,12 @@ def wake(names: list[str], head: int, events: list[DomainEvent] | None = None) -
     (apps/cqrs/consistency.py). Given the `events`, a partitioned read model's slots are woken
     only where its events go: the slot that runs moves its other partitions along when nothing
     of theirs is in the log (`runtime.catch_up_together`). Otherwise, and for subscribers,
-    every partition is woken. Never raises."""
+    every partition is woken.
+
+    A slot whose last woken task started less than its queue's `CQRS_WAKE_INTERVALS` ago
+    gets its task for when that interval ends, and every command until then joins it: under a
+    stream of commands, a slot starts one task per interval however many commit, and an idle
+    slot starts at once. Never raises."""
     from apps.cqrs.tasks import project_slot
 
     note_head(head)
@@ -61,15 +66,17 @@ def wake(names: list[str], head: int, events: list[DomainEvent] | None = None) -
             slots.setdefault((projector.queue, index), []).append(name)
     pending = {wake_pending_key(*slot): wanted for slot, wanted in slots.items()}
     added = add_with_members(cache, pending, WAKE_PENDING_SECONDS)
-    # Without Redis nothing can be gathered: every slot gets a task of its own.
-    for ((queue, index), wanted), new in zip(
-        slots.items(), added or [True] * len(slots), strict=True
+    # Without Redis nothing can be gathered: every slot gets a task of its own, at once.
+    for ((queue, index), wanted), (new, pause) in zip(
+        slots.items(), added or [Added(True, 0)] * len(slots), strict=True
     ):
         if not new:
             continue
         try:
             # No publish retries: a request must not hang on a dead broker for a nudge.
-            project_slot.apply_async((queue, index, wanted), queue=queue, retry=False)
+            project_slot.apply_async(
+                (queue, index, wanted), queue=queue, retry=False, countdown=pause
+            )
         except Exception:
             logger.warning(
                 "Could not wake %s slot %s; the sweep will catch it up.",

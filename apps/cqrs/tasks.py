@@ -1,4 +1,5 @@
 from celery import shared_task
+from django.conf import settings
 from django.core.cache import cache
 
 from apps.cqrs import blue_green, runtime
@@ -16,7 +17,9 @@ def project_slot(queue: str, index: int, names: list[str] | None = None) -> int:
     parts = registry.slot(queue, index)
     if names is not None:
         # Before reading the log: a command committing from now on queues a new wake-up.
-        gathered = take_members(cache, wake_pending_key(queue, index))
+        gathered = take_members(
+            cache, wake_pending_key(queue, index), pause=settings.CQRS_WAKE_INTERVALS.get(queue, 0)
+        )
         if gathered is not None:
             parts = [part for part in parts if part.projector.name in {*names, *gathered}]
     return runtime.catch_up_together(parts)

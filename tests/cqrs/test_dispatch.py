@@ -2,11 +2,14 @@
 
 import base64
 import json
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 from django.conf import settings
 from django.core.cache import cache as django_cache
+from django.test import override_settings
 
 from apps.cqrs import runtime
 from apps.cqrs.consistency import HEAD_CACHE_KEY, note_head
@@ -19,11 +22,21 @@ from tests.factories import UserFactory, add_author, add_book, place_order, stoc
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
 
 
+def queued_messages() -> list[dict]:
+    """The projections queue's messages, oldest first (kombu pushes on the left)."""
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    return [json.loads(m) for m in reversed(broker.lrange("projections", 0, -1))]
+
+
 def queued_catch_ups() -> list[list]:
     """The arguments of the slot catch-ups queued for the projections queue."""
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    messages = [json.loads(m) for m in broker.lrange("projections", 0, -1)]
-    return [json.loads(base64.b64decode(m["body"]))[0] for m in messages]
+    return [json.loads(base64.b64decode(m["body"]))[0] for m in queued_messages()]
+
+
+def queued_etas() -> list[datetime | None]:
+    """When each queued catch-up is to start; None for at once."""
+    etas = [m["headers"]["eta"] for m in queued_messages()]
+    return [datetime.fromisoformat(eta) if eta else None for eta in etas]
 
 
 def test_commands_in_a_row_queue_one_catch_up_per_slot_until_it_starts():
@@ -59,6 +72,32 @@ def test_a_queued_catch_up_runs_the_projectors_later_commands_woke():
     profile = registry.get("customers.profile")
     assert runtime.status([profile])[0].lag_events == 0
     assert CustomerProfile.objects.filter(customer_id=customer.pk).exists()
+
+
+def test_a_slot_woken_within_its_interval_of_the_last_start_waits_for_the_rest_of_it():
+    """Under a stream of commands a slot starts one task per interval, each covering every
+    command since the last; a slot idle for longer starts at once."""
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    author = add_author()
+    add_book(title="First", authors=[author])
+    assert queued_etas() == [None]  # an idle slot starts at once
+
+    with override_settings(CQRS_WAKE_INTERVALS={"projections": 30}):
+        project_slot.run(*queued_catch_ups()[0])
+    started = datetime.now(UTC)
+    add_book(title="Second", authors=[author])
+    add_book(title="Third", authors=[author])
+    etas = queued_etas()
+    assert len(etas) == 2  # the second command joined the task the first queued
+    second = etas[1]
+    assert second is not None  # which starts when the interval ends
+    assert started + timedelta(seconds=25) < second <= started + timedelta(seconds=30)
+
+    with override_settings(CQRS_WAKE_INTERVALS={"projections": 0.05}):
+        project_slot.run(*queued_catch_ups()[1])
+    time.sleep(0.1)
+    add_book(title="Fourth", authors=[author])
+    assert queued_etas()[2:] == [None]
 
 
 def test_the_head_noted_in_the_cache_only_moves_forward():
