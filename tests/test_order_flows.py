@@ -94,15 +94,57 @@ def test_a_repeated_event_sends_no_second_email(django_capture_on_commit_callbac
     placed = DomainEvent.objects.get(event_type="OrderPlaced")
 
     with django_capture_on_commit_callbacks(execute=True):
-        OrderEmails().apply(placed)
+        OrderEmails().apply_batch([placed])
     with django_capture_on_commit_callbacks(execute=True):
-        OrderEmails().apply(placed)
+        OrderEmails().apply_batch([placed])
 
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["reader@example.com"]
     assert placed.payload["lines"][0]["title"] in mail.outbox[0].body
     assert mail.outbox[0].extra_headers["Message-ID"] == f"<{placed.event_id}@bookstore.example>"
     assert Notification.objects.get().sent_at is not None
+
+
+@pytest.mark.django_db
+def test_a_batch_of_orders_records_its_emails_in_three_statements_whatever_its_size(
+    django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    book = stocked_book(on_hand=20)
+    readers = [UserFactory(email=f"reader{i}@example.com") for i in range(3)]
+    silent = UserFactory(email="")  # no address: nothing to send
+    for customer in [*readers, *readers, silent]:
+        place_order(customer, (book, 1))
+    placed = list(DomainEvent.objects.filter(event_type="OrderPlaced").order_by("position"))
+
+    with django_capture_on_commit_callbacks() as sends, django_assert_num_queries(3):
+        OrderEmails().apply_batch(placed)  # customers, already recorded, one insert
+    with django_assert_num_queries(1):  # the mark, after the sends
+        for send in sends:
+            send()
+
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(2 * [r.email for r in readers])
+    assert Notification.objects.filter(sent_at=None).count() == 0
+
+
+@pytest.mark.django_db
+def test_a_batch_with_an_event_that_fails_records_and_sends_nothing(
+    django_capture_on_commit_callbacks,
+):
+    customer = UserFactory(email="reader@example.com")
+    place_order(customer, (stocked_book(), 1))
+    place_order(customer, (stocked_book(), 1))
+    first, second = DomainEvent.objects.filter(event_type="OrderPlaced").order_by("position")
+    second.payload["customer_id"] = 999_999  # no such customer
+
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(LookupError),
+        transaction.atomic(),
+    ):
+        OrderEmails().apply_batch([first, second])
+
+    assert mail.outbox == []
+    assert not Notification.objects.exists()
 
 
 class Rollback(Exception):
@@ -120,7 +162,8 @@ def test_no_email_leaves_inside_a_transaction_that_rolls_back(django_capture_on_
         suppress(Rollback),
         transaction.atomic(),
     ):
-        assert OrderEmails().apply(placed)
+        OrderEmails().apply_batch([placed])
+        assert Notification.objects.exists()
         assert mail.outbox == []  # not before the commit either
         raise Rollback
 
@@ -138,7 +181,7 @@ def test_a_failed_send_is_sent_again_by_recovery_once(settings, django_capture_o
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 9
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert OrderEmails().apply(placed)  # acted: the checkpoint moves on all the same
+        OrderEmails().apply_batch([placed])
     unsent = Notification.objects.get()
     assert unsent.sent_at is None
 

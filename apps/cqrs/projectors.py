@@ -188,9 +188,9 @@ class Subscriber(Projector):
     `apply` returns whether it acted (ran a command, sent something). A batch ends after the
     first event that acted, so its effects commit with the checkpoint before the next event is
     looked at: a transaction that has appended to the log is never kept open for another event's
-    work (readers wait for it at a gap), and an e-mail is never rolled back by a later event's
-    failure. Events that need
-    nothing are passed over many to a transaction.
+    work (readers wait for it at a gap). Events that need nothing are passed over many to a
+    transaction. A subscriber that appends nothing to the log, and whose effects leave only
+    after the commit, may take the batch whole (`OrderEmails`).
     """
 
     queue = "side-effects"
