@@ -101,6 +101,9 @@ def start_worker(
         sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues,
         "--concurrency", str(concurrency), "--loglevel", "INFO",
         "--hostname", f"{name}-{os.getpid()}@%h",
+        # Mingle asks other workers for revoked task ids, which this project never revokes, and
+        # waits a second for answers: a second on each of the suite's many worker starts.
+        "--without-mingle",
     ]  # fmt: skip
     if beat:
         args += ["--beat", "--schedule", str(Path(logdir) / f"{name}-beat-schedule")]

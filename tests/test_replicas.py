@@ -88,7 +88,7 @@ def shop(replica, tmp_path, collected_static):
         yield web
     finally:
         web.kill()
-        worker.stop()
+        worker.kill()
 
 
 def place(shop, token: str, book_id: int) -> dict:

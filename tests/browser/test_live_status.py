@@ -31,7 +31,7 @@ def shop(django_db_setup, collected_static, tmp_path):
     yield gateway
     gateway.stop()
     for [web] in pools.values():
-        web.stop()
+        web.kill()  # the live pool would first finish the page's open event stream
 
 
 def test_the_order_page_shows_a_shipment_without_a_reload(
