@@ -7,13 +7,14 @@ once in effect. Subscribers that cause side effects use the same base and runtim
 """
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from functools import partial
+from typing import Any, ClassVar, TypeVar
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Model, QuerySet
 from django.db.models.expressions import RawSQL
 
@@ -21,10 +22,15 @@ from apps.cqrs.context import Scope, scope
 from apps.cqrs.events import Event
 from apps.cqrs.models import Checkpoint, DomainEvent, ProjectorCheckpoint, SubscriberCheckpoint
 
+H = TypeVar("H", bound=Hashable)
 READ_ALIAS = "read"
 WRITE_ALIAS = "default"
 _replaying: ContextVar[bool] = ContextVar("cqrs_replaying", default=False)
 _building: ContextVar[bool] = ContextVar("cqrs_building", default=False)
+# What a replay has inserted and committed so far, by kind (`written_before`); None outside one.
+_replay_written: ContextVar[dict[str, set[Hashable]] | None] = ContextVar(
+    "cqrs_replay_written", default=None
+)
 
 
 def replaying() -> bool:
@@ -32,6 +38,22 @@ def replaying() -> bool:
     tables): it may skip work that only serves live readers (cache refreshes) and make up for it
     in `finish_replay`."""
     return _replaying.get()
+
+
+def not_written_yet(kind: str, keys: Iterable[H]) -> list[H]:
+    """Of `keys` (distinct), those this replay has not yet inserted as `kind`; all of them
+    outside a replay. A projector that inserts rows many batches share (with ON CONFLICT DO
+    NOTHING) may insert only these: a replay writes into empty tables, so what it committed
+    is there. Keys are remembered once their batch commits, so a batch rolled back and tried
+    again inserts its rows again."""
+    keys = list(keys)
+    written = _replay_written.get()
+    if written is None:
+        return keys
+    seen = written.setdefault(kind, set())
+    fresh = [key for key in keys if key not in seen]
+    transaction.on_commit(partial(seen.update, fresh), using=READ_ALIAS)
+    return fresh
 
 
 def building() -> bool:

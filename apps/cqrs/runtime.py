@@ -50,7 +50,14 @@ from apps.cqrs.horizon import readable_position
 from apps.cqrs.live import announce
 from apps.cqrs.logs import log_events, projecting
 from apps.cqrs.models import Checkpoint, DomainEvent, ReadModelVersion, load_events
-from apps.cqrs.projectors import Partition, Projector, _replaying, building, registry
+from apps.cqrs.projectors import (
+    Partition,
+    Projector,
+    _replay_written,
+    _replaying,
+    building,
+    registry,
+)
 from apps.cqrs.skips import skipped_positions
 from config.cache import add_with_members, take_members
 
@@ -695,7 +702,7 @@ def replay(
 ) -> CatchUpResult:
     """Catch a projector (or one partition) up as a replay after `start_rebuild`: skipped
     events are looked up before every batch, and cache refreshes wait for `finish_replay`."""
-    token = _replaying.set(True)
+    token, written = _replaying.set(True), _replay_written.set({})
     try:
         return catch_up(
             projector,
@@ -705,6 +712,7 @@ def replay(
             on_batch=on_batch,
         )
     finally:
+        _replay_written.reset(written)
         _replaying.reset(token)
 
 

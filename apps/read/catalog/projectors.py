@@ -25,7 +25,13 @@ from apps.contracts.orders import OrderCancelled, OrderPlaced
 from apps.cqrs.bulk import save_rows
 from apps.cqrs.events import as_json
 from apps.cqrs.models import DomainEvent
-from apps.cqrs.projectors import READ_ALIAS, Projector, register, replaying
+from apps.cqrs.projectors import (
+    READ_ALIAS,
+    Projector,
+    not_written_yet,
+    register,
+    replaying,
+)
 from apps.read.catalog import cache
 from apps.read.catalog.documents import document
 from apps.read.catalog.models import (
@@ -104,10 +110,9 @@ def _save_author_names(events: Sequence[DomainEvent]) -> None:
             case AuthorRenamed(author_id=author_id, name=name):
                 renamed[author_id] = name
     authors = AuthorName.objects.using(READ_ALIAS)
-    if credited:
+    if new := not_written_yet("catalog.authors", sorted(credited)):
         authors.bulk_create(
-            [AuthorName(author_id=i, name=name) for i, name in sorted(credited.items())],
-            ignore_conflicts=True,
+            [AuthorName(author_id=i, name=credited[i]) for i in new], ignore_conflicts=True
         )
     for author_id, name in renamed.items():
         authors.filter(author_id=author_id).update(name=name)
@@ -187,9 +192,9 @@ class BookListingProjector(Projector):
             else:
                 dirty.update(self._change(listings, event))
         self._save(listings, dirty, stored)
-        if words := _vocabulary(events):
+        if words := not_written_yet("catalog.words", sorted(_vocabulary(events))):
             SearchWord.objects.using(READ_ALIAS).bulk_create(
-                [SearchWord(word=word) for word in sorted(words)], ignore_conflicts=True
+                [SearchWord(word=word) for word in words], ignore_conflicts=True
             )
         _save_author_names(events)
         if touched and not replaying():
