@@ -52,8 +52,6 @@ def wake(names: list[str], head: int, events: list[DomainEvent] | None = None) -
     gets its task for when that interval ends, and every command until then joins it: under a
     stream of commands, a slot starts one task per interval however many commit, and an idle
     slot starts at once. Never raises."""
-    from apps.cqrs.tasks import project_slot
-
     note_head(head)
     slots: dict[tuple[str, int], list[str]] = {}
     for name in names:
@@ -64,6 +62,14 @@ def wake(names: list[str], head: int, events: list[DomainEvent] | None = None) -
             indexes = sorted({projector.partition_of(e).index for e in mine})
         for index in indexes:
             slots.setdefault((projector.queue, index), []).append(name)
+    wake_slots(slots)
+
+
+def wake_slots(slots: dict[tuple[str, int], list[str]]) -> None:
+    """Queue a catch-up of each slot (queue, index) for the named projectors, unless one is
+    queued and has not started yet (see `wake`). Never raises."""
+    from apps.cqrs.tasks import project_slot
+
     pending = {wake_pending_key(*slot): wanted for slot, wanted in slots.items()}
     added = add_with_members(cache, pending, WAKE_PENDING_SECONDS)
     # Without Redis nothing can be gathered: every slot gets a task of its own, at once.

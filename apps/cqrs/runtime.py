@@ -46,6 +46,7 @@ from django.utils import timezone
 
 from apps.cqrs import locks, metrics
 from apps.cqrs.consistency import head_position, note_checkpoint, note_checkpoints
+from apps.cqrs.dispatch import wake_slots
 from apps.cqrs.horizon import readable_position
 from apps.cqrs.live import announce
 from apps.cqrs.logs import log_events, projecting
@@ -69,8 +70,9 @@ RERUN_SECONDS = 60
 # The partitions runners found their slot's backlog lock taken for (`_catch_up_slot_behind`).
 SLOT_PASS_KEY = "cqrs:slot-pass:{queue}:{index}"
 # How long a runner stuck at a gap polls for the transactions that may fill it to end. Worker
-# tasks (`wait=False`) do not poll: a transaction that commits wakes the projector itself, and
-# one that rolls back is passed by the next wake-up or the sweep, so no worker process idles.
+# tasks (`wait=False`) do not poll, so no worker process idles: a transaction that commits
+# wakes the projector itself (or, for another partition's events, the slot held back wakes
+# itself again: `catch_up_together`), and one that rolls back is passed by the next wake-up.
 GAP_WAIT_SECONDS = 0.25
 
 
@@ -468,6 +470,7 @@ def catch_up_together(parts: Sequence[Partition]) -> int:
         if part.projector.replayable:
             key = (part.projector.database, part.projector.checkpoint_model)
             groups.setdefault(key, []).append(part)
+    held_back: dict[tuple[str, int], list[str]] = {}
     for group in groups.values():
         while group:
             started = time.perf_counter()
@@ -495,7 +498,20 @@ def catch_up_together(parts: Sequence[Partition]) -> int:
                     log_events(done, "event applied", projector=part.name)
             note_checkpoints({part.name: position for part, position in batch.positions.items()})
             if not batch.more and not _other_passes_asked(group):
+                if batch.blocked_at is not None:
+                    for part in group:
+                        held_back.setdefault((part.projector.queue, part.index), []).append(
+                            part.projector.name
+                        )
                 break
+    if held_back:
+        # An append still open held the read short of the log's end. Its commit wakes the
+        # slots of its own events only (dispatch.wake), and a partition here may have events
+        # after it that no other wake-up is coming for: without this, they waited for the
+        # sweep (bench-cost saw one of the order history's wait 3.2 s). Queued as a wake-up
+        # is, the task starts once the slot's wake-up interval has passed: a gap that stays
+        # open is looked at again once an interval, not in a loop.
+        wake_slots(held_back)
     turned, behind = _take_turns(alone)
     applied += turned
     slots: dict[tuple[str, int], list[Partition]] = {}
@@ -552,6 +568,7 @@ class _SharedBatch:
     positions: dict[Partition, int]  # where their checkpoints (and siblings moved) are now
     more: bool
     alone: list[Partition]  # to go partition by partition
+    blocked_at: int | None = None  # the horizon's: a position an open transaction may fill
 
 
 class _NotShared(Exception):
@@ -643,7 +660,7 @@ def _run_shared_batch(parts: list[Partition]) -> _SharedBatch:
                 position=horizon.position, updated_at=timezone.now()
             )
     positions = {part: locked[part.name].position for part in moving}
-    return _SharedBatch(done, positions, horizon.more, alone)
+    return _SharedBatch(done, positions, horizon.more, alone, horizon.blocked_at)
 
 
 def _other_passes_asked(parts: list[Partition]) -> bool:
