@@ -27,7 +27,7 @@ READ_ALIAS = "read"
 WRITE_ALIAS = "default"
 _replaying: ContextVar[bool] = ContextVar("cqrs_replaying", default=False)
 _building: ContextVar[bool] = ContextVar("cqrs_building", default=False)
-# What a replay has inserted and committed so far, by kind (`written_before`); None outside one.
+# What a replay has inserted and committed so far, by kind (`not_written_yet`); None outside one.
 _replay_written: ContextVar[dict[str, set[Hashable]] | None] = ContextVar(
     "cqrs_replay_written", default=None
 )
