@@ -498,19 +498,20 @@ def catch_up_together(parts: Sequence[Partition]) -> int:
                     log_events(done, "event applied", projector=part.name)
             note_checkpoints({part.name: position for part, position in batch.positions.items()})
             if not batch.more and not _other_passes_asked(group):
-                if batch.blocked_at is not None:
+                if batch.blocked_at is not None or batch.asked:
                     for part in group:
                         held_back.setdefault((part.projector.queue, part.index), []).append(
                             part.projector.name
                         )
                 break
     if held_back:
-        # An append still open held the read short of the log's end. Its commit wakes the
-        # slots of its own events only (dispatch.wake), and a partition here may have events
-        # after it that no other wake-up is coming for: without this, they waited for the
-        # sweep (bench-cost saw one of the order history's wait 3.2 s). Queued as a wake-up
-        # is, the task starts once the slot's wake-up interval has passed: a gap that stays
-        # open is looked at again once an interval, not in a loop.
+        # Either an append still open held the read short of the log's end: its commit wakes
+        # the slots of its own events only (dispatch.wake), and a partition here may have
+        # events after it that no other wake-up is coming for. Or a sibling's runner was asked
+        # for another pass, and may have looked for the request just before it was made.
+        # Without this, both waited for the sweep (bench-cost saw the order history wait
+        # 3.2 s). Queued as a wake-up is, the task starts once the slot's wake-up interval has
+        # passed: what stays held back is looked at again once an interval, not in a loop.
         wake_slots(held_back)
     turned, behind = _take_turns(alone)
     applied += turned
@@ -569,6 +570,7 @@ class _SharedBatch:
     more: bool
     alone: list[Partition]  # to go partition by partition
     blocked_at: int | None = None  # the horizon's: a position an open transaction may fill
+    asked: bool = False  # a sibling another runner held was asked for another pass
 
 
 class _NotShared(Exception):
@@ -613,12 +615,14 @@ def _run_shared_batch(parts: list[Partition]) -> _SharedBatch:
         # in this batch's read, so it cannot tell whether the log holds anything of theirs.
         reading = {id(part.projector) for part in ready}
         siblings = [sibling for sibling in siblings if id(sibling.projector) in reading]
+        asked = False
         for sibling in siblings:
             if sibling.name not in locked:  # its runner is at work: it is to look again
                 _ask_for_another_pass(sibling)
+                asked = True
         siblings = [sibling for sibling in siblings if healthy(sibling)]
         if not ready:
-            return _SharedBatch({}, {}, False, alone)
+            return _SharedBatch({}, {}, False, alone, asked=asked)
         start = min(locked[part.name].position for part in [*ready, *siblings])
         horizon = readable_position(after=start)
         handles = set().union(*(part.projector.handles for part in ready))
@@ -660,7 +664,7 @@ def _run_shared_batch(parts: list[Partition]) -> _SharedBatch:
                 position=horizon.position, updated_at=timezone.now()
             )
     positions = {part: locked[part.name].position for part in moving}
-    return _SharedBatch(done, positions, horizon.more, alone, horizon.blocked_at)
+    return _SharedBatch(done, positions, horizon.more, alone, horizon.blocked_at, asked)
 
 
 def _other_passes_asked(parts: list[Partition]) -> bool:

@@ -277,3 +277,34 @@ def test_a_slot_held_back_by_an_open_append_is_woken_again():
         tasks.project_slot("projections", 1, sorted(woken))
         assert sorted(projector.applied) == sorted([early, late])
         assert positions()[Partition(projector, 1).name] == runtime.head_position()
+
+
+def test_a_slot_that_asked_a_held_sibling_for_another_pass_is_woken_again():
+    """Slot 1's batch finds partition 0's checkpoint held by another runner and asks it for
+    another pass. A runner that looked for such a request just before it was made ends
+    without seeing it, so slot 1 is woken again, and its next batch moves partition 0 along
+    (bench-cost's lag runs saw the order history's checkpoint wait for the sweep, 3.4 s)."""
+    projector = AuthorsByName()
+    names = [f"Author {i}" for i in range(20)]
+    late = next(n for n in names if key_partition(n, 2) == 1)
+    slot_1 = wake_pending_key("projections", 1)
+    held = Partition(projector, 0).name
+    with registered(projector):
+        for slot in registry.slots():  # first runs, which make the checkpoints one by one
+            runtime.catch_up_together(registry.slot(*slot))
+        add_author(name=late)
+        head = runtime.head_position()
+        assert projector.name in take_members(cache, slot_1)  # slot 1's task starts
+        with another_session("read") as other:  # the runner at work on partition 0
+            other.execute(
+                "SELECT 1 FROM cqrs_projectorcheckpoint WHERE name = %s FOR UPDATE", [held]
+            )
+            runtime.catch_up_together(registry.slot("projections", 1))
+            other.rollback()  # it ends, without looking for the request
+        assert projector.applied == [late]
+        assert positions()[held] < head
+
+        woken = take_members(cache, slot_1)
+        assert projector.name in woken
+        tasks.project_slot("projections", 1, sorted(woken))
+        assert positions()[held] == head
