@@ -498,7 +498,7 @@ def catch_up_together(parts: Sequence[Partition]) -> int:
                     log_events(done, "event applied", projector=part.name)
             note_checkpoints({part.name: position for part, position in batch.positions.items()})
             if not batch.more and not _other_passes_asked(group):
-                if batch.blocked_at is not None or batch.asked:
+                if batch.held_back:
                     for part in group:
                         held_back.setdefault((part.projector.queue, part.index), []).append(
                             part.projector.name
@@ -569,8 +569,9 @@ class _SharedBatch:
     positions: dict[Partition, int]  # where their checkpoints (and siblings moved) are now
     more: bool
     alone: list[Partition]  # to go partition by partition
-    blocked_at: int | None = None  # the horizon's: a position an open transaction may fill
-    asked: bool = False  # a sibling another runner held was asked for another pass
+    # Stopped at a position an open transaction may fill, or asked a sibling's runner for
+    # another pass: the slot is to be woken again (`catch_up_together`).
+    held_back: bool = False
 
 
 class _NotShared(Exception):
@@ -622,7 +623,7 @@ def _run_shared_batch(parts: list[Partition]) -> _SharedBatch:
                 asked = True
         siblings = [sibling for sibling in siblings if healthy(sibling)]
         if not ready:
-            return _SharedBatch({}, {}, False, alone, asked=asked)
+            return _SharedBatch({}, {}, False, alone, held_back=asked)
         start = min(locked[part.name].position for part in [*ready, *siblings])
         horizon = readable_position(after=start)
         handles = set().union(*(part.projector.handles for part in ready))
@@ -664,7 +665,8 @@ def _run_shared_batch(parts: list[Partition]) -> _SharedBatch:
                 position=horizon.position, updated_at=timezone.now()
             )
     positions = {part: locked[part.name].position for part in moving}
-    return _SharedBatch(done, positions, horizon.more, alone, horizon.blocked_at, asked)
+    held_back = asked or horizon.blocked_at is not None
+    return _SharedBatch(done, positions, horizon.more, alone, held_back)
 
 
 def _other_passes_asked(parts: list[Partition]) -> bool:
