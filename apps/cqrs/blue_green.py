@@ -363,9 +363,19 @@ def _create_secondary_indexes(
 
 
 def _carry_statistics_targets(cursor: CursorWrapper, live: str, build: str, table: str) -> None:
-    """An index made anew does not get the statistics targets of its columns, from which the
-    planner's estimates for an index expression come (read_catalog migration 0015): give the
-    build's indexes the live ones', matching them by definition."""
+    """Neither `LIKE` nor an index made anew gets the live table's statistics targets: those
+    of its columns (read_catalog migration 0020: none for columns no query filters on) and
+    those of its indexes' columns, from which the planner's estimates for an index expression
+    come (0015). Give the build the live ones', indexes matched by definition."""
+    cursor.execute(
+        "SELECT attname, attstattarget FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+        "AND attnum > 0 AND NOT attisdropped AND attstattarget >= 0",
+        [f'"{live}"."{table}"'],
+    )
+    for column, target in cursor.fetchall():
+        cursor.execute(
+            f'ALTER TABLE "{build}"."{table}" ALTER COLUMN "{column}" SET STATISTICS {int(target)}'
+        )
     cursor.execute(
         "SELECT i.relname, a.attnum, a.attstattarget FROM pg_index x "
         "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_attribute a ON a.attrelid = i.oid "

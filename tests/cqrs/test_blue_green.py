@@ -70,8 +70,9 @@ def index_definitions(table: str, *, schema: str = "public") -> set[str]:
         return {definition for (definition,) in cursor.fetchall()}
 
 
-def statistics_targets(table: str) -> set[tuple[str, int, int]]:
-    """(index, column, target) of the table's index columns with a statistics target set."""
+def statistics_targets(table: str) -> set[tuple[str, int | str, int]]:
+    """(index, column number, target) of the table's index columns and (table, column name,
+    target) of its own columns, where a statistics target is set."""
     with connections["read"].cursor() as cursor:
         cursor.execute(
             "SELECT i.relname, a.attnum, a.attstattarget FROM pg_index x "
@@ -79,7 +80,13 @@ def statistics_targets(table: str) -> set[tuple[str, int, int]]:
             "WHERE x.indrelid = to_regclass(%s) AND a.attstattarget > 0",
             [table],
         )
-        return set(cursor.fetchall())
+        targets = set(cursor.fetchall())
+        cursor.execute(
+            "SELECT %s, attname, attstattarget FROM pg_attribute WHERE attrelid = "
+            "to_regclass(%s) AND attnum > 0 AND attstattarget >= 0",
+            [table, table],
+        )
+        return targets | set(cursor.fetchall())
 
 
 def build_schemas() -> list[str]:
@@ -106,6 +113,7 @@ def test_a_new_version_is_built_beside_the_live_one_and_takes_every_event_at_the
     } <= names
     targets = statistics_targets("read_catalog_booklisting")
     assert ("listing_title_trgm", 1, 1000) in targets  # read_catalog migrations 0015, 0019
+    assert ("read_catalog_booklisting", "document", 0) in targets  # 0020
     definitions = index_definitions("read_catalog_booklisting")
     cache_version = django_cache.get(cache.VERSION_KEY) or cache._version()
 
