@@ -1,10 +1,35 @@
 """Writing many rows at once."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
+from functools import cache
+from typing import TypeVar
 
 from django.db import connections
 from django.db.models import JSONField, Model
+from django.db.models.base import ModelState
+
+M = TypeVar("M", bound=Model)
+
+
+def new_row(model: type[M], **values: object) -> M:
+    """An unsaved instance of `model` with `values` (by attribute name) and every other
+    field's default: what `model(**values)` makes, without `Model.__init__` and its keyword
+    handling (9.7 µs against 1.6 µs; a replay makes one per book). For models whose fields
+    need nothing at init (no post_init receivers: file, image or generic relation fields)."""
+    row = model.__new__(model)
+    attributes = row.__dict__
+    for name, default in _defaults(model):
+        if name not in values:
+            attributes[name] = default()
+    attributes.update(values)
+    row._state = ModelState()
+    return row
+
+
+@cache
+def _defaults(model: type[Model]) -> tuple[tuple[str, Callable[[], object]], ...]:
+    return tuple((f.attname, f.get_default) for f in model._meta.concrete_fields)
 
 
 def copy_rows(

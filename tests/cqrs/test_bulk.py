@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from apps.cqrs.bulk import save_rows
+from apps.cqrs.bulk import new_row, save_rows
 from apps.read.catalog.models import Availability, BookListing
 
 pytestmark = pytest.mark.django_db(databases=["default", "read"])
@@ -51,3 +51,16 @@ def test_rows_copied_as_new_read_back_as_the_orm_saves_them(published_on):
     saved.save(using="read")
     assert stored(1) == stored(2)
     assert stored(1)["authors"][0]["name"] == "Zoë Ōtsuka"
+
+
+def test_a_new_row_is_what_the_model_makes_with_the_same_values():
+    values = {"book_id": 3, "title": "Given", "isbn": "9780000000033", "price": 1, "position": 5}
+    made, fast = BookListing(**values), new_row(BookListing, **values)
+    fields = [f.attname for f in BookListing._meta.concrete_fields]
+    assert [getattr(fast, f) for f in fields] == [getattr(made, f) for f in fields]
+    assert (fast.units_sold, fast.availability) == (0, Availability.OUT)  # the defaults
+    assert (fast._state.adding, fast._state.db) == (True, None)
+    # A mutable default is the row's own, not shared between rows
+    assert new_row(BookListing, book_id=4).authors is not fast.authors
+    fast.save(using="read")
+    assert BookListing.objects.get(book_id=3).title == "Given"

@@ -22,7 +22,7 @@ from apps.contracts.inventory import (
     StockReserved,
 )
 from apps.contracts.orders import OrderCancelled, OrderPlaced
-from apps.cqrs.bulk import save_rows
+from apps.cqrs.bulk import new_row, save_rows
 from apps.cqrs.events import as_json
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import (
@@ -127,7 +127,8 @@ def search_text(listing: BookListing) -> str:
 
 
 def _listing_from_book_added(added: BookAdded, position: int) -> BookListing:
-    listing = BookListing(
+    listing = new_row(
+        BookListing,
         book_id=added.book_id,
         title=added.title,
         subtitle=added.subtitle,
