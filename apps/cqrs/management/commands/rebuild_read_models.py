@@ -1,15 +1,18 @@
 import argparse
 import gc
+import os
 import selectors
 import subprocess
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, TextIO
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 from tqdm import tqdm
 
 from apps.cqrs import blue_green, runtime
@@ -35,8 +38,9 @@ class Command(BaseCommand):
             "--jobs",
             type=int,
             default=1,
-            help="Replay this many partitions at once, in as many processes of their own (a "
-            "projector with N partitions gives N of them; others give one).",
+            help="Replay this many partitions at once: one in this process, the others in "
+            "processes of their own (a projector with N partitions gives N of them; others give "
+            "one).",
         )
         # Internal: a child of --jobs replays the partitions its parent names into the builds
         # the parent prepared.
@@ -101,10 +105,10 @@ class Command(BaseCommand):
 
     def rebuild_in_processes(self, chosen: list[Projector], jobs: int, verbosity: int) -> None:
         """Prepare a build of every chosen read model, replay each partition of each into it,
-        `jobs` at a time in `rebuild_read_models --replayer` processes (projectors share no
-        table, and partitions share no row), then switch each to its build. Processes of their
-        own, not forks: a forked child would inherit this one's database and broker
-        connections. Progress comes from the build checkpoints the children move."""
+        `jobs` at a time (`replay_partitions`; projectors share no table, and partitions share
+        no row), then switch each to its build. Other processes are started, not forked: a
+        forked child would inherit this one's database and broker connections. Progress comes
+        from the build checkpoints the replayers move."""
         with ExitStack() as locks:
             for projector in chosen:
                 locks.enter_context(blue_green.build_lock(projector))
@@ -130,23 +134,26 @@ class Command(BaseCommand):
                 raise
 
     def replay_partitions(self, chosen: list[Projector], jobs: int, verbosity: int) -> list[str]:
-        """Replay every partition of the chosen projectors in `jobs` replayer processes, each
-        handed the next waiting partition when it has done one (a process starts once: Django's
-        start-up took a second of CPU). Returns the names of those that failed."""
+        """Replay every partition of the chosen projectors in `jobs` replayers, each handed the
+        next waiting partition when it has done one: a thread of this process, which takes the
+        first (the listing's, the longest), and `rebuild_read_models --replayer` processes (a
+        process starts once: Django's start-up took 0.9 s, and the thread spares the longest
+        replay one). Returns the names of those that failed."""
         head = head_position()
         waiting = [part for projector in chosen for part in projector.partition_list()]
         total = len(waiting)
         manage = str(settings.BASE_DIR / "manage.py")
         argv = [sys.executable, manage, "rebuild_read_models", "--replayer", "-v", "0"]
-        replayers = [
+        replayers: list[Replayer] = [ReplayerThread(self.replay_named)]
+        replayers += [
             subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            for _ in range(min(jobs, total))
+            for _ in range(min(jobs, total) - 1)
         ]
-        running: dict[subprocess.Popen[str], Partition] = {}
+        running: dict[Replayer, Partition] = {}
         failed: list[str] = []
         done = 0
 
-        def hand_on(replayer: subprocess.Popen[str]) -> None:
+        def hand_on(replayer: Replayer) -> None:
             assert replayer.stdin is not None
             assert replayer.stdout is not None
             if waiting:
@@ -193,11 +200,15 @@ class Command(BaseCommand):
         return failed + [part.name for part in waiting]
 
     def serve_as_replayer(self) -> None:
-        """Replay the partitions named on standard input ("projector index" lines) into the
-        builds the parent prepared, answering "ok" or "failed" for each on standard output."""
-        # Standard output carries the answers only: anything else printed goes to stderr.
+        """A `--replayer` process: standard input names the partitions, standard output carries
+        the answers only (anything else printed goes to stderr)."""
         answers, sys.stdout = sys.stdout, sys.stderr
-        for line in sys.stdin:
+        self.replay_named(sys.stdin, answers)
+
+    def replay_named(self, names: TextIO, answers: TextIO) -> None:
+        """Replay the partitions named in `names` ("projector index" lines) into the builds the
+        parent prepared, answering "ok" or "failed" for each in `answers`."""
+        for line in names:
             name, index = line.split()
             projector = registry.get(name)
             try:
@@ -212,6 +223,36 @@ class Command(BaseCommand):
                     self.stderr.write(f"{name}[{index}] stopped at {result.failed_position}")
             answers.write("ok\n" if ok else "failed\n")
             answers.flush()
+
+
+class ReplayerThread:
+    """A replayer in this process, spoken to as a `--replayer` process is (lines through
+    pipes), so the parent hands on and hears back from both alike. Ends when its input does;
+    its answers end with it, also when it fails, which the parent takes for a death."""
+
+    def __init__(self, replay_named: Callable[[TextIO, TextIO], None]) -> None:
+        names_read, names_written = os.pipe()
+        answers_read, answers_written = os.pipe()
+        self.stdin = open(names_written, "w")  # noqa: SIM115 (closed by the parent's hand_on)
+        self.stdout = open(answers_read)  # noqa: SIM115 (closed with the command)
+        self._names, self._answers = open(names_read), open(answers_written, "w")  # noqa: SIM115
+        self._thread = threading.Thread(target=self._serve, args=(replay_named,), daemon=True)
+        self._thread.start()
+
+    def _serve(self, replay_named: Callable[[TextIO, TextIO], None]) -> None:
+        try:
+            with self._names, self._answers:
+                replay_named(self._names, self._answers)
+        finally:
+            connections.close_all()  # this thread's
+
+    def wait(self) -> None:
+        self._thread.join()
+        self.stdin.close()  # already, unless the thread failed
+        self.stdout.close()
+
+
+Replayer = subprocess.Popen[str] | ReplayerThread
 
 
 def _collect_less() -> None:
