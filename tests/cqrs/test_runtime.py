@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db import connections, transaction
 from django.utils import timezone
 
-from apps.cqrs import runtime
+from apps.cqrs import blue_green, runtime
 from apps.cqrs.management.commands import rebuild_read_models
 from apps.cqrs.models import (
     AppendOnlyError,
@@ -212,6 +212,13 @@ def test_a_replayer_process_that_dies_fails_its_partitions_and_the_rebuild_ends(
     assert all(name in str(failed.value) for name in held), failed.value
     assert listing.name not in str(failed.value)
     assert listing_rows() == live
+    # Every build is recorded as failed and dropped, also those no replay ever wrote to
+    states = dict(ReadModelVersion.objects.values_list("name", "state"))
+    assert (states[listing.name], states[history.name]) == ("failed", "failed")
+    assert not any(blue_green.build_positions(p) for p in (listing, history))
+    with connections[READ_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'build\\_%%'")
+        assert cursor.fetchone()[0] == 0
 
 
 class FailingProjector(Projector):

@@ -113,6 +113,7 @@ class Command(BaseCommand):
             for projector in chosen:
                 locks.enter_context(blue_green.build_lock(projector))
                 blue_green.prepare(projector)
+            switched: set[str] = set()
             try:
                 failed = self.replay_partitions(chosen, jobs, verbosity)
                 if failed:
@@ -122,14 +123,16 @@ class Command(BaseCommand):
                     )
                 for projector in chosen:
                     result = blue_green.switch(projector)
+                    switched.add(projector.name)
                     if verbosity:
                         self.stdout.write(
                             f"{projector.name} v{projector.version}: built to position "
                             f"{result.position}; it serves reads"
                         )
             except BaseException as exc:
+                # Every build not switched, also one whose replay never wrote a checkpoint.
                 for projector in chosen:
-                    if blue_green.build_positions(projector):  # not switched yet
+                    if projector.name not in switched:
                         blue_green.fail(projector, exc)
                 raise
 
