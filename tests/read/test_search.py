@@ -168,6 +168,7 @@ def walk(request, monkeypatch):
     """How many of the most popular books a page is first looked for among: fewer than the
     catalog holds, so that pages are found both in the walk and past it, or all of them."""
     monkeypatch.setattr(selectors, "WALK", request.param)
+    monkeypatch.setattr(selectors, "FAR_WALK", request.param * 3)
     monkeypatch.setattr(selectors, "_walk_bounds", {})
     return request.param
 
@@ -178,6 +179,7 @@ def walk(request, monkeypatch):
         ("harbour", {}),
         ("ann harbour", {}),  # both words in the title for two, in the names for four more
         ("harb", {"format": "hardcover"}),  # a prefix, and a filter: 2 and 2 in two tiers
+        ("harbour l", {}),  # a short last prefix: the walk forced, and taken further
         ("harbour -lights", {}),  # web-search syntax: no tier may hold an excluded book
         ("lanturn", {}),  # corrected to nothing in this catalog: no page
     ],
@@ -213,6 +215,21 @@ def test_the_walk_among_the_most_popular_is_bounded_by_the_index(tiers, monkeypa
     # A range of the popularity index: the scan ends at the third most popular book
     assert "Index Scan using listing_popular" in walked
     assert "Index Cond: (((units_sold * '4294967296'::bigint) - book_id) >=" in walked
+
+
+def test_a_short_last_prefix_walks_rather_than_read_the_prefix_entries(tiers):
+    def forces_the_walk(q: str) -> bool:
+        books = selectors.book_listings()
+        query = selectors.search_query(books, q=q)
+        with CaptureQueriesContext(connections["read"]) as queries:
+            selectors.ranked_page(books, query=query, start=0, size=3)
+        return "SET enable_bitmapscan = off" in [q["sql"] for q in queries.captured_queries]
+
+    assert forces_the_walk("harbour l")
+    assert forces_the_walk("harbour li")
+    assert not forces_the_walk("harbour lig")
+    assert not forces_the_walk("harbour")
+    assert not forces_the_walk('"harbour l"')  # web-search syntax: no prefix
 
 
 def test_a_page_its_first_tiers_fill_asks_no_further(tiers):
