@@ -178,6 +178,7 @@ def _numbered_results(
             "filters": filters,
             "books": page,
             "query": query,
+            "corrected": search[1].corrected if search else None,
             "heading": heading,
             "total": min(total, COUNT_CAP),
             "more_than": total > COUNT_CAP,

@@ -51,7 +51,9 @@ def test_a_misspelt_search_finds_the_book_and_sorts_by_price(
     page.fill("input[name=q]", "lanturn")
     page.click("form[role=search] button")
     expect(page.locator("h1")).to_have_text("Books matching “lanturn”")
-    expect(page.locator("main [role=status]")).to_have_text("2 books found.")
+    expect(page.locator("main [role=status]")).to_have_text(
+        "No book matches “lanturn”; showing books matching “lantern”. 2 books found."
+    )
     cover = page.get_by_alt_text("Cover of The Lantern Bearer")
     expect(cover).to_be_visible()
     assert cover.evaluate("img => img.complete && img.naturalWidth") == 160  # it loaded

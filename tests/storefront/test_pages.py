@@ -37,6 +37,13 @@ def test_search_cart_checkout_confirmation_and_my_orders():
     found = client.get("/books/?q=calvino").content.decode()
     assert "Invisible Cities" in found
     assert "Something Else" not in found
+    assert "showing books matching" not in found
+    # A misspelling finds the book, and the page says what it searched for instead
+    corrected = client.get("/books/?q=invisibel+citys").content.decode()
+    assert "Invisible Cities" in corrected
+    assert "No book matches “invisibel citys”; showing books matching “invisible cities”" in (
+        corrected
+    )
     page = client.get(f"/books/{book.pk}/").content.decode()
     assert "$14.00" in page
     assert "csrfmiddlewaretoken" in page

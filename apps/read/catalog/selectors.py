@@ -120,6 +120,8 @@ class SearchQuery:
     tsquery: tuple[str, list[str]] | None = None
     # Web-search syntax may exclude words: a match of the title alone proves nothing then.
     excludes: bool = False
+    # The words searched for instead of a misspelt `text` ("lantern" for "lanturn").
+    corrected: str | None = None
 
 
 def book_search(books: QuerySet[BookListing], *, q: str) -> QuerySet[BookListing]:
@@ -151,10 +153,11 @@ def search_query(books: QuerySet[BookListing], *, q: str) -> SearchQuery:
     tsquery = _tsquery(q)
     if tsquery is not None and excludes and not _looks_for_a_word(books.db, tsquery):
         return SearchQuery(text=q, excludes=excludes)
+    corrected = None
     if tsquery is None or not _matches_any(books, tsquery):
         corrected = _corrected(books, q)
         tsquery = _tsquery(corrected) if corrected else None
-    return SearchQuery(text=q, tsquery=tsquery, excludes=excludes)
+    return SearchQuery(text=q, tsquery=tsquery, excludes=excludes, corrected=corrected)
 
 
 def searched(books: QuerySet[BookListing], *, query: SearchQuery) -> QuerySet[BookListing]:
