@@ -142,13 +142,8 @@ class BookCursorPagination(CursorPagination):
         cursor = super().decode_cursor(request)
         if cursor is not None and cursor.position is not None:
             name = self.ordering[0].lstrip("-")  # the request's, or the class's for a search
-            field = (
-                POPULARITY.output_field
-                if name == "popularity"
-                else cast(Field, BookListing._meta.get_field(name))  # a column: ordering_fields
-            )
             try:
-                field.get_prep_value(cursor.position)
+                ordered_by(name).get_prep_value(cursor.position)
             except (TypeError, ValueError, ValidationError):
                 raise NotFound(self.invalid_cursor_message) from None
         return cursor
@@ -167,8 +162,8 @@ class BookCursorPagination(CursorPagination):
         """A page of `books`, the whole catalog unfiltered, as `paginate_queryset` gives it,
         its rows read by `selectors.catalog_page` (DRF's paginator asks `CatalogRows` what it
         would ask the query set)."""
-        rows = cast(QuerySet, CatalogRows(books.db))
-        return CursorPagination.paginate_queryset(self, rows, request, view)
+        catalog = cast(QuerySet, CatalogRows(books.db))
+        return CursorPagination.paginate_queryset(self, catalog, request, view)
 
 
 class CatalogRows:
@@ -185,8 +180,9 @@ class CatalogRows:
         ((key, value),) = lookup.items()  # DRF's `<field>__gt` or `<field>__lt`
         name, _, kind = key.rpartition("__")
         # As the ORM would convert it; decode_cursor has refused a value that does not convert.
-        field = POPULARITY.output_field if name == "popularity" else _field(name)
-        return CatalogRows(self.db, self.ordering, (name, kind, field.get_prep_value(value)))
+        return CatalogRows(
+            self.db, self.ordering, (name, kind, ordered_by(name).get_prep_value(value))
+        )
 
     def __getitem__(self, part: slice) -> list[dict[str, Any]]:
         return selectors.catalog_page(
@@ -198,7 +194,11 @@ class CatalogRows:
         )
 
 
-def _field(name: str) -> Field:
+def ordered_by(name: str) -> Field:
+    """The field a page may be ordered by: popularity (`POPULARITY`) or a column of
+    `ordering_fields`."""
+    if name == "popularity":
+        return POPULARITY.output_field
     return cast(Field, BookListing._meta.get_field(name))
 
 
