@@ -232,6 +232,20 @@ def test_a_short_last_prefix_walks_rather_than_read_the_prefix_entries(tiers):
     assert not forces_the_walk('"harbour l"')  # web-search syntax: no prefix
 
 
+def test_a_short_prefix_is_not_looked_up_when_the_words_before_it_match_nothing(tiers):
+    books = selectors.book_listings()
+    with CaptureQueriesContext(connections["read"]) as queries:
+        query = selectors.search_query(books, q="harbr l")
+    assert query.corrected == "harbour l"  # as before: nothing had "harbr", so it was corrected
+    # ... without asking the index for "harbr" together with every word that begins with "l"
+    asked = [q["sql"] for q in queries.captured_queries if "'harbr & l:*'" in q["sql"]]
+    assert not [sql for sql in asked if "- book_id) >=" not in sql], asked  # walks only
+    # Words before the prefix that the query drops (stop words) prove nothing
+    query = selectors.search_query(books, q="a l")
+    assert query.corrected is None
+    assert selectors.ranked_page(books, query=query, start=0, size=3)
+
+
 def test_a_page_its_first_tiers_fill_asks_no_further(tiers):
     assert len(tier_statements("harbour", size=3)) == 1  # 7 in the title
     assert len(tier_statements("harbour", size=9)) == 2  # and 4 in the names
