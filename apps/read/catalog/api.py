@@ -389,12 +389,12 @@ class BookViewSet(ConsistentReadMixin, viewsets.ReadOnlyModelViewSet):
             query = selectors.search_query(unsearched, q=filters.form.cleaned_data["q"])
             paginator = SearchPagination()
             rows = paginator.paginate_search(request, unsearched.values(*ROW), query=query)
-        elif params.keys() - PAGING_PARAMS:
-            paginator = BookCursorPagination()  # it orders them
-            rows = paginator.paginate_queryset(self.filter_queryset(books), request, view=self)
-        else:  # the whole catalog
+        else:
             paginator = BookCursorPagination()
-            rows = paginator.paginate_catalog(books, request, view=self)
+            if params.keys() - PAGING_PARAMS:  # the paginator orders them
+                rows = paginator.paginate_queryset(self.filter_queryset(books), request, view=self)
+            else:  # the whole catalog
+                rows = paginator.paginate_catalog(books, request, view=self)
         return page_body(
             next_link=paginator.get_next_link(),
             previous_link=paginator.get_previous_link(),

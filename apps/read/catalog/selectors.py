@@ -105,7 +105,7 @@ WALK = 5_000
 # among the most popular books is the first page of all), so one a minute old does.
 WALK_BOUND_SECONDS = 60.0
 # How far a walk goes on for a search typed as far as a short last word
-# (`_walked_for_short_prefix`).
+# (`_among_most_popular`).
 FAR_WALK = 40_000
 _walk_bounds: dict[tuple[str, int], tuple[float, int | None]] = {}
 
@@ -218,38 +218,35 @@ def _most_popular(
     books: QuerySet[Any, Any], *, offset: int, limit: int, short_prefix: bool = False
 ) -> list:
     """`books[offset:offset + limit]` in popularity order: looked for among the WALK most
-    popular books first (`_walked_for_short_prefix` for a query whose last word is a prefix of
-    one or two letters), then, when not all are there, among all of them."""
-    if short_prefix:
-        rows = _walked_for_short_prefix(books, offset=offset, limit=limit)
-    else:
-        rows = _among_most_popular(books, offset=offset, limit=limit)
+    popular books first, then, when not all are there, among all of them."""
+    rows = _among_most_popular(books, offset=offset, limit=limit, short_prefix=short_prefix)
     if rows is not None:
         return rows
     with _planner(books.db, "enable_indexscan"):  # no walk: matches from the GIN index
         return list(books.order_by(POPULARITY.desc())[offset : offset + limit])
 
 
-def _among_most_popular(books: QuerySet[Any, Any], *, offset: int, limit: int) -> list | None:
+def _among_most_popular(
+    books: QuerySet[Any, Any], *, offset: int, limit: int, short_prefix: bool = False
+) -> list | None:
     """`books[offset:offset + limit]` in popularity order when the WALK most popular books
-    hold them all; None when they do not."""
-    rows = _walked(books, offset=offset, limit=limit)
-    return rows if rows is not None and len(rows) == limit else None
+    hold them all; None when they do not.
 
-
-def _walked_for_short_prefix(books: QuerySet[Any, Any], *, offset: int, limit: int) -> list | None:
-    """`_among_most_popular` for a query whose last word is a prefix of one or two letters
-    (`river h`, typed as you go), which matches thousands of the index's words. Left to
-    itself, PostgreSQL intersected all their GIN entries with the walk's range (63 ms at a
-    million books, EXPLAIN ANALYZE) rather than walk its 5,000 books (7 ms): the walk is
-    forced. When the walk holds a quarter of the page or more, the rest is likely a little
-    further on, so the walk goes on to the FAR_WALK most popular before the caller sorts
-    every match (`river h`: 42 of 51 among the first 5,000; sorting its 15,426 title
-    matches took 105 ms)."""
-    with _planner(books.db, "enable_bitmapscan"):
+    With `short_prefix` (the query's last word is a prefix of one or two letters, `river h`,
+    typed as you go, which matches thousands of the index's words): left to itself,
+    PostgreSQL intersected all their GIN entries with the walk's range (63 ms at a million
+    books, EXPLAIN ANALYZE) rather than walk its 5,000 books (7 ms), so the walk is forced.
+    When it holds a quarter of the page or more, the rest is likely a little further on, so
+    the walk goes on to the FAR_WALK most popular before the caller sorts every match
+    (`river h`: 42 of 51 among the first 5,000; sorting its 15,426 title matches took
+    105 ms)."""
+    if short_prefix:
+        with _planner(books.db, "enable_bitmapscan"):
+            rows = _walked(books, offset=offset, limit=limit)
+            if rows is not None and len(rows) < limit and 4 * len(rows) >= limit:
+                rows = _walked(books, offset=offset, limit=limit, depth=FAR_WALK)
+    else:
         rows = _walked(books, offset=offset, limit=limit)
-        if rows is not None and len(rows) < limit and 4 * len(rows) >= limit:
-            rows = _walked(books, offset=offset, limit=limit, depth=FAR_WALK)
     return rows if rows is not None and len(rows) == limit else None
 
 
