@@ -7,7 +7,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
-from tests.factories import UserFactory
+from tests.factories import UserFactory, place_order, stocked_book
+from tests.read.test_orders_api import project_all
 
 pytestmark = pytest.mark.django_db(databases=["default", "read"])
 PASSWORD = "correct horse battery"
@@ -69,3 +70,27 @@ def test_the_profile_page_shows_rotates_and_revokes_the_token(client):
     client.post("/profile/token/", {"action": "revoke"})
     assert not Token.objects.filter(user=customer).exists()
     assert api.get("/api/orders/", HTTP_AUTHORIZATION=f"Token {second}").status_code in (401, 403)
+
+
+def test_a_token_opens_the_api_as_its_account_only_while_the_account_is_active():
+    customer = UserFactory()
+    mine = place_order(customer, (stocked_book(on_hand=5), 1))
+    place_order(UserFactory(), (stocked_book(on_hand=5), 1))
+    project_all()
+    key = Token.objects.create(user=customer).key
+    api = APIClient(HTTP_AUTHORIZATION=f"Token {key}")
+    assert [o["id"] for o in api.get("/api/orders/").json()["results"]] == [mine.pk]
+    customer.is_active = False
+    customer.save()
+    refused = api.get("/api/orders/")
+    # 403, not 401: the first authentication class (the session's) names no scheme to retry with
+    assert refused.status_code == 403
+    assert refused.json() == {"detail": "User inactive or deleted."}
+
+
+@pytest.mark.parametrize("key", ["not-a-token", "a" * 41, "abc\x00def", "é" * 40])
+def test_an_unknown_or_malformed_token_is_refused(key):
+    # A NUL once reached PostgreSQL, which refused it: a server error
+    refused = APIClient().get("/api/orders/", HTTP_AUTHORIZATION=f"Token {key}")
+    assert refused.status_code == 403
+    assert refused.json()["detail"].startswith("Invalid token")
