@@ -12,8 +12,8 @@ shared by the whole process:
 
 So no caller catches cache errors. `add_with_members`, `take_members` and `set_max` below are
 operations Django's API lacks, done on django-redis's client in one round trip, under the same
-rule. The live pool's hub (apps/cqrs/live.py) talks to Redis on its own, asynchronously, and
-falls back to polling the checkpoints while it cannot.
+rule. The live pool's hub (apps/cqrs/live.py) talks to Redis on its
+own, asynchronously, and falls back to polling the checkpoints while it cannot.
 """
 
 import logging
@@ -51,31 +51,37 @@ class Added(NamedTuple):
 
 
 def add_with_members(
-    cache: BaseCache, keys: dict[str, list[str]], timeout: int
+    cache: BaseCache,
+    keys: dict[str, list[str]],
+    timeout: int,
+    *,
+    raise_to: tuple[str, int] | None = None,
 ) -> list[Added] | None:
     """For each key: add `members` to the set beside it, then `add(key, 1, timeout)`; whether
     each key was added, and what is left of its pause. One atomic round trip, so that
-    `take_members` sees a key and its members together. None without Redis (another backend,
-    or Redis away): nothing is stored.
+    `take_members` sees a key and its members together. With `raise_to` (key, value), the same
+    round trip also does `set_max` of it. None without Redis (another backend, or Redis away):
+    nothing is stored, but for `raise_to` on another backend.
     """
     client = _client(cache)
     if client is None:
+        if raise_to is not None:
+            set_max(cache, *raise_to)
         return None
+    names = [cache.make_and_validate_key(key) for key in keys]
+    args: list[object] = [timeout, raise_to[1] if raise_to is not None else ""]
+    for members in keys.values():
+        args += [len(members), *members]
+    if raise_to is not None:
+        names.append(cache.make_and_validate_key(raise_to[0]))
     try:
-        with client.pipeline(transaction=True) as pipe:
-            for key, members in keys.items():
-                name = cache.make_and_validate_key(key)
-                pipe.sadd(f"{name}:members", *members)
-                pipe.expire(f"{name}:members", timeout * 2)  # outlives the key
-                pipe.set(name, 1, nx=True, ex=timeout)
-                pipe.pttl(f"{name}:paused")  # -2 when there is none
-            replies = pipe.execute()
+        replies = client.register_script(ADD_WITH_MEMBERS)(keys=names, args=args)
     except RedisError as exc:
         logger.warning("Redis cache unreachable: %s", exc)
         return None
     return [
         Added(bool(added), max(left, 0) / 1000)
-        for added, left in zip(replies[2::4], replies[3::4], strict=True)
+        for added, left in zip(replies[0::2], replies[1::2], strict=True)
     ]
 
 
@@ -113,6 +119,25 @@ def set_max(cache: BaseCache, key: str, value: int) -> None:
     except RedisError as exc:
         logger.warning("Redis cache unreachable: %s", exc)
 
+
+# One script rather than a MULTI of four commands a key: redis-py's packing and parsing of
+# those was most of a wake-up's cost in the web process.
+ADD_WITH_MEMBERS = """
+local timeout, raise_to, replies, at = tonumber(ARGV[1]), ARGV[2], {}, 3
+for i = 1, #KEYS - (raise_to == '' and 0 or 1) do
+  local name, count = KEYS[i], tonumber(ARGV[at])
+  redis.call('SADD', name .. ':members', unpack(ARGV, at + 1, at + count))
+  at = at + count + 1
+  redis.call('EXPIRE', name .. ':members', timeout * 2)  -- outlives the key
+  replies[#replies + 1] = redis.call('SET', name, 1, 'NX', 'EX', timeout) and 1 or 0
+  replies[#replies + 1] = redis.call('PTTL', name .. ':paused')  -- -2 when there is none
+end
+local current = raise_to ~= '' and tonumber(redis.call('GET', KEYS[#KEYS]))
+if raise_to ~= '' and (not current or current < tonumber(raise_to)) then
+  redis.call('SET', KEYS[#KEYS], raise_to)
+end
+return replies
+"""
 
 # django-redis stores integers as plain numbers, which Lua can compare.
 SET_MAX = """

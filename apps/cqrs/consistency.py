@@ -14,10 +14,12 @@ from django.http import HttpRequest
 from apps.cqrs import metrics, replicas
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import WRITE_ALIAS, Projector, registry
-from config.cache import set_max
 
 POLL_SECONDS = 0.02
 MIN_POSITION_HEADER = "X-Min-Position"
+# The newest committed position, raised (never lowered) by every commit's wake-up
+# (apps/cqrs/dispatch.py), so that queries report their lag without asking the write database.
+# Approximate under concurrent commits, which is all a lag needs.
 HEAD_CACHE_KEY = "cqrs:head-position"
 CHECKPOINT_CACHE_KEY = "cqrs:checkpoint:{name}"
 # Long enough to spare the database on every read, short enough that a value written out of
@@ -39,12 +41,6 @@ def note_checkpoints(positions: dict[str, int]) -> None:
     if positions:
         keys = {CHECKPOINT_CACHE_KEY.format(name=name): p for name, p in positions.items()}
         cache.set_many(keys, CHECKPOINT_CACHE_SECONDS)
-
-
-def note_head(position: int) -> None:
-    """Remember the newest committed position, so that queries can report their lag without
-    asking the write database. Approximate under concurrent commits, which is all a lag needs."""
-    set_max(cache, HEAD_CACHE_KEY, position)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.dispatch import receiver
 
-from apps.cqrs.consistency import note_head
+from apps.cqrs.consistency import HEAD_CACHE_KEY
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import registry
 from apps.cqrs.signals import event_recorded
@@ -51,8 +51,8 @@ def wake(names: list[str], head: int, events: list[DomainEvent] | None = None) -
     A slot whose last woken task started less than its queue's `CQRS_WAKE_INTERVALS` ago
     gets its task for when that interval ends, and every command until then joins it: under a
     stream of commands, a slot starts one task per interval however many commit, and an idle
-    slot starts at once. Never raises."""
-    note_head(head)
+    slot starts at once. The `head` is noted for queries' lag (`consistency.HEAD_CACHE_KEY`) in
+    the same round trip to Redis. Never raises."""
     slots: dict[tuple[str, int], list[str]] = {}
     for name in names:
         projector = registry.get(name)
@@ -62,16 +62,17 @@ def wake(names: list[str], head: int, events: list[DomainEvent] | None = None) -
             indexes = sorted({projector.partition_of(e).index for e in mine})
         for index in indexes:
             slots.setdefault((projector.queue, index), []).append(name)
-    wake_slots(slots)
+    wake_slots(slots, head=head)
 
 
-def wake_slots(slots: dict[tuple[str, int], list[str]]) -> None:
+def wake_slots(slots: dict[tuple[str, int], list[str]], *, head: int | None = None) -> None:
     """Queue a catch-up of each slot (queue, index) for the named projectors, unless one is
-    queued and has not started yet (see `wake`). Never raises."""
+    queued and has not started yet (see `wake`), and note the `head` if given. Never raises."""
     from apps.cqrs.tasks import project_slot
 
     pending = {wake_pending_key(*slot): wanted for slot, wanted in slots.items()}
-    added = add_with_members(cache, pending, WAKE_PENDING_SECONDS)
+    raise_to = (HEAD_CACHE_KEY, head) if head is not None else None
+    added = add_with_members(cache, pending, WAKE_PENDING_SECONDS, raise_to=raise_to)
     # Without Redis nothing can be gathered: every slot gets a task of its own, at once.
     for ((queue, index), wanted), (new, pause) in zip(
         slots.items(), added or [Added(True, 0)] * len(slots), strict=True

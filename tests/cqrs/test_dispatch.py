@@ -11,8 +11,8 @@ from django.conf import settings
 from django.core.cache import cache as django_cache
 from django.test import override_settings
 
-from apps.cqrs import runtime
-from apps.cqrs.consistency import HEAD_CACHE_KEY, note_head
+from apps.cqrs import dispatch, runtime
+from apps.cqrs.consistency import HEAD_CACHE_KEY
 from apps.cqrs.projectors import key_partition, registry
 from apps.cqrs.tasks import project_slot
 from apps.read.orders.models import CustomerProfile, OrderSummary
@@ -104,9 +104,9 @@ def test_the_head_noted_in_the_cache_only_moves_forward():
     # Commits announce their positions in whatever order their hooks run.
     django_cache.delete(HEAD_CACHE_KEY)
     for position in [5, 9, 7]:
-        note_head(position)
+        dispatch.wake_slots({}, head=position)
     assert django_cache.get(HEAD_CACHE_KEY) == 9
-    note_head(12)
+    dispatch.wake_slots({("projections", 0): ["catalog.book_listing"]}, head=12)
     assert django_cache.get(HEAD_CACHE_KEY) == 12
 
 
