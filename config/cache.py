@@ -10,9 +10,9 @@ shared by the whole process:
   "unknown": the request for another pass waits for the lock instead (apps/cqrs/runtime.py);
 - each failure is one warning line (`OneLine`), not a traceback per call.
 
-So no caller catches cache errors. `add_with_members`, `take_members` and `set_max` below are
-operations Django's API lacks, done on django-redis's client in one round trip, under the same
-rule. The live pool's hub (apps/cqrs/live.py) talks to Redis on its
+So no caller catches cache errors. `add_with_members`, `take_members`, `set_max` and
+`take_cell` below are operations Django's API lacks, done on django-redis's client in one
+round trip, under the same rule. The live pool's hub (apps/cqrs/live.py) talks to Redis on its
 own, asynchronously, and falls back to polling the checkpoints while it cannot.
 """
 
@@ -118,6 +118,39 @@ def set_max(cache: BaseCache, key: str, value: int) -> None:
         client.eval(SET_MAX, 1, cache.make_and_validate_key(key), value)
     except RedisError as exc:
         logger.warning("Redis cache unreachable: %s", exc)
+
+
+def take_cell(cache: BaseCache, key: str, *, limit: int, period: float) -> float | None:
+    """Rate limiting by the generic cell rate algorithm: a request may go when at most `limit`
+    have gone in the `period` (seconds) before it, counted so that the limit refills evenly.
+    Records it and answers 0 when it may go; otherwise the seconds it must wait. One number
+    a key and one round trip, whatever the limit, on Redis's clock (all servers share it).
+    None without Redis (another backend, or Redis away): nothing is known or recorded."""
+    client = _client(cache)
+    if client is None:
+        return None
+    interval_ms = period * 1000 / limit
+    try:
+        wait_ms = client.register_script(TAKE_CELL)(
+            keys=[cache.make_and_validate_key(key)], args=[interval_ms, period * 1000]
+        )
+    except RedisError as exc:
+        logger.warning("Redis cache unreachable: %s", exc)
+        return None
+    return int(wait_ms) / 1000
+
+
+# The key holds the theoretical arrival time: when the next request would be due were requests
+# spread evenly. A request may go unless that lies further ahead than the period allows.
+TAKE_CELL = """
+local time = redis.call('TIME')
+local now = time[1] * 1000 + math.floor(time[2] / 1000)
+local interval, period = tonumber(ARGV[1]), tonumber(ARGV[2])
+local due = math.max(tonumber(redis.call('GET', KEYS[1])) or now, now) + interval
+if due - period > now then return math.ceil(due - period - now) end
+redis.call('SET', KEYS[1], tostring(due), 'PX', math.ceil(due - now))
+return 0
+"""
 
 
 # One script rather than a MULTI of four commands a key: redis-py's packing and parsing of

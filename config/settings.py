@@ -318,7 +318,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "apps.cqrs.api.exception_handler",
     # `?format=` is the catalog's book-format filter; pick a renderer with `.json` or Accept.
     "URL_FORMAT_OVERRIDE": None,
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["apps.cqrs.throttling.ScopedRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "customer-commands": os.environ.get("CUSTOMER_COMMAND_RATE", "120/min"),
         "sign-up": os.environ.get("SIGN_UP_RATE", "30/hour"),
