@@ -19,6 +19,7 @@ from apps.cqrs.actors import SystemActor
 from apps.cqrs.commands import command
 from apps.cqrs.exceptions import Conflict
 from apps.cqrs.log import record
+from apps.cqrs.rows import rows_by_pk
 from apps.write.catalog.models import Book
 from apps.write.inventory.models import StockItem
 
@@ -51,10 +52,7 @@ def stock_lock(book_ids: Iterable[int]) -> dict[int, StockItem]:
 
 
 def _lock_rows(ids: list[int]) -> dict[int, StockItem]:
-    rows = (
-        StockItem.objects.select_for_update(no_key=True).filter(book_id__in=ids).order_by("book_id")
-    )
-    return {row.book_id: row for row in rows}
+    return rows_by_pk(StockItem, ids, lock=True)
 
 
 _CHANGE_ON_HAND = f"""

@@ -31,6 +31,7 @@ from apps.cqrs.actors import SystemActor
 from apps.cqrs.commands import after_commit, command
 from apps.cqrs.exceptions import Conflict
 from apps.cqrs.log import record
+from apps.cqrs.rows import rows_by_pk
 from apps.write.catalog.models import Book
 from apps.write.customers.models import Customer
 from apps.write.inventory import services as inventory
@@ -95,7 +96,7 @@ def _validated_lines(lines: list[LineInput]) -> tuple[Counter[int], dict[int, Bo
         wanted[line["book_id"]] += quantity
     if any(q > MAX_QUANTITY for q in wanted.values()):
         raise ValidationError({"lines": f"Order from 1 to {MAX_QUANTITY} of a book."})
-    books = Book.objects.in_bulk(list(wanted))
+    books = rows_by_pk(Book, wanted)
     unknown = sorted(set(wanted) - set(books))
     if unknown:
         raise ValidationError({"lines": f"Unknown book id(s): {', '.join(map(str, unknown))}."})

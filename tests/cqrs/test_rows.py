@@ -1,0 +1,53 @@
+"""Rows by primary key with a statement written once (apps/cqrs/rows.py): what the ORM would
+read, and locked when asked."""
+
+from datetime import date
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import transaction
+
+from apps.cqrs.rows import rows_by_pk
+from apps.write.catalog.models import Book
+from apps.write.inventory.models import StockItem
+from tests.factories import add_book, stocked_book
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
+
+
+def fields(row) -> dict:
+    return {f.attname: getattr(row, f.attname) for f in type(row)._meta.concrete_fields}
+
+
+def test_the_rows_are_the_orms_with_their_python_types_in_key_order():
+    first = add_book(title="First", price="12.50", published_on=date(2020, 5, 1))
+    second = add_book(title="Second", price="7.00")
+    found = rows_by_pk(Book, [second.pk, first.pk, 10**9])
+    assert list(found) == [first.pk, second.pk]  # the unknown key is left out
+    assert [fields(r) for r in found.values()] == [
+        fields(b) for b in Book.objects.filter(pk__in=[first.pk, second.pk]).order_by("pk")
+    ]
+    assert found[first.pk].published_on == date(2020, 5, 1)
+    assert not found[first.pk]._state.adding  # saved rows, as the ORM's are
+
+
+@pytest.mark.parametrize("lock", [True, False])
+def test_rows_read_with_lock_are_locked_until_the_transaction_ends(lock):
+    book = stocked_book(on_hand=3)
+    other = psycopg.connect(_dsn(), autocommit=True)
+    lock_it = "SELECT 1 FROM inventory_stockitem WHERE book_id = %s FOR NO KEY UPDATE NOWAIT"
+    with transaction.atomic():
+        assert rows_by_pk(StockItem, [book.pk], lock=lock)[book.pk].on_hand == 3
+        if lock:
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute(lock_it, [book.pk])
+        else:
+            other.execute(lock_it, [book.pk])
+    other.execute(lock_it, [book.pk])  # free again
+    other.close()
+
+
+def _dsn() -> str:
+    db = settings.DATABASES["default"]
+    return f"host={db['HOST']} port={db['PORT']} user={db['USER']} dbname={db['NAME']}"
