@@ -8,10 +8,13 @@ import pytest
 from django.conf import settings
 from django.db import transaction
 
+from apps.cqrs import runtime
+from apps.cqrs.projectors import registry
 from apps.cqrs.rows import rows_by_pk
+from apps.read.orders.models import OrderSummary
 from apps.write.catalog.models import Book
 from apps.write.inventory.models import StockItem
-from tests.factories import add_book, stocked_book
+from tests.factories import UserFactory, add_book, place_order, stocked_book
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
 
@@ -51,3 +54,11 @@ def test_rows_read_with_lock_are_locked_until_the_transaction_ends(lock):
 def _dsn() -> str:
     db = settings.DATABASES["default"]
     return f"host={db['HOST']} port={db['PORT']} user={db['USER']} dbname={db['NAME']}"
+
+
+def test_json_columns_are_decoded_as_the_orms_are():
+    order = place_order(UserFactory(), (stocked_book(on_hand=3), 2))
+    runtime.catch_up(registry.get("orders.history"))
+    found = rows_by_pk(OrderSummary, [order.pk])[order.pk]
+    assert fields(found) == fields(OrderSummary.objects.get(pk=order.pk))
+    assert found.lines[0]["quantity"] == 2

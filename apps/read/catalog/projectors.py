@@ -32,6 +32,7 @@ from apps.cqrs.projectors import (
     register,
     replaying,
 )
+from apps.cqrs.rows import rows_by_pk
 from apps.read.catalog import cache
 from apps.read.catalog.documents import document
 from apps.read.catalog.models import (
@@ -180,7 +181,7 @@ class BookListingProjector(Projector):
         # events costs two queries per batch rather than two per event. Runners of a projector
         # take turns (apps/cqrs/runtime.py), so nothing else writes these rows meanwhile.
         touched = _book_ids(events)
-        listings = BookListing.objects.in_bulk(touched)
+        listings = rows_by_pk(BookListing, touched)
         stored = set(listings)
         dirty: set[int] = set()
         for event in events:
@@ -188,7 +189,7 @@ class BookListingProjector(Projector):
                 # Touches rows beyond the batch: write what we have, rename in SQL, re-read.
                 self._save(listings, dirty, stored)
                 renamed = self._rename_author(event.data, event.position)
-                listings.update(BookListing.objects.in_bulk(renamed))
+                listings.update(rows_by_pk(BookListing, renamed))
                 touched.update(renamed)
             else:
                 dirty.update(self._change(listings, event))

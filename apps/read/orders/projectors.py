@@ -15,6 +15,7 @@ from apps.cqrs.bulk import save_rows
 from apps.cqrs.events import as_json
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import READ_ALIAS, Projector, register
+from apps.cqrs.rows import rows_by_pk
 from apps.read.orders.models import CustomerProfile, CustomerTotals, OrderSummary
 
 STATUS_AFTER = {
@@ -41,8 +42,8 @@ class OrderHistoryProjector(Projector):
     def apply_batch(self, events: Sequence[DomainEvent]) -> None:
         # As the catalog listing does: the batch's rows are read once, changed in memory and
         # written back in one upsert, or with COPY for new ones (a replay creates nearly all).
-        summaries = OrderSummary.objects.in_bulk({e.data.order_id for e in events})
-        totals = CustomerTotals.objects.in_bulk({e.data.customer_id for e in events})
+        summaries = rows_by_pk(OrderSummary, {e.data.order_id for e in events})
+        totals = rows_by_pk(CustomerTotals, {e.data.customer_id for e in events})
         stored_summaries, stored_totals = set(summaries), set(totals)
         for event in events:
             match event.data:

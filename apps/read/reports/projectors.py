@@ -21,6 +21,7 @@ from apps.contracts.orders import OrderCancelled, OrderPaid, OrderPlaced, Placed
 from apps.cqrs.bulk import add_to_rows, save_rows
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import READ_ALIAS, Projector, register
+from apps.cqrs.rows import rows_by_pk
 from apps.read.reports.models import DailyRevenue, DailySales, StockLevel
 
 BOOK_EVENTS = (
@@ -47,7 +48,7 @@ class ReportsProjector(Projector):
         # upsert (as the catalog listing does). Sales (per day and book) and revenue (per day)
         # are sums: the batch's are added to the stored rows in the upsert, with no read.
         per_book = [e.data for e in events if isinstance(e.data, BOOK_EVENTS)]
-        levels = StockLevel.objects.in_bulk({data.book_id for data in per_book})
+        levels = rows_by_pk(StockLevel, {data.book_id for data in per_book})
         stored = set(levels)
         dirty: set[int] = set()
         sales: dict[tuple, list] = {}  # (day, book id) -> [title, units]
