@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from apps.cqrs.bulk import new_row, save_rows
+from apps.cqrs.bulk import UPSERT_ROWS, new_row, save_rows
 from apps.read.catalog.models import Availability, BookListing
 
 pytestmark = pytest.mark.django_db(databases=["default", "read"])
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db(databases=["default", "read"])
 def listing(book_id: int, **changes) -> BookListing:
     fields = {
         "title": "Ünïcode “quotes”\ttab\nnewline \\ backslash",
-        "isbn": f"97800000000{book_id:02d}",
+        "isbn": f"9780000{book_id:06d}",
         "format": "paperback",
         "language": "fr",
         "published_on": date(1999, 12, 31),
@@ -64,3 +64,19 @@ def test_a_new_row_is_what_the_model_makes_with_the_same_values():
     assert new_row(BookListing, book_id=4).authors is not fast.authors
     fast.save(using="read")
     assert BookListing.objects.get(book_id=3).title == "Given"
+
+
+@pytest.mark.parametrize("published_on", [date(1999, 12, 31), "1999-12-31", None])
+def test_rows_written_over_stored_ones_read_back_as_the_orm_saves_them(published_on):
+    # More rows than one upsert statement takes: they go in several
+    ids = range(10, 10 + UPSERT_ROWS * 2 + 1)
+    save_rows(BookListing, [listing(i) for i in ids], new=set(ids), update_fields=[], using="read")
+    changed = [listing(i, title=f"Changed {i}", published_on=published_on) for i in ids]
+    fields = [f.name for f in BookListing._meta.concrete_fields if f.name != "book_id"]
+    save_rows(BookListing, changed, new=set(), update_fields=fields, using="read")
+    saved = listing(2, title="Changed 2", published_on=published_on)
+    saved.save(using="read")
+    assert BookListing.objects.filter(book_id__in=ids, title__startswith="Changed").count() == len(
+        ids
+    )
+    assert {**stored(ids[-1]), "title": "Changed 2"} == stored(2)
