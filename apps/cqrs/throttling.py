@@ -16,9 +16,9 @@ if TYPE_CHECKING:  # DRF imports this module while it loads its views
 class ScopedRateThrottle(throttling.ScopedRateThrottle):
     """DRF's ScopedRateThrottle (`throttle_scope` on a view, a rate per scope), kept as one
     number per client and scope rather than the list of every request's time in the period,
-    which DRF reads and writes back whole on every request: at a rate of thousands an hour
-    that list is the request's largest cost. A client may send `limit` requests at once,
-    then one every period/limit. Without Redis, DRF's own counting runs."""
+    which DRF reads and writes back whole on every request, at a cost that grows with the
+    rate (decision 0017). A client may send `limit` requests at once, then one every
+    period/limit. Without Redis, DRF's own counting runs."""
 
     def allow_request(self, request: Request, view: "APIView") -> bool:
         self.scope = getattr(view, self.scope_attr, None)
