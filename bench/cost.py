@@ -212,7 +212,7 @@ def plot(results: dict) -> None:
     right.bar(names, [lag[n] for n in names], color="#55a868")
     right.axhline(250, color="#c44e52", linestyle="--", label="p99 target (250 ms)")
     right.set_ylabel("ms from commit to the history's checkpoint")
-    right.set_title(f"Lag at {LAG_RATE} orders/s ({lag['orders'] / LAG_SECONDS:.0f} served/s)")
+    right.set_title(f"Lag at {LAG_RATE} orders/s ({lag['achieved_rate']:.0f} served/s)")
     right.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(BENCH / "cost.png", dpi=110)
@@ -237,7 +237,9 @@ def write_report(results: dict) -> None:
             f"{median('idle_ms_per_order', part):.1f} | {target} | {met} |"
         )
     lag, replay = results["lag"], results["replay"]
-    served = lag["orders"] / LAG_SECONDS
+    # Orders answered a second, over the time from the first sent to the last answered: a
+    # server that falls behind takes longer than the run's seconds to answer them all.
+    served = lag["achieved_rate"]
     lag_met = lag["p99"] <= 250 and served >= 95
     (BENCH / "COST.md").write_text(
         f"""# What an order costs
@@ -264,9 +266,10 @@ p99 {statistics.median(r["place_p99_ms"] for r in rounds):.1f} ms.
 
 ## Lag at {LAG_RATE} orders/s
 
-{lag["orders"]} orders in {LAG_SECONDS} s ({served:.1f} served a second; the target counts only with
-95 or more): p50 {lag["p50"]:.0f} ms, p99 {lag["p99"]:.0f} ms, max {lag["max"]:.0f} ms from
-an order's commit to the order history's checkpoint passing it; {lag["failed"]} failed.
+{lag["orders"]} orders sent over {LAG_SECONDS} s ({served:.1f} answered a second; the target
+counts only with 95 or more): p50 {lag["p50"]:.0f} ms, p99 {lag["p99"]:.0f} ms,
+max {lag["max"]:.0f} ms from an order's commit to the order history's checkpoint passing
+it; {lag["failed"]} failed.
 Target p99 ≤ 250 ms: {"met" if lag_met else "**missed**"}.
 
 ## Replay
