@@ -10,7 +10,7 @@ from django.db import transaction
 
 from apps.cqrs import runtime
 from apps.cqrs.projectors import registry
-from apps.cqrs.rows import rows_by_pk
+from apps.cqrs.rows import insert_rows, rows_by_pk
 from apps.read.orders.models import OrderSummary
 from apps.write.catalog.models import Book
 from apps.write.inventory.models import StockItem
@@ -62,3 +62,26 @@ def test_json_columns_are_decoded_as_the_orms_are():
     found = rows_by_pk(OrderSummary, [order.pk])[order.pk]
     assert fields(found) == fields(OrderSummary.objects.get(pk=order.pk))
     assert found.lines[0]["quantity"] == 2
+
+
+def test_inserted_rows_are_what_the_orm_inserts_with_their_keys_and_timestamps():
+    from apps.write.orders.models import Order, OrderLine
+
+    customer, book = UserFactory(), stocked_book(on_hand=3)
+    made = Order(customer_id=customer.pk, total="12.50", shipping_address="Here")
+    insert_rows([made])
+    assert made.pk is not None
+    assert not made._state.adding
+    assert made.placed_at is not None  # auto_now_add, as save() sets it
+    orm = Order.objects.create(customer_id=customer.pk, total="12.50", shipping_address="Here")
+    skip = {"id", "placed_at", "updated_at"}
+    assert {k: v for k, v in fields(Order.objects.get(pk=made.pk)).items() if k not in skip} == {
+        k: v for k, v in fields(Order.objects.get(pk=orm.pk)).items() if k not in skip
+    }
+    lines = [
+        OrderLine(order=made, book=book, title=f"Line {n}", unit_price="5.00", quantity=n)
+        for n in (1, 2, 3)
+    ]
+    insert_rows(lines)
+    # Each row has the key the database gave it, in the order given
+    assert [OrderLine.objects.get(pk=line.pk).quantity for line in lines] == [1, 2, 3]

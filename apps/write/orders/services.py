@@ -31,7 +31,7 @@ from apps.cqrs.actors import SystemActor
 from apps.cqrs.commands import after_commit, command
 from apps.cqrs.exceptions import Conflict
 from apps.cqrs.log import record
-from apps.cqrs.rows import rows_by_pk
+from apps.cqrs.rows import insert_rows, rows_by_pk
 from apps.write.catalog.models import Book
 from apps.write.customers.models import Customer
 from apps.write.inventory import services as inventory
@@ -123,11 +123,12 @@ def order_place(
     """Place an order for `actor`: prices come from the catalog, never from the client, and
     stock is reserved in the same transaction (or backordered where the book allows it)."""
     wanted, books = _validated_lines(lines)
-    order = Order.objects.create(
+    order = Order(
         customer_id=actor.pk,
         total=sum((books[b].price * q for b, q in wanted.items()), Decimal("0")),
         shipping_address=_shipping_address(actor, shipping_address),
     )
+    insert_rows([order])
     stock = inventory.stock_lock(wanted)
     order_lines = []
     for book_id in sorted(wanted):
@@ -151,7 +152,7 @@ def order_place(
                 backordered=quantity - reserve,
             )
         )
-    OrderLine.objects.bulk_create(order_lines)
+    insert_rows(order_lines)
     record(
         OrderPlaced(
             **_event_fields(order),
