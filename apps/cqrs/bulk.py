@@ -5,9 +5,10 @@ from collections.abc import Set as AbstractSet
 from functools import cache, lru_cache
 from typing import Any, TypeVar
 
-from django.db import connections
-from django.db.models import JSONField, Model
+from django.db import connections, router
+from django.db.models import NOT_PROVIDED, JSONField, Model
 from django.db.models.base import ModelState
+from django.db.models.fields import AutoFieldMixin
 
 M = TypeVar("M", bound=Model)
 
@@ -109,16 +110,71 @@ def _upsert(model: type[Model], update_fields: tuple[str, ...], rows: int, using
     every batch (8 % of the worker's CPU under a stream of orders, py-spy)."""
     quote = connections[using].ops.quote_name
     fields = model._meta.concrete_fields
-    one_row = f"({', '.join(['%s'] * len(fields))})"
     by_name = {f.name: f.column for f in fields}
     updates = ", ".join(
         f"{quote(by_name[name])} = EXCLUDED.{quote(by_name[name])}" for name in update_fields
     )
     return (
-        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
-        f" VALUES {', '.join([one_row] * rows)}"
+        f"{_insert(model, fields, rows, using)}"
         f" ON CONFLICT ({quote(model._meta.pk.column)}) DO UPDATE SET {updates}"
     )
+
+
+def _insert(model: type[Model], fields: Sequence[Any], rows: int, using: str) -> str:
+    """INSERT INTO the model's table of `rows` rows of `fields`' columns, as parameters."""
+    quote = connections[using].ops.quote_name
+    one_row = f"({', '.join(['%s'] * len(fields))})"
+    return (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
+        f" VALUES {', '.join([one_row] * rows)}"
+    )
+
+
+def insert_rows(rows: Sequence[Model]) -> None:
+    """Insert new `rows` of one model as `bulk_create(rows)` does: each field's `pre_save`
+    (timestamps) and database value, the primary keys set from what the database returns, no
+    model signals. One statement per model and row count, written once: the ORM compiled an
+    order's two inserts on every request (10 % of its CPU under py-spy, decision 0016).
+    PostgreSQL only, and for models without database defaults; elsewhere `bulk_create` runs."""
+    if not rows:
+        return
+    model = type(rows[0])
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    fields = _inserted_fields(model, alias)
+    if fields is None:
+        model._default_manager.using(alias).bulk_create(rows)
+        return
+    params = [
+        field.get_db_prep_save(field.pre_save(row, True), connection)
+        for row in rows
+        for field in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_returning(model, alias, len(rows)), params)
+        keys = cursor.fetchall()
+    for row, (key,) in zip(rows, keys, strict=True):
+        row.pk = key
+        row._state.adding, row._state.db = False, alias
+
+
+@cache
+def _inserted_fields(model: type[Model], alias: str) -> list[Any] | None:
+    """The fields an insert gives values for (all but an automatic primary key), or None when
+    the ORM must do it."""
+    fields = model._meta.concrete_fields
+    if connections[alias].vendor != "postgresql" or any(
+        f.db_default is not NOT_PROVIDED for f in fields
+    ):
+        return None
+    return [f for f in fields if not isinstance(f, AutoFieldMixin)]
+
+
+@lru_cache(maxsize=64)
+def _insert_returning(model: type[Model], alias: str, rows: int) -> str:
+    fields = _inserted_fields(model, alias) or []
+    quote = connections[alias].ops.quote_name
+    return f"{_insert(model, fields, rows, alias)} RETURNING {quote(model._meta.pk.column)}"
 
 
 def add_to_rows(

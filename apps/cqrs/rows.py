@@ -1,13 +1,12 @@
-"""Rows read by primary key, and new rows inserted, on hot paths (commands, projectors), with
-statements written once per model (decision 0016)."""
+"""Rows read by primary key on hot paths (commands, projectors), with a statement written once
+per model (decision 0016)."""
 
 from collections.abc import Callable, Collection, Sequence
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any, TypeVar
 
 from django.db import connections, router
-from django.db.models import NOT_PROVIDED, Model
-from django.db.models.fields import AutoFieldMixin
+from django.db.models import Model
 
 M = TypeVar("M", bound=Model)
 K = TypeVar("K")
@@ -67,54 +66,3 @@ def _statement(
         for convert in field.get_db_converters(connection)  # type: ignore[attr-defined]
     ]
     return sql, [f.attname for f in fields], converters
-
-
-def insert_rows(rows: Sequence[Model]) -> None:
-    """Insert new `rows` of one model as `bulk_create(rows)` does: each field's `pre_save`
-    (timestamps) and database value, the primary keys set from what the database returns, no
-    model signals. One statement per model and row count, written once: the ORM compiled an
-    order's two inserts on every request (10 % of its CPU under py-spy). PostgreSQL only, and
-    for models without database defaults; elsewhere `bulk_create` runs."""
-    if not rows:
-        return
-    model = type(rows[0])
-    alias = router.db_for_write(model)
-    connection = connections[alias]
-    fields = _inserted_fields(model, alias)
-    if fields is None:
-        model._default_manager.using(alias).bulk_create(rows)
-        return
-    params = [
-        field.get_db_prep_save(field.pre_save(row, True), connection)
-        for row in rows
-        for field in fields
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(_insert(model, alias, len(rows)), params)
-        keys = cursor.fetchall()
-    for row, (key,) in zip(rows, keys, strict=True):
-        row.pk = key
-        row._state.adding, row._state.db = False, alias
-
-
-@cache
-def _inserted_fields(model: type[Model], alias: str) -> list[Any] | None:
-    """The fields an insert gives values for (all but an automatic primary key), or None when
-    the ORM must do it."""
-    fields = model._meta.concrete_fields
-    if connections[alias].vendor != "postgresql" or any(
-        f.db_default is not NOT_PROVIDED for f in fields
-    ):
-        return None
-    return [f for f in fields if not isinstance(f, AutoFieldMixin)]
-
-
-@lru_cache(maxsize=64)
-def _insert(model: type[Model], alias: str, rows: int) -> str:
-    quote = connections[alias].ops.quote_name
-    fields = _inserted_fields(model, alias) or []
-    one_row = f"({', '.join(['%s'] * len(fields))})"
-    return (
-        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
-        f" VALUES {', '.join([one_row] * rows)} RETURNING {quote(model._meta.pk.column)}"
-    )

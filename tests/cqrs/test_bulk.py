@@ -5,8 +5,10 @@ from decimal import Decimal
 
 import pytest
 
-from apps.cqrs.bulk import new_row, save_rows
+from apps.cqrs.bulk import insert_rows, new_row, save_rows
 from apps.read.catalog.models import Availability, BookListing
+from apps.write.orders.models import Order, OrderLine
+from tests.factories import UserFactory, stocked_book
 
 pytestmark = pytest.mark.django_db(databases=["default", "read"])
 
@@ -28,6 +30,10 @@ def listing(book_id: int, **changes) -> BookListing:
         "document": '{"id":1}',
     }
     return BookListing(book_id=book_id, **{**fields, **changes})
+
+
+def columns(row) -> dict:
+    return {f.attname: getattr(row, f.attname) for f in type(row)._meta.concrete_fields}
 
 
 def stored(book_id: int) -> dict:
@@ -84,3 +90,24 @@ def test_more_stored_rows_than_one_statement_can_carry_are_all_written():
     changed = [listing(i, title=f"Changed {i}") for i in ids]
     save_rows(BookListing, changed, new=set(), update_fields=["title"], using="read")
     assert BookListing.objects.filter(title__startswith="Changed").count() == len(ids)
+
+
+def test_inserted_rows_are_what_the_orm_inserts_with_their_keys_and_timestamps():
+    customer, book = UserFactory(), stocked_book(on_hand=3)
+    made = Order(customer_id=customer.pk, total="12.50", shipping_address="Here")
+    insert_rows([made])
+    assert made.pk is not None
+    assert not made._state.adding
+    assert made.placed_at is not None  # auto_now_add, as save() sets it
+    orm = Order.objects.create(customer_id=customer.pk, total="12.50", shipping_address="Here")
+    skip = {"id", "placed_at", "updated_at"}
+    assert {k: v for k, v in columns(Order.objects.get(pk=made.pk)).items() if k not in skip} == {
+        k: v for k, v in columns(Order.objects.get(pk=orm.pk)).items() if k not in skip
+    }
+    lines = [
+        OrderLine(order=made, book=book, title=f"Line {n}", unit_price="5.00", quantity=n)
+        for n in (1, 2, 3)
+    ]
+    insert_rows(lines)
+    # Each row has the key the database gave it, in the order given
+    assert [OrderLine.objects.get(pk=line.pk).quantity for line in lines] == [1, 2, 3]

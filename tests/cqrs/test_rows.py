@@ -5,15 +5,15 @@ from datetime import date
 
 import psycopg
 import pytest
-from django.conf import settings
 from django.db import transaction
 
 from apps.cqrs import runtime
 from apps.cqrs.projectors import registry
-from apps.cqrs.rows import insert_rows, rows_by_pk
+from apps.cqrs.rows import rows_by_pk
 from apps.read.orders.models import OrderSummary
 from apps.write.catalog.models import Book
 from apps.write.inventory.models import StockItem
+from tests.conftest import another_session
 from tests.factories import UserFactory, add_book, place_order, stocked_book
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
@@ -38,7 +38,7 @@ def test_the_rows_are_the_orms_with_their_python_types_in_key_order():
 @pytest.mark.parametrize("lock", [True, False])
 def test_rows_read_with_lock_are_locked_until_the_transaction_ends(lock):
     book = stocked_book(on_hand=3)
-    other = psycopg.connect(_dsn(), autocommit=True)
+    other = another_session("default", autocommit=True)
     lock_it = "SELECT 1 FROM inventory_stockitem WHERE book_id = %s FOR NO KEY UPDATE NOWAIT"
     with transaction.atomic():
         assert rows_by_pk(StockItem, [book.pk], lock=lock)[book.pk].on_hand == 3
@@ -51,37 +51,9 @@ def test_rows_read_with_lock_are_locked_until_the_transaction_ends(lock):
     other.close()
 
 
-def _dsn() -> str:
-    db = settings.DATABASES["default"]
-    return f"host={db['HOST']} port={db['PORT']} user={db['USER']} dbname={db['NAME']}"
-
-
 def test_json_columns_are_decoded_as_the_orms_are():
     order = place_order(UserFactory(), (stocked_book(on_hand=3), 2))
     runtime.catch_up(registry.get("orders.history"))
     found = rows_by_pk(OrderSummary, [order.pk])[order.pk]
     assert fields(found) == fields(OrderSummary.objects.get(pk=order.pk))
     assert found.lines[0]["quantity"] == 2
-
-
-def test_inserted_rows_are_what_the_orm_inserts_with_their_keys_and_timestamps():
-    from apps.write.orders.models import Order, OrderLine
-
-    customer, book = UserFactory(), stocked_book(on_hand=3)
-    made = Order(customer_id=customer.pk, total="12.50", shipping_address="Here")
-    insert_rows([made])
-    assert made.pk is not None
-    assert not made._state.adding
-    assert made.placed_at is not None  # auto_now_add, as save() sets it
-    orm = Order.objects.create(customer_id=customer.pk, total="12.50", shipping_address="Here")
-    skip = {"id", "placed_at", "updated_at"}
-    assert {k: v for k, v in fields(Order.objects.get(pk=made.pk)).items() if k not in skip} == {
-        k: v for k, v in fields(Order.objects.get(pk=orm.pk)).items() if k not in skip
-    }
-    lines = [
-        OrderLine(order=made, book=book, title=f"Line {n}", unit_price="5.00", quantity=n)
-        for n in (1, 2, 3)
-    ]
-    insert_rows(lines)
-    # Each row has the key the database gave it, in the order given
-    assert [OrderLine.objects.get(pk=line.pk).quantity for line in lines] == [1, 2, 3]

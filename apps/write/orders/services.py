@@ -28,10 +28,11 @@ from apps.contracts.orders import (
     SoldLine,
 )
 from apps.cqrs.actors import SystemActor
+from apps.cqrs.bulk import insert_rows
 from apps.cqrs.commands import after_commit, command
 from apps.cqrs.exceptions import Conflict
 from apps.cqrs.log import record
-from apps.cqrs.rows import insert_rows, rows_by_pk
+from apps.cqrs.rows import rows_by_pk
 from apps.write.catalog.models import Book
 from apps.write.customers.models import Customer
 from apps.write.inventory import services as inventory
