@@ -185,6 +185,14 @@ def replay_each_alone() -> dict[str, float]:
     return seconds
 
 
+def _replay_row(name: str, replay: dict, alone: float) -> str:
+    phases = replay.get("read_models", {}).get(name)
+    if phases is None:
+        return f"| {name} | | | {alone:.1f} |"
+    replays = " + ".join(f"{s:.1f}" for s in phases["replayed_s"])
+    return f"| {name} | {replays} | {phases['switched_s']:.1f} | {alone:.1f} |"
+
+
 def plot(results: dict) -> None:
     import matplotlib
 
@@ -278,12 +286,15 @@ Target p99 ≤ 250 ms: {"met" if lag_met else "**missed**"}.
 {replay["seconds"]:.1f} s, **{replay["events_per_second"]:,.0f} events/s** (target 20,000),
 peak memory {replay["peak_rss_mb"]:.0f} MB.
 
-Each read model rebuilt on its own (`--projector NAME`, one process, start-up included): the
-longest bounds the parallel replay.
+Where that run's time went, by read model: its partitions' replays (side by side with the
+others', in the command's thread and its replayer process) and its switch (indexes, planner
+statistics, the events since), as the command reports them; then each read model rebuilt on its
+own (`--projector NAME`, one process, start-up included). The longest bounds the parallel
+replay.
 
-| read model | seconds alone |
-|---|---:|
-{chr(10).join(f"| {name} | {s:.1f} |" for name, s in results.get("replay_alone", {}).items())}
+| read model | replayed, s | switched, s | rebuilt alone, s |
+|---|---:|---:|---:|
+{chr(10).join(_replay_row(name, replay, s) for name, s in results.get("replay_alone", {}).items())}
 """
     )
 

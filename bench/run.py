@@ -514,15 +514,32 @@ def measure_replay() -> dict:
     done = subprocess.run(argv, cwd=ROOT, env=os.environ, stdout=subprocess.PIPE, text=True)
     if done.returncode:
         raise SystemExit("rebuild_read_models failed")
-    seconds, max_rss_kb = done.stdout.strip().splitlines()[-1].split()
+    *said, last = done.stdout.strip().splitlines()
+    seconds, max_rss_kb = last.split()
     seconds = float(seconds)
+    # The command's line for each read model: its partitions' replays and its switch.
+    read_models = {
+        m["name"]: {
+            "replayed_s": [float(s) for s in m["replays"].split(" + ")],
+            "switched_s": float(m["switched"]),
+        }
+        for m in map(REBUILT.match, said)
+        if m
+    }
     return {
         "events": events,
         "seconds": seconds,
         "events_per_second": events / seconds,
         "peak_rss_mb": int(max_rss_kb) / 1024,
         "jobs": REPLAY_JOBS,
+        "read_models": read_models,
     }
+
+
+REBUILT = re.compile(
+    r"(?P<name>\S+) v\d+: .* \(replayed in (?P<replays>[\d. +]+) s, switched in "
+    r"(?P<switched>[\d.]+) s\)$"
+)
 
 
 # --- the run ---------------------------------------------------------------------------------

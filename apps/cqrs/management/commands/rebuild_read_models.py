@@ -5,7 +5,9 @@ import selectors
 import subprocess
 import sys
 import threading
+import time
 import traceback
+from collections import defaultdict
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any, TextIO
@@ -79,6 +81,7 @@ class Command(BaseCommand):
         head = head_position()
         failed = []
         for projector in chosen:
+            started = time.perf_counter()
             with tqdm(
                 total=head * projector.partitions,
                 desc=f"{projector.name} v{projector.version}",
@@ -95,7 +98,8 @@ class Command(BaseCommand):
             if verbosity:
                 self.stdout.write(
                     f"{projector.name} v{projector.version}: built to position "
-                    f"{result.position}; it serves reads"
+                    f"{result.position}; it serves reads (built in "
+                    f"{time.perf_counter() - started:.2f} s)"
                 )
         if failed:
             raise CommandError(
@@ -108,26 +112,31 @@ class Command(BaseCommand):
         `jobs` at a time (`replay_partitions`; projectors share no table, and partitions share
         no row), then switch each to its build. Other processes are started, not forked: a
         forked child would inherit this one's database and broker connections. Progress comes
-        from the build checkpoints the replayers move."""
+        from the build checkpoints the replayers move. Each read model's line says how long
+        its partitions' replays took and how long its switch (indexes, planner statistics, the
+        events since) did: where a rebuild's time went."""
         with ExitStack() as locks:
             for projector in chosen:
                 locks.enter_context(blue_green.build_lock(projector))
                 blue_green.prepare(projector)
             switched: set[str] = set()
             try:
-                failed = self.replay_partitions(chosen, jobs, verbosity)
+                failed, replayed = self.replay_partitions(chosen, jobs, verbosity)
                 if failed:
                     raise CommandError(
                         f"Rebuild failed for: {', '.join(failed)} (see its error above); the "
                         "live versions serve on."
                     )
                 for projector in chosen:
+                    started = time.perf_counter()
                     result = blue_green.switch(projector)
                     switched.add(projector.name)
                     if verbosity:
+                        replays = " + ".join(f"{s:.2f}" for s in replayed[projector.name])
                         self.stdout.write(
                             f"{projector.name} v{projector.version}: built to position "
-                            f"{result.position}; it serves reads"
+                            f"{result.position}; it serves reads (replayed in {replays} s, "
+                            f"switched in {time.perf_counter() - started:.2f} s)"
                         )
             except BaseException as exc:
                 # Every build not switched, also one whose replay never wrote a checkpoint.
@@ -136,12 +145,15 @@ class Command(BaseCommand):
                         blue_green.fail(projector, exc)
                 raise
 
-    def replay_partitions(self, chosen: list[Projector], jobs: int, verbosity: int) -> list[str]:
+    def replay_partitions(
+        self, chosen: list[Projector], jobs: int, verbosity: int
+    ) -> tuple[list[str], dict[str, list[float]]]:
         """Replay every partition of the chosen projectors in `jobs` replayers, each handed the
         next waiting partition when it has done one: a thread of this process, which takes the
         first (the listing's, the longest), and `rebuild_read_models --replayer` processes (a
         process starts once: Django's start-up took 0.9 s, and the thread spares the longest
-        replay one). Returns the names of those that failed."""
+        replay one). Returns the names of those that failed, and the seconds each replayed
+        partition took, by projector."""
         head = head_position()
         waiting = [part for projector in chosen for part in projector.partition_list()]
         total = len(waiting)
@@ -154,6 +166,7 @@ class Command(BaseCommand):
         ]
         running: dict[Replayer, Partition] = {}
         failed: list[str] = []
+        replayed: defaultdict[str, list[float]] = defaultdict(list)
         done = 0
 
         def hand_on(replayer: Replayer) -> None:
@@ -187,7 +200,10 @@ class Command(BaseCommand):
                     part = running.pop(replayer)
                     answer = replayer.stdout.readline()
                     done += 1
-                    if answer.strip() != "ok":  # "failed", or nothing: it died
+                    outcome, _, seconds = answer.partition(" ")
+                    if outcome == "ok":
+                        replayed[part.projector.name].append(float(seconds))
+                    else:  # "failed", or nothing: it died
                         failed.append(part.name)
                     if answer:
                         hand_on(replayer)
@@ -200,7 +216,7 @@ class Command(BaseCommand):
                 bar.update(head * done + sum(min(p, head) for p in in_progress) - bar.n)
         for replayer in replayers:
             replayer.wait()
-        return failed + [part.name for part in waiting]
+        return failed + [part.name for part in waiting], replayed
 
     def serve_as_replayer(self) -> None:
         """A `--replayer` process: standard input names the partitions, standard output carries
@@ -210,10 +226,12 @@ class Command(BaseCommand):
 
     def replay_named(self, names: TextIO, answers: TextIO) -> None:
         """Replay the partitions named in `names` ("projector index" lines) into the builds the
-        parent prepared, answering "ok" or "failed" for each in `answers`."""
+        parent prepared, answering "ok" or "failed" for each in `answers`, and the seconds it
+        took."""
         for line in names:
             name, index = line.split()
             projector = registry.get(name)
+            started = time.perf_counter()
             try:
                 with blue_green.into_build(projector):
                     result = runtime.replay(projector, partition=int(index))
@@ -224,7 +242,7 @@ class Command(BaseCommand):
                 ok = result.failed_position is None
                 if not ok:
                     self.stderr.write(f"{name}[{index}] stopped at {result.failed_position}")
-            answers.write("ok\n" if ok else "failed\n")
+            answers.write(f"{'ok' if ok else 'failed'} {time.perf_counter() - started:.3f}\n")
             answers.flush()
 
 
