@@ -517,10 +517,11 @@ def measure_replay() -> dict:
     *said, last = done.stdout.strip().splitlines()
     seconds, max_rss_kb = last.split()
     seconds = float(seconds)
-    # The command's line for each read model: its partitions' replays and its switch.
+    # The command's line for each read model: its partitions' replays, readying and switch.
     read_models = {
         m["name"]: {
             "replayed_s": [float(s) for s in m["replays"].split(" + ")],
+            "readied_s": float(m["readied"]),
             "switched_s": float(m["switched"]),
         }
         for m in map(REBUILT.match, said)
@@ -537,8 +538,8 @@ def measure_replay() -> dict:
 
 
 REBUILT = re.compile(
-    r"(?P<name>\S+) v\d+: .* \(replayed in (?P<replays>[\d. +]+) s, switched in "
-    r"(?P<switched>[\d.]+) s\)$"
+    r"(?P<name>\S+) v\d+: .* \(replayed in (?P<replays>[\d. +]+) s, readied in "
+    r"(?P<readied>[\d.]+) s, switched in (?P<switched>[\d.]+) s\)$"
 )
 
 

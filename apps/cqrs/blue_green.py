@@ -229,17 +229,28 @@ def into_build(projector: Projector) -> Iterator[None]:
             connection.close()  # the next connection starts with the default path
 
 
-def switch(projector: Projector) -> runtime.CatchUpResult:
-    """Catch the build up and make it the live version (see the module docstring). Tries again
-    when readers hold the live tables longer than LOCK_TIMEOUT."""
+def make_ready(projector: Projector) -> None:
+    """Ready a replayed build for its switch: the checkpoints a replay split by rows left, one
+    a shard, become the projector's; its tables get their indexes and planner statistics (fresh
+    tables have none: without them the first queries after the switch would choose their plans
+    blind). The longest part of a switch, and one readers never wait for: `rebuild_read_models`
+    readies a build as soon as its replay is done, while the others replay."""
     connection = connections[projector.database]
     live, build = _live_schema(projector), build_schema(projector)
+    with into_build(projector):
+        runtime.repartition(projector)
     with connection.cursor() as cursor:
         for table in _tables(projector):
             _create_secondary_indexes(projector.database, cursor, live, build, table)
-            # Fresh tables have no planner statistics yet: without them the first queries
-            # after the switch would choose their plans blind.
             cursor.execute(f'ANALYZE "{build}"."{table}"')
+
+
+def switch(projector: Projector, *, ready: bool = False) -> runtime.CatchUpResult:
+    """Catch the build up and make it the live version (see the module docstring), readying it
+    first unless `ready` says `make_ready` has. Tries again when readers hold the live tables
+    longer than LOCK_TIMEOUT."""
+    if not ready:
+        make_ready(projector)
     for attempt in range(1, SWITCH_ATTEMPTS + 1):
         try:
             result = _switch(projector)

@@ -7,8 +7,8 @@ once in effect. Subscribers that cause side effects use the same base and runtim
 """
 
 import hashlib
-from collections.abc import Hashable, Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
@@ -56,6 +56,25 @@ def not_written_yet(kind: str, keys: Iterable[H]) -> list[H]:
     return fresh
 
 
+_shard: ContextVar["Partition | None"] = ContextVar("cqrs_shard", default=None)
+
+
+def replay_shard() -> "Partition | None":
+    """The shard whose events are being applied, in a replay split by rows
+    (`Projector.replays_by_rows`); None otherwise, when every row is the projector's to write."""
+    return _shard.get()
+
+
+@contextmanager
+def applying(part: "Partition") -> Iterator[None]:
+    """Apply events of `part`: `replay_shard()` says which rows are its own."""
+    token = _shard.set(part if part.shard else None)
+    try:
+        yield
+    finally:
+        _shard.reset(token)
+
+
 def building() -> bool:
     """True while this thread projects into a new version's tables (apps/cqrs/blue_green.py):
     its checkpoints are not the live ones, so they are announced to nobody."""
@@ -92,6 +111,12 @@ class Projector:
     # failing event then parks its aggregate alone, whose later events wait with it, while the
     # others go on. False: a failing event stops the partition until it applies or is skipped.
     parks_by_key: ClassVar[bool] = False
+    # True where each row belongs to one key although an event may touch rows of several (an
+    # order, several books' listings), so the events cannot be partitioned: a replay by N
+    # replayers (`rebuild_read_models --jobs N`) is still split N ways, by rows. Each shard reads
+    # `shard_events` and writes only its own rows (`replay_shard()`); before the switch their
+    # checkpoints are merged into the projector's (`runtime.repartition`).
+    replays_by_rows: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -112,6 +137,19 @@ class Projector:
 
     def partition_list(self) -> list["Partition"]:
         return [Partition(self, index) for index in range(self.partitions)]
+
+    def replay_parts(self, replayers: int) -> list["Partition"]:
+        """What a replay by `replayers` side by side is split into: the partitions, or as many
+        shards for a projector that `replays_by_rows`."""
+        if self.replays_by_rows and self.partitions == 1 and replayers > 1:
+            return [Partition(self, index, replayers, shard=True) for index in range(replayers)]
+        return self.partition_list()
+
+    def shard_events(
+        self, events: QuerySet[DomainEvent], shard: "Partition"
+    ) -> QuerySet[DomainEvent]:
+        """The events a shard of a replay by rows reads: all of them unless narrowed."""
+        return events
 
     def partition_of(self, event: DomainEvent) -> "Partition":
         key = event.payload.get(self.partition_by) if self.partition_by else event.aggregate_id
@@ -153,13 +191,26 @@ def key_partition(key: str, count: int) -> int:
     return int(hashlib.md5(key.encode()).hexdigest()[:8], 16) % count
 
 
+def key_partition_sql(key: str, vendor: str) -> str:
+    """SQL for the partition of the text `key` among %s: `key_partition` in the database."""
+    if vendor == "postgresql":
+        return f"mod(('x' || substr(md5(COALESCE({key}, '')), 1, 8))::bit(32)::bigint, %s)"
+    # SQLite, the embedded default: the function registered by apps.cqrs.apps
+    return f"{SQL_PARTITION_FUNCTION}(COALESCE({key}, ''), %s)"
+
+
+SHARD = "rows "  # in a shard's checkpoint name: catalog.book_listing[rows 0/2]
+
+
 @dataclass(frozen=True)
 class Partition:
-    """One checkpoint and one runner of a projector; the only one unless it declares more."""
+    """One checkpoint and one runner of a projector; the only one unless it declares more. A
+    shard is a piece of a replay split by rows (`Projector.replays_by_rows`)."""
 
     projector: Projector
     index: int
     count: int = 0  # the projector's partition count unless given (a layout to move from)
+    shard: bool = False
 
     def __post_init__(self) -> None:
         if not self.count:
@@ -170,8 +221,9 @@ class Partition:
         """The partition a checkpoint's name stands for, whatever count it was made for."""
         if name == projector.name:
             return cls(projector, 0, 1)
-        index, count = name.removeprefix(f"{projector.name}[").removesuffix("]").split("/")
-        return cls(projector, int(index), int(count))
+        inside = name.removeprefix(f"{projector.name}[").removesuffix("]")
+        index, count = inside.removeprefix(SHARD).split("/")
+        return cls(projector, int(index), int(count), shard=inside.startswith(SHARD))
 
     @property
     def name(self) -> str:
@@ -179,18 +231,17 @@ class Partition:
         layout to move from (`manage.py repartition_projector`), never to carry on with."""
         if self.count == 1:
             return self.projector.name
-        return f"{self.projector.name}[{self.index}/{self.count}]"
+        return f"{self.projector.name}[{SHARD if self.shard else ''}{self.index}/{self.count}]"
 
     def events(self, events: QuerySet[DomainEvent]) -> QuerySet[DomainEvent]:
-        """`events` narrowed to this partition's keys."""
+        """`events` narrowed to this partition's keys (a shard's: `Projector.shard_events`)."""
+        if self.shard:
+            return self.projector.shard_events(events, self)
         if self.count == 1:
             return events
         key = "aggregate_id" if not self.projector.partition_by else "payload->>%s"
         params = [self.projector.partition_by] if self.projector.partition_by else []
-        if connections[events.db].vendor == "postgresql":
-            sql = f"mod(('x' || substr(md5(COALESCE({key}, '')), 1, 8))::bit(32)::bigint, %s)"
-        else:  # SQLite, the embedded default: the function registered by apps.cqrs.apps
-            sql = f"{SQL_PARTITION_FUNCTION}(COALESCE({key}, ''), %s)"
+        sql = key_partition_sql(key, connections[events.db].vendor)
         return events.alias(partition=RawSQL(sql, [*params, self.count])).filter(
             partition=self.index
         )

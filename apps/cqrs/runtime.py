@@ -56,6 +56,7 @@ from apps.cqrs.projectors import (
     Projector,
     _replay_written,
     _replaying,
+    applying,
     building,
     registry,
 )
@@ -191,7 +192,8 @@ def _run_batch(
                 if e.position not in skipped and projector.key_of(e) not in checkpoint.parked
             ]
         try:
-            applied = projector.apply_batch(events)
+            with applying(part):
+                applied = projector.apply_batch(events)
         except Exception as exc:
             if len(events) == 1:
                 raise ProjectionFailed(events[0], exc) from exc
@@ -336,7 +338,7 @@ def parked_key_at(projector: Projector, position: int) -> str | None:
 def catch_up(
     projector: Projector,
     *,
-    partition: int | None = None,
+    partition: int | Partition | None = None,
     batch_size: int | None = None,
     force: bool = False,
     wait: bool = True,
@@ -351,7 +353,10 @@ def catch_up(
     returns (see the module docstring). `on_batch(applied, position)` is called after each
     committed batch (progress bars).
     """
-    parts = projector.partition_list() if partition is None else [Partition(projector, partition)]
+    if partition is None:
+        parts = projector.partition_list()
+    else:
+        parts = [partition if isinstance(partition, Partition) else Partition(projector, partition)]
     results = [
         catch_up_partition(part, batch_size=batch_size, force=force, wait=wait, on_batch=on_batch)
         for part in parts
@@ -393,7 +398,12 @@ def catch_up_partition(
         except projector.checkpoint_model.DoesNotExist:
             # A projector's first run. The rows are committed before the batch: inserted inside
             # it, they would make every other runner wait for the whole batch on their keys.
-            _ensure_checkpoints([projector])
+            if part.shard:  # a replay's shard: its own, beside the other shards'
+                projector.checkpoint_model._default_manager.using(projector.database).get_or_create(
+                    name=part.name
+                )
+            else:
+                _ensure_checkpoints([projector])
             continue
         except _Busy:
             # After a batch of ours, the runner that took over reads a newer horizon than ours.
@@ -720,11 +730,12 @@ def start_rebuild(projector: Projector) -> None:
 def replay(
     projector: Projector,
     *,
-    partition: int | None = None,
+    partition: int | Partition | None = None,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> CatchUpResult:
-    """Catch a projector (or one partition) up as a replay after `start_rebuild`: skipped
-    events are looked up before every batch, and cache refreshes wait for `finish_replay`."""
+    """Catch a projector (or one partition, or a shard) up as a replay after `start_rebuild`:
+    skipped events are looked up before every batch, and cache refreshes wait for
+    `finish_replay`."""
     token, written = _replaying.set(True), _replay_written.set({})
     try:
         return catch_up(
@@ -781,7 +792,8 @@ def repartition(projector: Projector) -> tuple[list[str], int]:
     rebuild: under the locks of all its old checkpoints, each old partition is caught up to the
     furthest of them (positions below a checkpoint are settled, apps/cqrs/horizon.py), and the
     new partitions start there together. Returns the old checkpoints' names and that position.
-    Refused while a partition is stopped at a failure or has parked keys."""
+    Refused while a partition is stopped at a failure or has parked keys. A build's shards (a
+    replay split by rows) become its partitions the same way, before its switch."""
     with transaction.atomic(using=projector.database):
         old = list(_checkpoints(projector).select_for_update().order_by("name"))
         names = [part.name for part in projector.partition_list()]
@@ -793,28 +805,30 @@ def repartition(projector: Projector) -> tuple[list[str], int]:
         target = max(cp.position for cp in old)
         skipped = skipped_positions(projector.name)
         for cp in old:
+            part = Partition.named(projector, cp.name)
             events = (
-                Partition.named(projector, cp.name)
-                .events(DomainEvent.objects.using(WRITE_ALIAS))
+                part.events(DomainEvent.objects.using(WRITE_ALIAS))
                 .filter(
                     position__gt=cp.position, position__lte=target, event_type__in=projector.handles
                 )
                 .order_by("position")
             )
             batch: list[DomainEvent] = []
-            for event in events.iterator(chunk_size=2000):
-                if event.position not in skipped:
-                    batch.append(event)
-                if len(batch) == 2000:
-                    projector.apply_batch(batch)
-                    batch = []
-            projector.apply_batch(batch)
+            with applying(part):
+                for event in events.iterator(chunk_size=2000):
+                    if event.position not in skipped:
+                        batch.append(event)
+                    if len(batch) == 2000:
+                        projector.apply_batch(batch)
+                        batch = []
+                projector.apply_batch(batch)
         _checkpoints(projector).delete()
         projector.checkpoint_model._default_manager.using(projector.database).bulk_create(
             [projector.checkpoint_model(name=name, position=target) for name in names]
         )
-    for name in names:
-        note_checkpoint(name, target)
+    if not building():  # a build's checkpoints are not the ones readers wait for
+        for name in names:
+            note_checkpoint(name, target)
     return [cp.name for cp in old], target
 
 

@@ -171,10 +171,11 @@ def test_rebuild_with_jobs_replays_the_partitions_in_processes(monkeypatch):
     said = io.StringIO()
     call_command("rebuild_read_models", projectors=[HISTORY], jobs=2, stdout=said)
     assert history_rows() == live
-    # Where the time went: each partition's replay, then the switch
+    # Where the time went: each partition's replay, the build's readying, the switch
     assert re.fullmatch(
         rf"{re.escape(HISTORY)} v\d+: built to position {runtime.head_position()}; it serves "
-        r"reads \(replayed in \d+\.\d\d \+ \d+\.\d\d s, switched in \d+\.\d\d s\)\n",
+        r"reads \(replayed in \d+\.\d\d \+ \d+\.\d\d s, readied in \d+\.\d\d s, switched in "
+        r"\d+\.\d\d s\)\n",
         said.getvalue(),
     ), said.getvalue()
     positions = ProjectorCheckpoint.objects.filter(name__startswith=HISTORY).values_list(

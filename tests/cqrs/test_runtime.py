@@ -26,13 +26,14 @@ from apps.cqrs.projectors import (
     Projector,
     Subscriber,
     _replay_written,
+    key_partition,
     not_written_yet,
     registry,
 )
 from apps.read.catalog.models import AuthorName, BookListing, SearchWord
 from apps.write.catalog import services
 from apps.write.catalog.models import Author, Book
-from tests.factories import add_author, add_book
+from tests.factories import UserFactory, add_author, add_book, place_order, stocked_book
 from tests.processes import subprocess_env
 from tests.projectors import registered
 
@@ -41,6 +42,11 @@ pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read
 
 def listing_rows() -> list[tuple]:
     return list(BookListing.objects.order_by("book_id").values_list())
+
+
+def reports_rows() -> list[list[tuple]]:
+    models = registry.get("reports.figures").models
+    return [list(model.objects.order_by("pk").values_list()) for model in models]
 
 
 def catalog_rows() -> tuple[list, list, list]:
@@ -131,6 +137,34 @@ def test_rebuild_read_models_replays_into_tables_equal_to_the_live_ones(monkeypa
     assert ProjectorCheckpoint.objects.get(name=listing.name).position == runtime.head_position()
 
 
+def test_a_replay_split_by_rows_gives_each_listing_to_one_shard():
+    # Books with stock, orders whose lines span books of different shards, renames, prices
+    make_history(books=12)
+    books = [stocked_book(on_hand=5 + i) for i in range(6)]
+    customer = UserFactory()
+    for i in range(0, 6, 2):
+        place_order(customer, (books[i], 1), (books[i + 1], 2))
+    listing = registry.get("catalog.book_listing")
+    runtime.catch_up(listing)
+    live = catalog_rows()
+    shards = listing.replay_parts(3)
+    assert [shard.name for shard in shards] == [f"{listing.name}[rows {i}/3]" for i in range(3)]
+    assert {key_partition(str(b.pk), 3) for b in books} == {0, 1, 2}
+    with blue_green.build_lock(listing):
+        blue_green.prepare(listing)
+        # A rebuild runs the shards side by side; here one after the other, the first last.
+        for shard in reversed(shards):
+            with blue_green.into_build(listing):
+                assert runtime.replay(listing, partition=shard).failed_position is None
+        assert set(blue_green.build_positions(listing)) == {shard.name for shard in shards}
+        blue_green.switch(listing)
+    assert catalog_rows() == live
+    checkpoints = ProjectorCheckpoint.objects.filter(name__startswith=listing.name)
+    assert list(checkpoints.values_list("name", "position")) == [
+        (listing.name, runtime.head_position())
+    ]
+
+
 def test_a_replay_inserts_again_what_a_rolled_back_batch_inserted():
     """`not_written_yet` lets a replay skip rows it has inserted before, but only once their
     batch has committed: a batch rolled back (and tried again event by event, as the runtime
@@ -173,21 +207,21 @@ def test_a_partition_its_process_cannot_replay_fails_the_rebuild(monkeypatch, fa
     for name, value in subprocess_env().items():
         monkeypatch.setenv(name, value)
     make_history(books=5)
-    listing = registry.get("catalog.book_listing")
-    runtime.catch_up(listing)
-    live = listing_rows()
+    reports = registry.get("reports.figures")
+    runtime.catch_up(reports)
+    live = reports_rows()
     # A projector the child processes do not know (registered in this one only) cannot be
-    # replayed there: its process answers "failed". (The listing, named first, goes to the
-    # command's own thread, the other to the child.)
+    # replayed there: its process answers "failed". (The reports, named first and in one
+    # piece, go to the command's own thread, the other to the child.)
     with pytest.raises(CommandError, match=r"Rebuild failed for: test\.failing \("):
         call_command(
             "rebuild_read_models",
-            projectors=[listing.name, failing_projector.name],
+            projectors=[reports.name, failing_projector.name],
             jobs=2,
             verbosity=0,
         )
-    assert listing_rows() == live  # nothing was switched: the live versions serve on
-    assert ReadModelVersion.objects.get(name=listing.name).state == "failed"
+    assert reports_rows() == live  # nothing was switched: the live versions serve on
+    assert ReadModelVersion.objects.get(name=reports.name).state == "failed"
 
 
 def test_a_replayer_process_that_dies_fails_its_partitions_and_the_rebuild_ends(monkeypatch):
@@ -206,11 +240,14 @@ def test_a_replayer_process_that_dies_fails_its_partitions_and_the_rebuild_ends(
         call_command(
             "rebuild_read_models", projectors=[listing.name, history.name], jobs=3, verbosity=0
         )
-    assert len(started) == 2  # the listing went to the command's own thread
-    held = [part.name for part in history.partition_list()]
-    assert len(held) == 2
+    assert len(started) == 2
+    # The command's own thread took the first part (the listing's first shard), the two
+    # processes the next two, and died with them; the thread replayed the rest.
+    parts = [part.name for p in (listing, history) for part in p.replay_parts(3)]
+    assert len(parts) == 5
+    held = parts[1:3]
     assert all(name in str(failed.value) for name in held), failed.value
-    assert listing.name not in str(failed.value)
+    assert not any(name in str(failed.value) for name in (parts[0], *parts[3:]))
     assert listing_rows() == live
     # Every build is recorded as failed and dropped, also those no replay ever wrote to
     states = dict(ReadModelVersion.objects.values_list("name", "state"))

@@ -1,7 +1,9 @@
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
-from django.db import transaction
+from django.db import connections, transaction
+from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 from apps.contracts.catalog import (
     AuthorRenamed,
@@ -27,9 +29,13 @@ from apps.cqrs.events import as_json
 from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import (
     READ_ALIAS,
+    Partition,
     Projector,
+    key_partition,
+    key_partition_sql,
     not_written_yet,
     register,
+    replay_shard,
     replaying,
 )
 from apps.cqrs.rows import rows_by_pk
@@ -68,6 +74,20 @@ _ALL_FIELDS = [
     "cover_large",
     "document",
 ]
+
+
+# What the search box's vocabulary and author names are made of (`_vocabulary`,
+# `_save_author_names`): a replay's first shard reads all of them, and alone writes those tables.
+_SHARED_TABLES_FED_BY = [BookAdded.event_type, BookDetailsChanged.event_type]
+
+
+def _own_books() -> Callable[[int], bool]:
+    """Whether a book's listing is this runner's to write: every one, except in a replay split
+    by rows (`Projector.replays_by_rows`), where each shard has the books whose id falls in it."""
+    shard = replay_shard()
+    if shard is None:
+        return lambda book_id: True
+    return lambda book_id: key_partition(str(book_id), shard.count) == shard.index
 
 
 def _book_ids(events: Sequence[DomainEvent]) -> set[int]:
@@ -174,13 +194,29 @@ class BookListingProjector(Projector):
         }
     )
     models = (BookListing, SearchWord, AuthorName)
+    # A listing is one book's, but an order or an author's rename touches several: replays are
+    # split by book (the listing was a replay's longest part by far).
+    replays_by_rows = True
+
+    def shard_events(
+        self, events: QuerySet[DomainEvent], shard: Partition
+    ) -> QuerySet[DomainEvent]:
+        """A book's and its stock's events go to the book's shard; those without a book (orders,
+        renames) to every shard; and to the first, everything the shared tables are made of."""
+        sql = key_partition_sql("payload->>'book_id'", connections[events.db].vendor)
+        mine = ~Q(payload__has_key="book_id") | Q(book_shard=shard.index)
+        if shard.index == 0:
+            mine |= Q(event_type__in=_SHARED_TABLES_FED_BY)
+        return events.alias(book_shard=RawSQL(sql, [shard.count])).filter(mine)
 
     def apply_batch(self, events: Sequence[DomainEvent]) -> None:
         # The batch's listings are read in one query, changed in memory event by event, and
         # written back in one INSERT ... ON CONFLICT DO UPDATE: a replay or a burst of stock
         # events costs two queries per batch rather than two per event. Runners of a projector
-        # take turns (apps/cqrs/runtime.py), so nothing else writes these rows meanwhile.
-        touched = _book_ids(events)
+        # take turns (apps/cqrs/runtime.py), so nothing else writes these rows meanwhile; in a
+        # replay split by rows, each shard writes only its own books' listings.
+        own = _own_books()
+        touched = {book_id for book_id in _book_ids(events) if own(book_id)}
         listings = rows_by_pk(BookListing, touched)
         stored = set(listings)
         dirty: set[int] = set()
@@ -188,12 +224,15 @@ class BookListingProjector(Projector):
             if isinstance(event.data, AuthorRenamed):
                 # Touches rows beyond the batch: write what we have, rename in SQL, re-read.
                 self._save(listings, dirty, stored)
-                renamed = self._rename_author(event.data, event.position)
+                renamed = self._rename_author(event.data, event.position, own)
                 listings.update(rows_by_pk(BookListing, renamed))
                 touched.update(renamed)
-            else:
+            elif not isinstance(event.data, BookAdded) or own(event.data.book_id):
                 dirty.update(self._change(listings, event))
         self._save(listings, dirty, stored)
+        shard = replay_shard()
+        if shard is not None and shard.index != 0:
+            return  # the first shard writes the shared tables, seeing all they are made of
         if words := not_written_yet("catalog.words", sorted(_vocabulary(events))):
             SearchWord.objects.using(READ_ALIAS).bulk_create(
                 [SearchWord(word=word) for word in words], ignore_conflicts=True
@@ -284,13 +323,15 @@ class BookListingProjector(Projector):
             dirty.clear()
 
     @staticmethod
-    def _rename_author(renamed: AuthorRenamed, position: int) -> list[int]:
+    def _rename_author(
+        renamed: AuthorRenamed, position: int, own: Callable[[int], bool]
+    ) -> list[int]:
         author_id, old, new = renamed.author_id, renamed.old_name, renamed.name
         # Narrow by name in SQL (portable), then match the id exactly.
         candidates = BookListing.objects.filter(author_names__contains=old)
         changed = []
         for listing in candidates:
-            if any(a["id"] == author_id for a in listing.authors):
+            if own(listing.book_id) and any(a["id"] == author_id for a in listing.authors):
                 listing.authors = [
                     {**a, "name": new} if a["id"] == author_id else a for a in listing.authors
                 ]

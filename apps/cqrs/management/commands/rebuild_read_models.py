@@ -7,8 +7,9 @@ import sys
 import threading
 import time
 import traceback
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from typing import Any, TextIO
 
@@ -110,35 +111,44 @@ class Command(BaseCommand):
     def rebuild_in_processes(self, chosen: list[Projector], jobs: int, verbosity: int) -> None:
         """Prepare a build of every chosen read model, replay each partition of each into it,
         `jobs` at a time (`replay_partitions`; projectors share no table, and partitions share
-        no row), then switch each to its build. Other processes are started, not forked: a
-        forked child would inherit this one's database and broker connections. Progress comes
-        from the build checkpoints the replayers move. Each read model's line says how long
-        its partitions' replays took and how long its switch (indexes, planner statistics, the
-        events since) did: where a rebuild's time went."""
-        with ExitStack() as locks:
+        no row), then switch each to its build. A build is readied for its switch (indexes,
+        planner statistics: `blue_green.make_ready`) in a thread as soon as its replay is done,
+        while the others replay. Other processes are started, not forked: a forked child would
+        inherit this one's database and broker connections. Progress comes from the build
+        checkpoints the replayers move. Each read model's line says how long its partitions'
+        replays, its readying and its switch took: where a rebuild's time went."""
+        with ExitStack() as locks, ThreadPoolExecutor(1) as readying:
             for projector in chosen:
                 locks.enter_context(blue_green.build_lock(projector))
                 blue_green.prepare(projector)
+            readied: dict[str, Future[float]] = {}
             switched: set[str] = set()
+
+            def ready(projector: Projector) -> None:
+                readied[projector.name] = readying.submit(self.ready_build, projector)
+
             try:
-                failed, replayed = self.replay_partitions(chosen, jobs, verbosity)
+                failed, replayed = self.replay_partitions(chosen, jobs, verbosity, ready)
                 if failed:
                     raise CommandError(
                         f"Rebuild failed for: {', '.join(failed)} (see its error above); the "
                         "live versions serve on."
                     )
                 for projector in chosen:
+                    made_ready = readied[projector.name].result()  # or its error
                     started = time.perf_counter()
-                    result = blue_green.switch(projector)
+                    result = blue_green.switch(projector, ready=True)
                     switched.add(projector.name)
                     if verbosity:
                         replays = " + ".join(f"{s:.2f}" for s in replayed[projector.name])
                         self.stdout.write(
                             f"{projector.name} v{projector.version}: built to position "
                             f"{result.position}; it serves reads (replayed in {replays} s, "
-                            f"switched in {time.perf_counter() - started:.2f} s)"
+                            f"readied in {made_ready:.2f} s, switched in "
+                            f"{time.perf_counter() - started:.2f} s)"
                         )
             except BaseException as exc:
+                wait(readied.values())  # a build is dropped once nothing works on it
                 # Every build not switched, also one whose replay never wrote a checkpoint.
                 for projector in chosen:
                     if projector.name not in switched:
@@ -146,16 +156,22 @@ class Command(BaseCommand):
                 raise
 
     def replay_partitions(
-        self, chosen: list[Projector], jobs: int, verbosity: int
+        self,
+        chosen: list[Projector],
+        jobs: int,
+        verbosity: int,
+        on_replayed: Callable[[Projector], None],
     ) -> tuple[list[str], dict[str, list[float]]]:
         """Replay every partition of the chosen projectors in `jobs` replayers, each handed the
         next waiting partition when it has done one: a thread of this process, which takes the
         first (the listing's, the longest), and `rebuild_read_models --replayer` processes (a
         process starts once: Django's start-up took 0.9 s, and the thread spares the longest
-        replay one). Returns the names of those that failed, and the seconds each replayed
-        partition took, by projector."""
+        replay one). `on_replayed(projector)` is called once all of a projector's partitions
+        have been replayed. Returns the names of those that failed, and the seconds each
+        replayed partition took, by projector."""
         head = head_position()
-        waiting = [part for projector in chosen for part in projector.partition_list()]
+        waiting = [part for projector in chosen for part in projector.replay_parts(jobs)]
+        unreplayed = Counter(part.projector.name for part in waiting)
         total = len(waiting)
         manage = str(settings.BASE_DIR / "manage.py")
         argv = [sys.executable, manage, "rebuild_read_models", "--replayer", "-v", "0"]
@@ -174,7 +190,7 @@ class Command(BaseCommand):
             assert replayer.stdout is not None
             if waiting:
                 running[replayer] = part = waiting.pop(0)
-                replayer.stdin.write(f"{part.projector.name} {part.index}\n")
+                replayer.stdin.write(f"{part.name}\n")
                 replayer.stdin.flush()
             else:
                 answers.unregister(replayer.stdout)
@@ -203,6 +219,9 @@ class Command(BaseCommand):
                     outcome, _, seconds = answer.partition(" ")
                     if outcome == "ok":
                         replayed[part.projector.name].append(float(seconds))
+                        unreplayed[part.projector.name] -= 1
+                        if not unreplayed[part.projector.name]:
+                            on_replayed(part.projector)
                     else:  # "failed", or nothing: it died
                         failed.append(part.name)
                     if answer:
@@ -218,6 +237,16 @@ class Command(BaseCommand):
             replayer.wait()
         return failed + [part.name for part in waiting], replayed
 
+    @staticmethod
+    def ready_build(projector: Projector) -> float:
+        """`blue_green.make_ready` on a thread of its own; returns the seconds it took."""
+        started = time.perf_counter()
+        try:
+            blue_green.make_ready(projector)
+        finally:
+            connections.close_all()  # this thread's
+        return time.perf_counter() - started
+
     def serve_as_replayer(self) -> None:
         """A `--replayer` process: standard input names the partitions, standard output carries
         the answers only (anything else printed goes to stderr)."""
@@ -225,23 +254,24 @@ class Command(BaseCommand):
         self.replay_named(sys.stdin, answers)
 
     def replay_named(self, names: TextIO, answers: TextIO) -> None:
-        """Replay the partitions named in `names` ("projector index" lines) into the builds the
+        """Replay the partitions named in `names` (a checkpoint's name a line) into the builds the
         parent prepared, answering "ok" or "failed" for each in `answers`, and the seconds it
         took."""
         for line in names:
-            name, index = line.split()
-            projector = registry.get(name)
+            name = line.rstrip("\n")
+            projector = registry.get(name.partition("[")[0])
+            part = Partition.named(projector, name)
             started = time.perf_counter()
             try:
                 with blue_green.into_build(projector):
-                    result = runtime.replay(projector, partition=int(index))
+                    result = runtime.replay(projector, partition=part)
             except Exception:
                 traceback.print_exc()
                 ok = False
             else:
                 ok = result.failed_position is None
                 if not ok:
-                    self.stderr.write(f"{name}[{index}] stopped at {result.failed_position}")
+                    self.stderr.write(f"{name} stopped at {result.failed_position}")
             answers.write(f"{'ok' if ok else 'failed'} {time.perf_counter() - started:.3f}\n")
             answers.flush()
 
