@@ -42,8 +42,8 @@ class Command(BaseCommand):
             type=int,
             default=1,
             help="Replay this many partitions at once: one in this process, the others in "
-            "processes of their own (a projector with N partitions gives N of them; others give "
-            "one).",
+            "processes of their own (a projector with N partitions gives N of them; one that "
+            "replays by rows, the catalog listing, is split this many ways; others give one).",
         )
         # Internal: a child of --jobs replays the partitions its parent names into the builds
         # the parent prepared.
@@ -254,9 +254,9 @@ class Command(BaseCommand):
         self.replay_named(sys.stdin, answers)
 
     def replay_named(self, names: TextIO, answers: TextIO) -> None:
-        """Replay the partitions named in `names` (a checkpoint's name a line) into the builds the
-        parent prepared, answering "ok" or "failed" for each in `answers`, and the seconds it
-        took."""
+        """Replay the parts named in `names` (their checkpoints' names, one a line) into the
+        builds the parent prepared, answering "ok" or "failed" for each in `answers`, and the
+        seconds it took."""
         for line in names:
             name = line.rstrip("\n")
             projector = registry.get(name.partition("[")[0])
