@@ -77,7 +77,8 @@ _ALL_FIELDS = [
 
 
 # What the search box's vocabulary and author names are made of (`_vocabulary`,
-# `_save_author_names`): a replay's first shard reads all of them, and alone writes those tables.
+# `_save_author_names`), besides the renames every shard reads: a replay's first shard reads all
+# of them, and alone writes those tables.
 _SHARED_TABLES_FED_BY = [BookAdded.event_type, BookDetailsChanged.event_type]
 
 

@@ -162,13 +162,14 @@ class Command(BaseCommand):
         verbosity: int,
         on_replayed: Callable[[Projector], None],
     ) -> tuple[list[str], dict[str, list[float]]]:
-        """Replay every partition of the chosen projectors in `jobs` replayers, each handed the
-        next waiting partition when it has done one: a thread of this process, which takes the
-        first (the listing's, the longest), and `rebuild_read_models --replayer` processes (a
-        process starts once: Django's start-up took 0.9 s, and the thread spares the longest
-        replay one). `on_replayed(projector)` is called once all of a projector's partitions
-        have been replayed. Returns the names of those that failed, and the seconds each
-        replayed partition took, by projector."""
+        """Replay every part (partition or shard, `Projector.replay_parts`) of the chosen
+        projectors in `jobs` replayers, each handed the next waiting part when it has done one:
+        a thread of this process, which takes the first (the listing's first shard, the
+        longest), and `rebuild_read_models --replayer` processes (a process starts once:
+        Django's start-up took 0.9 s, and the thread spares the longest part one).
+        `on_replayed(projector)` is called once all of a projector's parts have been replayed.
+        Returns the names of those that failed, and the seconds each replayed part took, by
+        projector."""
         head = head_position()
         waiting = [part for projector in chosen for part in projector.replay_parts(jobs)]
         unreplayed = Counter(part.projector.name for part in waiting)
