@@ -186,9 +186,7 @@ def replay_each_alone() -> dict[str, float]:
 
 
 def _replay_row(name: str, replay: dict, alone: float) -> str:
-    phases = replay.get("read_models", {}).get(name)
-    if phases is None:
-        return f"| {name} | | | | {alone:.1f} |"
+    phases = replay["read_models"][name]
     replays = " + ".join(f"{s:.1f}" for s in phases["replayed_s"])
     readied, switched = phases["readied_s"], phases["switched_s"]
     return f"| {name} | {replays} | {readied:.1f} | {switched:.1f} | {alone:.1f} |"
