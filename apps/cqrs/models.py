@@ -1,4 +1,5 @@
 import uuid
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
@@ -185,11 +186,30 @@ class IdempotencyKey(models.Model):
         return f"{self.key} ({self.command})"
 
 
-def load_events(events: models.QuerySet[DomainEvent], limit: int) -> list[DomainEvent]:
+# What projectors read of an event (`Projector.apply_batch`, `key_of`, `partition_of`). A
+# replay loads only these: the ids and names that trace an event to its command (three UUIDs
+# and three strings an event) are for the live runners' logs and the subscribers' causation, and
+# reading them was a quarter of the time it took to load the log.
+PROJECTED_FIELDS = (
+    "position",
+    "aggregate_type",
+    "aggregate_id",
+    "event_type",
+    "schema_version",
+    "payload",
+    "recorded_at",
+)
+
+
+def load_events(
+    events: models.QuerySet[DomainEvent], limit: int, *, fields: Sequence[str] | None = None
+) -> list[DomainEvent]:
     """The first `limit` of `events`, read as tuples and made into instances without
     `Model.__init__`, which took a fifth of a replay's time: the same objects, as loaded from
-    the database, for projectors, which read them and never save them."""
-    names = [field.attname for field in DomainEvent._meta.concrete_fields]
+    the database, for projectors, which read them and never save them. With `fields` (e.g.
+    PROJECTED_FIELDS), only those are loaded; the others are deferred, read from the database
+    if ever used, as with `QuerySet.only()`."""
+    names = list(fields or (field.attname for field in DomainEvent._meta.concrete_fields))
     db = events.db
     query = events.values_list(*names)[:limit]
     if connections[db].vendor == "postgresql":

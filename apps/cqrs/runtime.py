@@ -50,7 +50,13 @@ from apps.cqrs.dispatch import wake_slots
 from apps.cqrs.horizon import readable_position
 from apps.cqrs.live import announce
 from apps.cqrs.logs import log_events, projecting
-from apps.cqrs.models import Checkpoint, DomainEvent, ReadModelVersion, load_events
+from apps.cqrs.models import (
+    PROJECTED_FIELDS,
+    Checkpoint,
+    DomainEvent,
+    ReadModelVersion,
+    load_events,
+)
 from apps.cqrs.projectors import (
     Partition,
     Projector,
@@ -180,6 +186,7 @@ def _run_batch(
             )
             .order_by("position"),
             batch_size,
+            fields=PROJECTED_FIELDS if _replaying.get() else None,  # it logs no event
         )
         # Staff skip only the event a projector is stopped at (apps/cqrs/skips.py), so a
         # healthy projector has nothing ahead of it to skip, except in a replay from the start.
