@@ -242,7 +242,7 @@ def make_ready(projector: Projector) -> None:
     with connection.cursor() as cursor:
         for table in _tables(projector):
             _create_secondary_indexes(projector.database, cursor, live, build, table)
-            cursor.execute(f'ANALYZE "{build}"."{table}"')
+            _analyze(projector.database, cursor, build, table)
 
 
 def switch(projector: Projector, *, ready: bool = False) -> runtime.CatchUpResult:
@@ -403,6 +403,48 @@ def _carry_statistics_targets(cursor: CursorWrapper, live: str, build: str, tabl
             f'ALTER INDEX "{build}"."{built[definitions[name]]}" '
             f"ALTER COLUMN {int(column)} SET STATISTICS {int(target)}"
         )
+
+
+def _analyze(using: str, cursor: CursorWrapper, build: str, table: str) -> None:
+    """Planner statistics for a build's table. ANALYZE samples 300 rows per unit of the highest
+    statistics target among the columns and the indexes' expressions, and computes every column
+    from that sample: the listing's trigram expression at 1,000 (read_catalog 0015) had all its
+    columns computed from 300,000 rows where their own targets ask for 30,000 (1.03 s). So where
+    an expression asks for more than the columns, the columns are analyzed on their own first (a
+    column list leaves index expressions out), then the expressions, with the columns' targets at
+    0 for that pass, which keeps their statistics (0.14 + 0.38 s). In one transaction: the
+    targets are never left at 0."""
+    cursor.execute(
+        "SELECT attname, attstattarget FROM pg_attribute "
+        "WHERE attrelid = to_regclass(%(table)s) AND attnum > 0 AND NOT attisdropped "
+        "AND attstattarget <> 0",
+        {"table": f'"{build}"."{table}"'},
+    )
+    columns = cursor.fetchall()
+    cursor.execute(
+        "SELECT current_setting('default_statistics_target')::int, "
+        "coalesce(max(a.attstattarget), 0) "
+        "FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indexrelid "
+        "WHERE x.indrelid = to_regclass(%(table)s) AND x.indexprs IS NOT NULL",
+        {"table": f'"{build}"."{table}"'},
+    )
+    default, expressions = cursor.fetchone()
+    if not columns or expressions <= max(default if t < 0 else t for _, t in columns):
+        cursor.execute(f'ANALYZE "{build}"."{table}"')
+        return
+
+    def set_targets(targets: list[tuple[str, int]]) -> None:
+        for name, target in targets:
+            cursor.execute(
+                f'ALTER TABLE "{build}"."{table}" ALTER COLUMN "{name}" SET STATISTICS {target}'
+            )
+
+    names = ", ".join(f'"{name}"' for name, _ in columns)
+    with transaction.atomic(using=using):
+        cursor.execute(f'ANALYZE "{build}"."{table}" ({names})')
+        set_targets([(name, 0) for name, _ in columns])
+        cursor.execute(f'ANALYZE "{build}"."{table}"')
+        set_targets(columns)
 
 
 def _indexes(cursor: CursorWrapper, schema: str, table: str) -> list[tuple[str, str]]:

@@ -89,6 +89,18 @@ def statistics_targets(table: str) -> set[tuple[str, int | str, int]]:
         return targets | set(cursor.fetchall())
 
 
+def analyzed(table: str) -> set[tuple[str, str]]:
+    """(table or index, column) of the planner statistics the table and its indexes have."""
+    with connections["read"].cursor() as cursor:
+        cursor.execute(
+            "SELECT tablename, attname FROM pg_stats WHERE schemaname = 'public' AND tablename "
+            "IN (SELECT relname FROM pg_class WHERE oid = to_regclass(%s) OR oid IN "
+            "(SELECT indexrelid FROM pg_index WHERE indrelid = to_regclass(%s)))",
+            [table, table],
+        )
+        return set(cursor.fetchall())
+
+
 def build_schemas() -> list[str]:
     with connections["read"].cursor() as cursor:
         cursor.execute(
@@ -144,6 +156,11 @@ def test_a_new_version_is_built_beside_the_live_one_and_takes_every_event_at_the
     assert schema_objects("read_catalog_booklisting") == names
     assert index_definitions("read_catalog_booklisting") == definitions
     assert statistics_targets("read_catalog_booklisting") == targets
+    # ... with planner statistics for its columns and its indexes' expressions, analyzed apart
+    # (blue_green._analyze), and none for the columns no query filters on
+    statistics = analyzed("read_catalog_booklisting")
+    assert {("read_catalog_booklisting", "title"), ("listing_title_trgm", "lower")} <= statistics
+    assert ("read_catalog_booklisting", "document") not in statistics
     assert ProjectorCheckpoint.objects.get(name=LISTING).position == runtime.head_position()
     version = ReadModelVersion.objects.get(name=LISTING)
     assert (version.version, version.building, version.state) == (CODE, None, "")
