@@ -23,7 +23,6 @@ from apps.cqrs.projectors import key_partition, registry
 from apps.read.orders.models import CustomerTotals, OrderSummary
 from apps.write.orders import services as orders
 from tests.factories import APPROVE, UserFactory, place_order, stocked_book
-from tests.processes import subprocess_env
 from tests.projectors import registered
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
@@ -161,9 +160,7 @@ def first_event(order) -> DomainEvent:
     return DomainEvent.objects.filter(aggregate_type="order", aggregate_id=str(order.pk)).first()
 
 
-def test_rebuild_with_jobs_replays_the_partitions_in_processes(monkeypatch):
-    for name, value in subprocess_env().items():
-        monkeypatch.setenv(name, value)
+def test_rebuild_with_jobs_replays_the_partitions_in_processes():
     shop(customers=6, orders_each=2)
     history = registry.get(HISTORY)
     runtime.catch_up(history)

@@ -1,5 +1,4 @@
-import subprocess
-import sys
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -35,7 +34,6 @@ from apps.read.catalog.models import AuthorName, BookListing, SearchWord
 from apps.write.catalog import services
 from apps.write.catalog.models import Author, Book
 from tests.factories import UserFactory, add_author, add_book, place_order, stocked_book
-from tests.processes import subprocess_env
 from tests.projectors import registered
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
@@ -112,9 +110,7 @@ def test_rebuild_read_models_replays_into_tables_equal_to_the_live_ones(monkeypa
 
     assert catalog_rows() == live
     # ... and the same again with the partitions replayed three at a time: by a thread of the
-    # command's own process and two processes of their own
-    for name, value in subprocess_env().items():
-        monkeypatch.setenv(name, value)
+    # command's own process and two processes forked from it
     BookListing.objects.all().delete()  # so the replayers must really replay it
     started = spy_on_processes(monkeypatch)
     call_command("rebuild_read_models", jobs=3, verbosity=0)
@@ -190,30 +186,46 @@ def test_a_replay_inserts_again_what_a_rolled_back_batch_inserted():
     assert not_written_yet("authors", [1]) == [1]
 
 
-def spy_on_processes(monkeypatch, *, run: list[str] | None = None) -> list[list[str]]:
-    """The command lines of the processes rebuild_read_models starts from now on; with `run`,
-    that command is started in their place."""
-    started: list[list[str]] = []
+def spy_on_processes(monkeypatch, *, dying: bool = False) -> list[int]:
+    """The ids of the replayer processes rebuild_read_models forks from now on; with `dying`,
+    each reads the first part it is handed and exits without an answer, as a process killed
+    mid-replay would."""
+    started: list[int] = []
+    parent = os.getpid()
+    fork = rebuild_read_models.ForkedReplayer.__init__
+    replay_named = rebuild_read_models.Command.replay_named
 
-    class Popen(subprocess.Popen):
-        def __init__(self, argv, **kwargs):
-            started.append(argv)
-            super().__init__(run or argv, **kwargs)
+    def forked(self, *args, **kwargs):
+        fork(self, *args, **kwargs)
+        started.append(self.pid)
 
-    monkeypatch.setattr(rebuild_read_models.subprocess, "Popen", Popen)
+    def dies(self, names, answers):
+        if os.getpid() == parent:  # the command's own thread
+            return replay_named(self, names, answers)
+        names.readline()
+        os._exit(1)
+
+    monkeypatch.setattr(rebuild_read_models.ForkedReplayer, "__init__", forked)
+    if dying:
+        monkeypatch.setattr(rebuild_read_models.Command, "replay_named", dies)
     return started
 
 
 def test_a_partition_its_process_cannot_replay_fails_the_rebuild(monkeypatch, failing_projector):
-    for name, value in subprocess_env().items():
-        monkeypatch.setenv(name, value)
     make_history(books=5)
     reports = registry.get("reports.figures")
     runtime.catch_up(reports)
     live = reports_rows()
-    # A projector the child processes do not know (registered in this one only) cannot be
-    # replayed there: its process answers "failed". (The reports, named first and in one
-    # piece, go to the command's own thread, the other to the child.)
+    # A projector that fails in the forked process: its process answers "failed". (The
+    # reports, named first and in one piece, go to the command's own thread, the other to the
+    # child.)
+    parent = os.getpid()
+
+    def fails_in_a_child(event):
+        if os.getpid() != parent:
+            raise ValueError("cannot project this here")
+
+    monkeypatch.setattr(failing_projector, "apply", fails_in_a_child)
     with pytest.raises(CommandError, match=r"Rebuild failed for: test\.failing \("):
         call_command(
             "rebuild_read_models",
@@ -229,9 +241,7 @@ def test_a_replayer_process_that_dies_fails_its_partitions_and_the_rebuild_ends(
     # Replayer processes that read the first partition they are given and exit without an
     # answer, as a process killed mid-replay would: the rebuild must end, naming the
     # partitions they held, and switch nothing
-    started = spy_on_processes(
-        monkeypatch, run=[sys.executable, "-c", "import sys; sys.stdin.readline()"]
-    )
+    started = spy_on_processes(monkeypatch, dying=True)
     make_history(books=3)
     listing = registry.get("catalog.book_listing")
     runtime.catch_up(listing)
