@@ -9,8 +9,10 @@ from django.core import checks
 from apps.cqrs.events import event_types, missing_upcasters
 from apps.cqrs.projectors import registry
 
+CONTRACTS = "contracts"  # the tag `rebuild_read_models` runs before a replay
 
-@checks.register()
+
+@checks.register(CONTRACTS)
 def check_event_contracts(app_configs: object = None, **kwargs: Any) -> list[checks.CheckMessage]:
     known = event_types()
     errors: list[checks.CheckMessage] = [

@@ -16,7 +16,7 @@ from apps.contracts.orders import OrderCancelled, OrderPlaced, PlacedLine, SoldL
 from apps.cqrs import events, runtime
 from apps.cqrs.checks import check_event_contracts
 from apps.cqrs.events import MalformedEvent
-from apps.cqrs.models import DomainEvent
+from apps.cqrs.models import DomainEvent, ReadModelVersion
 from apps.cqrs.projectors import Projector, registry
 from apps.read.catalog.models import BookListing
 from apps.read.reports.models import StockLevel
@@ -164,6 +164,10 @@ def test_an_old_version_without_an_upcaster_stops_start_up(monkeypatch):
     [error] = check_event_contracts()
     assert error.id == "cqrs.E002"
     assert "BookAdded v1 -> v2" in error.msg
+    # ... and a rebuild, which runs these checks alone, before it replays anything
+    with pytest.raises(SystemCheckError, match="BookAdded v1 -> v2"):
+        call_command("rebuild_read_models", skip_checks=False, verbosity=0)
+    assert not ReadModelVersion.objects.filter(building__isnull=False).exists()
 
 
 def test_handles_declared_with_classes_are_kept_as_names():

@@ -16,11 +16,15 @@ from django.db import connections
 from tqdm import tqdm
 
 from apps.cqrs import blue_green, runtime
+from apps.cqrs.checks import CONTRACTS
 from apps.cqrs.consistency import head_position
 from apps.cqrs.projectors import Partition, Projector, registry
 
 
 class Command(BaseCommand):
+    # What a replay depends on: every event in the log can be decoded. The others (URLs,
+    # templates) imported the web's modules, 0.2 s before the replay could start.
+    requires_system_checks = [CONTRACTS]
     help = (
         "Build read models anew from the whole event log, beside the live ones, and switch "
         "reads to them once they have caught up (in place on SQLite)."
