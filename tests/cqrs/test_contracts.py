@@ -16,7 +16,7 @@ from apps.contracts.orders import OrderCancelled, OrderPlaced, PlacedLine, SoldL
 from apps.cqrs import events, runtime
 from apps.cqrs.checks import check_event_contracts
 from apps.cqrs.events import MalformedEvent
-from apps.cqrs.models import DomainEvent, ReadModelVersion
+from apps.cqrs.models import DomainEvent, ReadModelVersion, load_events
 from apps.cqrs.projectors import Projector, registry
 from apps.read.catalog.models import BookListing
 from apps.read.reports.models import StockLevel
@@ -139,6 +139,15 @@ def test_a_payload_that_does_not_fit_its_contract_is_refused_with_the_field_name
     row = DomainEvent(event_type="OrderPaid", schema_version=1, payload={"order_id": 1})
     with pytest.raises(MalformedEvent, match="amount"):
         _ = row.data
+    # ... also as a projector gets it, validated from the stored JSON text
+    row = DomainEvent.objects.create(
+        aggregate_type="order", aggregate_id="1", aggregate_version=1, event_type="OrderPaid",
+        payload={"order_id": 1}, command="test", actor="test", correlation_id=uuid.uuid4(),
+        recorded_at=timezone.now(),
+    )  # fmt: skip
+    [loaded] = load_events(DomainEvent.objects.filter(position=row.position), 1)
+    with pytest.raises(MalformedEvent, match="amount"):
+        _ = loaded.data
 
 
 class Typo(Projector):

@@ -456,6 +456,10 @@ def test_events_loaded_for_projectors_equal_those_the_orm_loads():
         [getattr(e, n) for n in names] for e in events
     ]
     assert [e.data for e in loaded] == [e.data for e in events]
+    # ... the contracts validated from the payloads' JSON text: no dict made on the way
+    fresh = load_events(events, 100)
+    assert [e.data for e in fresh] == [e.data for e in events]
+    assert not any("payload" in e.__dict__ for e in fresh)
     assert load_events(events, 3) == list(events[:3])
     with pytest.raises(AppendOnlyError):  # loaded, not new: never saved as a new row
         loaded[0].save()
@@ -463,6 +467,7 @@ def test_events_loaded_for_projectors_equal_those_the_orm_loads():
     slim = load_events(events, 100, fields=PROJECTED_FIELDS)
     assert {n for n in names if n not in PROJECTED_FIELDS} == slim[0].get_deferred_fields()
     assert [e.data for e in slim] == [e.data for e in events]
+    assert [e.payload for e in slim] == [e.payload for e in events]  # parsed when read
     assert slim[-1].correlation_id == events.last().correlation_id
 
 
