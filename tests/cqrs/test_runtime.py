@@ -211,6 +211,44 @@ def spy_on_processes(monkeypatch, *, dying: bool = False) -> list[int]:
     return started
 
 
+def backend_pid() -> int:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def test_forked_replayers_leave_the_sessions_they_inherit_alone():
+    # The command's process has sessions open when it forks its replayers: this thread's, and
+    # another thread's (as a live server's or an executor's would be). The children make their
+    # own; every session of the parent's is the same one after the rebuild.
+    make_history(books=3)
+    for projector in registry.all():
+        runtime.catch_up(projector)
+    live = catalog_rows()
+    sessions: dict[str, int] = {}
+    opened, rebuilt = threading.Event(), threading.Event()
+
+    def another_thread() -> None:
+        sessions["thread"] = backend_pid()
+        opened.set()
+        rebuilt.wait(60)
+        sessions["thread after"] = backend_pid()
+        connections.close_all()
+
+    thread = threading.Thread(target=another_thread)
+    thread.start()
+    opened.wait(60)
+    mine = backend_pid()
+    try:
+        call_command("rebuild_read_models", jobs=3, verbosity=0)
+    finally:
+        rebuilt.set()
+        thread.join()
+    assert catalog_rows() == live
+    assert backend_pid() == mine
+    assert sessions["thread after"] == sessions["thread"]
+
+
 def test_a_partition_its_process_cannot_replay_fails_the_rebuild(monkeypatch, failing_projector):
     make_history(books=5)
     reports = registry.get("reports.figures")

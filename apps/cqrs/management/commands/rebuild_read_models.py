@@ -112,7 +112,7 @@ class Command(BaseCommand):
         switch took: where a rebuild's time went."""
         parts = [part for projector in chosen for part in projector.replay_parts(jobs)]
         with ExitStack() as locks, ThreadPoolExecutor(1) as readying:
-            # Forked first, before this process opens a connection or starts a thread.
+            # Forked first: before this process starts a thread of its own.
             processes: list[ForkedReplayer] = []
             for _ in range(min(jobs, len(parts)) - 1):
                 processes.append(ForkedReplayer(self.replay_named))
@@ -295,19 +295,20 @@ class ReplayerThread:
 class ForkedReplayer:
     """A replayer in a process of its own, forked from this one: it starts at once, with
     Django set up, where a new interpreter took 0.6 s of CPU to get there while the replay had
-    begun. Forked before this process opens a connection, to a database or a broker (a child
-    closing an inherited one would end the parent's session), or starts a thread. The child
-    leaves with `os._exit` when its input ends: nothing of the parent's runs twice at exit."""
+    begun. The child makes connections of its own and leaves those it inherits alone: using or
+    closing one would end the parent's session on the server (psycopg frees a connection made
+    in another process without a word to the server). It leaves with `os._exit` when its input
+    ends: nothing of the parent's runs twice at exit."""
 
     def __init__(self, replay_named: Callable[[TextIO, TextIO], None]) -> None:
-        for connection in connections.all(initialized_only=True):
-            connection.close()  # the system checks', if they opened one
         names_read, names_written = os.pipe()
         answers_read, answers_written = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
         self.pid = os.fork()
         if self.pid == 0:
+            for inherited in connections.all(initialized_only=True):
+                del connections[inherited.alias]  # a new one is made on first use
             os.close(names_written)
             os.close(answers_read)
             status = 0
