@@ -4,7 +4,7 @@ from functools import cached_property
 from typing import Any
 
 import psycopg
-import psycopg.types.json
+import psycopg.adapt
 import pydantic_core
 from django.core.exceptions import EmptyResultSet
 from django.core.serializers.json import DjangoJSONEncoder
@@ -221,8 +221,8 @@ class IdempotencyKey(models.Model):
 
 # What projectors read of an event (`Projector.apply_batch`, `key_of`, `partition_of`). A
 # replay loads only these: the ids and names that trace an event to its command (three UUIDs
-# and three strings an event) are for the live runners' logs and the subscribers' causation, and
-# reading them was a quarter of the time it took to load the log.
+# and three strings an event) are for the live runners' logs and the subscribers' causation
+# (loading the whole log without them: 0.94 -> 0.66 s of CPU).
 PROJECTED_FIELDS = (
     "position",
     "aggregate_type",
