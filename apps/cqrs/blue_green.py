@@ -378,15 +378,9 @@ def _carry_statistics_targets(cursor: CursorWrapper, live: str, build: str, tabl
     of its columns (read_catalog migration 0020: none for columns no query filters on) and
     those of its indexes' columns, from which the planner's estimates for an index expression
     come (0015). Give the build the live ones', indexes matched by definition."""
-    cursor.execute(
-        "SELECT attname, attstattarget FROM pg_attribute WHERE attrelid = to_regclass(%s) "
-        "AND attnum > 0 AND NOT attisdropped AND attstattarget >= 0",
-        [f'"{live}"."{table}"'],
+    _set_column_targets(
+        cursor, build, table, [(c, t) for c, t in _column_targets(cursor, live, table) if t >= 0]
     )
-    for column, target in cursor.fetchall():
-        cursor.execute(
-            f'ALTER TABLE "{build}"."{table}" ALTER COLUMN "{column}" SET STATISTICS {int(target)}'
-        )
     cursor.execute(
         "SELECT i.relname, a.attnum, a.attstattarget FROM pg_index x "
         "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_attribute a ON a.attrelid = i.oid "
@@ -405,6 +399,25 @@ def _carry_statistics_targets(cursor: CursorWrapper, live: str, build: str, tabl
         )
 
 
+def _column_targets(cursor: CursorWrapper, schema: str, table: str) -> list[tuple[str, int]]:
+    """(column, statistics target) of each column of the table; -1 is the default target."""
+    cursor.execute(
+        "SELECT attname, attstattarget FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+        "AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        [f'"{schema}"."{table}"'],
+    )
+    return [(column, target) for column, target in cursor.fetchall()]
+
+
+def _set_column_targets(
+    cursor: CursorWrapper, schema: str, table: str, targets: list[tuple[str, int]]
+) -> None:
+    for column, target in targets:
+        cursor.execute(
+            f'ALTER TABLE "{schema}"."{table}" ALTER COLUMN "{column}" SET STATISTICS {int(target)}'
+        )
+
+
 def _analyze(using: str, cursor: CursorWrapper, build: str, table: str) -> None:
     """Planner statistics for a build's table. ANALYZE samples 300 rows per unit of the highest
     statistics target among the columns and the indexes' expressions, and computes every column
@@ -414,37 +427,24 @@ def _analyze(using: str, cursor: CursorWrapper, build: str, table: str) -> None:
     column list leaves index expressions out), then the expressions, with the columns' targets at
     0 for that pass, which keeps their statistics (0.14 + 0.38 s). In one transaction: the
     targets are never left at 0."""
-    cursor.execute(
-        "SELECT attname, attstattarget FROM pg_attribute "
-        "WHERE attrelid = to_regclass(%(table)s) AND attnum > 0 AND NOT attisdropped "
-        "AND attstattarget <> 0",
-        {"table": f'"{build}"."{table}"'},
-    )
-    columns = cursor.fetchall()
+    columns = [(c, t) for c, t in _column_targets(cursor, build, table) if t != 0]
     cursor.execute(
         "SELECT current_setting('default_statistics_target')::int, "
         "coalesce(max(a.attstattarget), 0) "
         "FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indexrelid "
-        "WHERE x.indrelid = to_regclass(%(table)s) AND x.indexprs IS NOT NULL",
-        {"table": f'"{build}"."{table}"'},
+        "WHERE x.indrelid = to_regclass(%s) AND x.indexprs IS NOT NULL",
+        [f'"{build}"."{table}"'],
     )
     default, expressions = cursor.fetchone()
     if not columns or expressions <= max(default if t < 0 else t for _, t in columns):
         cursor.execute(f'ANALYZE "{build}"."{table}"')
         return
-
-    def set_targets(targets: list[tuple[str, int]]) -> None:
-        for name, target in targets:
-            cursor.execute(
-                f'ALTER TABLE "{build}"."{table}" ALTER COLUMN "{name}" SET STATISTICS {target}'
-            )
-
     names = ", ".join(f'"{name}"' for name, _ in columns)
     with transaction.atomic(using=using):
         cursor.execute(f'ANALYZE "{build}"."{table}" ({names})')
-        set_targets([(name, 0) for name, _ in columns])
+        _set_column_targets(cursor, build, table, [(name, 0) for name, _ in columns])
         cursor.execute(f'ANALYZE "{build}"."{table}"')
-        set_targets(columns)
+        _set_column_targets(cursor, build, table, columns)
 
 
 def _indexes(cursor: CursorWrapper, schema: str, table: str) -> list[tuple[str, str]]:
