@@ -445,7 +445,10 @@ def measure_commands(profile: dict, setup: Path) -> dict:
     return {"runs": runs, "hot_spot": shortfall_checks}
 
 
-def measure_lag(profile: dict, setup: Path) -> dict:
+def measure_lag(profile: dict, setup: Path, *, series: bool = False) -> dict:
+    """The lag from each order's commit to the order history's checkpoint passing it, at each
+    of LAG_RATES; with `series`, each run also keeps every order's (seconds into the run, lag
+    in ms), for a plot that shows when the slow ones came."""
     from apps.cqrs.models import DomainEvent
 
     books = stocked_books(300, 100_000)
@@ -470,23 +473,27 @@ def measure_lag(profile: dict, setup: Path) -> dict:
                 ).values_list("position", "recorded_at")
             )
             samples = result["samples"]
-            lags, s = [], 0
+            seen, s = [], 0  # (commit time, lag in ms) of each order
             for x in sorted(placed, key=lambda x: x["position"]):
                 while s < len(samples) and samples[s][1] < x["position"]:
                     s += 1
                 if s < len(samples):
-                    lags.append((samples[s][0] - committed[x["position"]].timestamp()) * 1000)
-            runs[rate].append(
-                {
-                    "orders": len(placed),
-                    "failed": len(result["requests"]) - len(placed),
-                    "achieved_rate": len(result["requests"]) / result["elapsed"],
-                    "p50": percentile(lags, 50),
-                    "p99": percentile(lags, 99),
-                    "max": max(lags),
-                    "unseen": len(placed) - len(lags),
-                }
-            )
+                    at = committed[x["position"]].timestamp()
+                    seen.append((at, (samples[s][0] - at) * 1000))
+            lags = [ms for _, ms in seen]
+            run = {
+                "orders": len(placed),
+                "failed": len(result["requests"]) - len(placed),
+                "achieved_rate": len(result["requests"]) / result["elapsed"],
+                "p50": percentile(lags, 50),
+                "p99": percentile(lags, 99),
+                "max": max(lags),
+                "unseen": len(placed) - len(lags),
+            }
+            if series:
+                start = min(at for at, _ in seen)
+                run["series"] = [[round(at - start, 3), round(ms, 1)] for at, ms in seen]
+            runs[rate].append(run)
     return runs
 
 
