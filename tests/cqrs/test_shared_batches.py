@@ -38,6 +38,12 @@ def positions() -> dict[str, int]:
     return dict(ProjectorCheckpoint.objects.values_list("name", "position"))
 
 
+def first_runs() -> None:
+    """Every slot's first run, which makes the checkpoints one by one."""
+    for slot in registry.slots():
+        runtime.catch_up_together(registry.slot(*slot))
+
+
 @pytest.mark.parametrize("batch_size", [500, 7])
 def test_a_slot_gives_the_tables_each_projector_gives_alone(settings, batch_size):
     """With 7 events to a batch the shared read of the log comes back full, and every partition
@@ -142,16 +148,21 @@ class PartitionedAuthors(Projector):
         transaction.on_commit(lambda: self.applied.append(name), using="read")
 
 
+def authors_in_both_partitions() -> list:
+    """Authors whose events go to each of PartitionedAuthors' two partitions."""
+    authors = [add_author(name=f"Author {i}") for i in range(12)]
+    assert {key_partition(str(a.pk), 2) for a in authors} == {0, 1}
+    return authors
+
+
 def test_a_sibling_moves_along_only_with_a_batch_that_read_its_event_types():
     """Slot 0's batch finds the projector's own partition busy: it reads the log for the
     listing's event types only, so it must leave partition 1 alone (found by CI: an order's
     payment was passed over in the order history)."""
     projector = PartitionedAuthors()
     with registered(projector):
-        for slot in registry.slots():  # first runs, which make the checkpoints one by one
-            runtime.catch_up_together(registry.slot(*slot))
-        authors = [add_author(name=f"Author {i}") for i in range(12)]
-        assert {key_partition(str(a.pk), 2) for a in authors} == {0, 1}
+        first_runs()
+        authors = authors_in_both_partitions()
 
         busy = start_busy_runner(projector, partial(runtime.catch_up, projector, partition=0))
         try:
@@ -244,8 +255,7 @@ def test_a_slot_held_back_by_an_open_append_is_woken_again():
     late = next(n for n in names if key_partition(n, 2) == 1)
     slot_1 = wake_pending_key("projections", 1)
     with registered(projector):
-        for slot in registry.slots():  # first runs, which make the checkpoints one by one
-            runtime.catch_up_together(registry.slot(*slot))
+        first_runs()
         appended, commit = threading.Event(), threading.Event()
 
         def open_append() -> None:
@@ -290,8 +300,7 @@ def test_a_slot_that_asked_a_held_sibling_for_another_pass_is_woken_again():
     slot_1 = wake_pending_key("projections", 1)
     held = Partition(projector, 0).name
     with registered(projector):
-        for slot in registry.slots():  # first runs, which make the checkpoints one by one
-            runtime.catch_up_together(registry.slot(*slot))
+        first_runs()
         add_author(name=late)
         head = runtime.head_position()
         assert projector.name in take_members(cache, slot_1)  # slot 1's task starts
@@ -318,10 +327,8 @@ def test_a_pass_asked_of_a_partition_a_siblings_batch_held_is_taken_by_that_batc
     last orders wait 2.2 s)."""
     projector = PartitionedAuthors()
     with registered(projector):
-        for slot in registry.slots():  # first runs, which make the checkpoints one by one
-            runtime.catch_up_together(registry.slot(*slot))
-        authors = [add_author(name=f"Author {i}") for i in range(12)]
-        assert {key_partition(str(a.pk), 2) for a in authors} == {0, 1}
+        first_runs()
+        authors = authors_in_both_partitions()
         head = runtime.head_position()
 
         slot_0 = start_busy_runner(
