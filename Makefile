@@ -87,12 +87,15 @@ bench-streams: $(BIN)/.bench-installed check-services
 	$(BIN)/python -m bench.streams
 
 # The same checks run before each commit once `$(BIN)/pre-commit install` has run
-# (.pre-commit-config.yaml). mypy is strict on apps/cqrs (pyproject.toml).
+# (.pre-commit-config.yaml). mypy is strict on apps/cqrs (pyproject.toml). The last checks that
+# every model change has its migration, with SQLite in memory: no database is needed.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	DJANGO_SECRET_KEY=type-checking-only $(BIN)/mypy
+	DJANGO_SECRET_KEY=migrations-check-only SQLITE_PATH=:memory: \
+		$(BIN)/python manage.py makemigrations --check --dry-run
 
 format: install
 	$(BIN)/ruff check --fix .
