@@ -499,12 +499,14 @@ def catch_up_together(parts: Sequence[Partition]) -> int:
                 alone += group
                 break
             alone += batch.alone
-            # A sibling's runner that found its checkpoint held by this batch asked for another
-            # pass, which only this task can see now; without this the sibling's events waited
-            # for its next wake-up, or for the sweep after the last command (bench-cost's lag
-            # run: the order history's last orders, 2.2 s).
-            alone += [part for part in _passes_asked(batch.siblings) if part not in alone]
             group = [part for part in group if part not in batch.alone]
+            # Requests for another pass from runners that found these checkpoints held, in one
+            # round trip. Another batch meets those for the group. Those for a sibling only this
+            # task can see now, so it runs that partition itself: otherwise the sibling's events
+            # waited for its next wake-up, or for the sweep after the last command (bench-cost's
+            # lag run: the order history's last orders, 2.2 s).
+            asked = _passes_asked([*group, *batch.siblings])
+            alone += [part for part in batch.siblings if part in asked and part not in alone]
             for part, done in batch.done.items():
                 metrics.batch_duration.labels(part.projector.name).observe(
                     time.perf_counter() - started
@@ -519,7 +521,7 @@ def catch_up_together(parts: Sequence[Partition]) -> int:
                     )
                     log_events(done, "event applied", projector=part.name)
             note_checkpoints({part.name: position for part, position in batch.positions.items()})
-            if not batch.more and not _passes_asked(group):
+            if not batch.more and not any(part in asked for part in group):
                 if batch.held_back:
                     for part in group:
                         held_back.setdefault((part.projector.queue, part.index), []).append(
