@@ -411,7 +411,7 @@ def write_report(results: dict) -> None:
             f"{results.get('server', 'sync workers (WSGI)')}, DEBUG off; "
             "one Celery worker (prefork, "
             "concurrency 2, with beat); wrk with 2 threads and 16 connections for reads; "
-            "`bench/driver.py` (asyncio + httpx, one timestamp per request) for commands. "
+            "`bench/driver.py` (asyncio streams, one timestamp per request) for commands. "
             f"Each figure is the median of {profile['rounds']} interleaved rounds (cells shuffled "
             "in each round), with min–max in brackets; read runs last "
             f"{profile['seconds']} s after a 1 s warm-up. Book details are drawn at random from "
