@@ -497,6 +497,9 @@ def catch_up_together(parts: Sequence[Partition]) -> int:
             except Exception:
                 logger.info("A shared batch failed; its partitions go one by one", exc_info=True)
                 alone += group
+                # It may have held siblings' checkpoints until it rolled back, as one that
+                # commits does (below): the passes asked of them meanwhile are this task's.
+                alone += [part for part in _passes_asked(_siblings(group)) if part not in alone]
                 break
             alone += batch.alone
             group = [part for part in group if part not in batch.alone]
@@ -614,14 +617,7 @@ def _run_shared_batch(parts: list[Partition]) -> _SharedBatch:
     checkpoints = projector.checkpoint_model._default_manager.using(projector.database)
     batch_size = min(p.projector.batch_size or settings.CQRS_BATCH_SIZE for p in parts)
     own = {part.name for part in parts}
-    siblings = list(
-        {
-            sibling.name: sibling
-            for part in parts
-            for sibling in part.projector.partition_list()
-            if sibling.name not in own
-        }.values()
-    )
+    siblings = _siblings(parts)
     with transaction.atomic(using=projector.database):
         locked = {
             cp.name: cp
@@ -694,6 +690,19 @@ def _run_shared_batch(parts: list[Partition]) -> _SharedBatch:
     positions = {part: locked[part.name].position for part in moving}
     held_back = asked or horizon.blocked_at is not None
     return _SharedBatch(done, positions, horizon.more, alone, held_back, held)
+
+
+def _siblings(parts: Sequence[Partition]) -> list[Partition]:
+    """The other partitions of the partitioned projectors among `parts`."""
+    own = {part.name for part in parts}
+    return list(
+        {
+            sibling.name: sibling
+            for part in parts
+            for sibling in part.projector.partition_list()
+            if sibling.name not in own
+        }.values()
+    )
 
 
 def _passes_asked(parts: list[Partition]) -> list[Partition]:

@@ -148,6 +148,18 @@ class PartitionedAuthors(Projector):
         transaction.on_commit(lambda: self.applied.append(name), using="read")
 
 
+class FailingOnceAuthors(PartitionedAuthors):
+    """PartitionedAuthors whose held batch fails once released."""
+
+    failed = False
+
+    def apply(self, event):
+        super().apply(event)
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("a batch that fails once")
+
+
 def authors_in_both_partitions() -> list:
     """Authors whose events go to each of PartitionedAuthors' two partitions."""
     authors = [add_author(name=f"Author {i}") for i in range(12)]
@@ -319,13 +331,14 @@ def test_a_slot_that_asked_a_held_sibling_for_another_pass_is_woken_again():
         assert positions()[held] == head
 
 
-def test_a_pass_asked_of_a_partition_a_siblings_batch_held_is_taken_by_that_batchs_task():
+@pytest.mark.parametrize("kind", [PartitionedAuthors, FailingOnceAuthors], ids=["commits", "fails"])
+def test_a_pass_asked_of_a_partition_a_siblings_batch_held_is_taken_by_that_batchs_task(kind):
     """Slot 0's batch holds partition 1's checkpoint as a sibling, and leaves partition 1's
     own events to slot 1. Slot 1's runner, finding the checkpoint held, asks for another pass
-    and returns. Slot 0's task takes that pass once its batch has committed: nothing else
-    would before the next command or the sweep (bench-cost's lag run saw the order history's
-    last orders wait 2.2 s)."""
-    projector = PartitionedAuthors()
+    and returns. Slot 0's task takes that pass once its batch has committed, or has failed
+    and rolled back: nothing else would before the next command or the sweep (bench-cost's
+    lag run saw the order history's last orders wait 2.2 s)."""
+    projector = kind()
     with registered(projector):
         first_runs()
         authors = authors_in_both_partitions()
@@ -341,5 +354,6 @@ def test_a_pass_asked_of_a_partition_a_siblings_batch_held_is_taken_by_that_batc
             projector.release.set()
             slot_0.join(10)
 
+        assert getattr(projector, "failed", False) == (kind is FailingOnceAuthors)
         assert sorted(projector.applied) == sorted(a.name for a in authors)
         assert {positions()[part.name] for part in projector.partition_list()} == {head}
