@@ -7,7 +7,9 @@ every 5 s as in production). CPU time is read from /proc for each process tree (
 of the root and every descendant) before and after `ORDERS` orders placed one after another
 through the API, once the worker has applied all their events, and divided by the orders; the
 same reading over an idle stretch of the same length says what the background (beat, polls)
-costs. Three rounds; medians. Writes bench/results-cost.json, bench/COST.md and bench/cost.png.
+costs. Three rounds; medians. The replay's CPU is read for the command's processes, for
+PostgreSQL's and for the whole machine; a fixed Python loop, before and after, reads the
+machine's speed. Writes bench/results-cost.json, bench/COST.md and bench/cost.png.
 BENCH_POOL=threads runs the worker with Celery's thread pool instead, for comparison.
 """
 
@@ -30,6 +32,8 @@ LAG_RATE, LAG_SECONDS = 100, 10
 TICK = os.sysconf("SC_CLK_TCK")
 # issue 15's budget, ms of CPU per order
 BUDGET = {"web": 6.0, "worker": 5.0}
+REPLAY_TARGET = 20_000  # events/s
+SPEED_ROWS = 200_000
 
 
 def _cpu(pid: int) -> float:
@@ -61,9 +65,33 @@ def snapshot(web: int, worker: int) -> dict[str, float]:
     return {
         "web": _cpu(web),
         "worker": _cpu(worker),
-        "postgres": sum(_cpu(pid) for pid in _named("postgres") if _is_root_postgres(pid)),
+        "postgres": _postgres_cpu(),
         "redis": sum(_cpu(pid) for pid in _named("redis-server")),
     }
+
+
+def _postgres_cpu() -> float:
+    return sum(_cpu(pid) for pid in _named("postgres") if _is_root_postgres(pid))
+
+
+def _machine_cpu() -> float:
+    """Busy CPU seconds of the whole machine: user, nice, system, irq and softirq time from
+    /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    return sum(int(fields[i]) for i in (0, 1, 2, 5, 6)) / TICK
+
+
+def machine_speed() -> float:
+    """CPU seconds of a fixed piece of plain Python work, none of it the shop's: making, encoding,
+    decoding and sorting SPEED_ROWS small dicts. This machine's speed has drifted by a third
+    within minutes and by a factor of nearly three between days, and not alike for every kind
+    of work (a loop of additions barely moved): a report carries the reading so that its
+    figures are compared with another's only at a like speed."""
+    started = time.process_time()
+    rows = [{"id": i, "title": f"book {i}", "price": str(i / 4)} for i in range(SPEED_ROWS)]
+    json.loads(json.dumps(rows))
+    sorted(rows, key=lambda row: row["title"])
+    return time.process_time() - started
 
 
 def _is_root_postgres(pid: int) -> bool:
@@ -145,12 +173,17 @@ def main() -> None:
     from django.core.management import call_command
 
     started = time.perf_counter()
+    results: dict = {
+        "rounds": [],
+        "orders": ORDERS,
+        "cores": os.cpu_count(),
+        "speed_s": [machine_speed()],
+    }
     say(f"seeding {BOOKS:,} books")
     call_command("bulk_seed_catalog", books=BOOKS, seed=BOOKS, verbosity=0)
     setup = bench.prepare_customers(8)
     books = bench.stocked_books(300, 100_000)
     web, worker = start(bench)
-    results: dict = {"rounds": [], "orders": ORDERS}
     try:
         bench.wait_for_projectors("projecting the catalog")
         # As bench/run.py does: without statistics (autovacuum is off on the benchmark machine),
@@ -170,8 +203,12 @@ def main() -> None:
     finally:
         bench.stop_stack([web, worker])
     say("replay: rebuild_read_models over the whole log")
+    postgres, machine = _postgres_cpu(), _machine_cpu()
     results["replay"] = bench.measure_replay()
+    results["replay"]["postgres_cpu_s"] = _postgres_cpu() - postgres
+    results["replay"]["machine_cpu_s"] = _machine_cpu() - machine
     results["replay_alone"] = replay_each_alone()
+    results["speed_s"].append(machine_speed())
     results["elapsed_s"] = time.perf_counter() - started
     results["commit"] = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=BENCH.parent
@@ -264,12 +301,18 @@ def write_report(results: dict) -> None:
     # server that falls behind takes longer than the run's seconds to answer them all.
     served = lag["achieved_rate"]
     lag_met = lag["p99"] <= 250 and served >= 95
+    cores, speed = results["cores"], results["speed_s"]
+    budget_s = replay["events"] / REPLAY_TARGET
     (BENCH / "COST.md").write_text(
         f"""# What an order costs
 
 `make bench-cost` (bench/cost.py) at commit {results["commit"]}, in
 {results["elapsed_s"] / 60:.1f} minutes: {BOOKS:,} books, gunicorn with 2 sync workers, one
-Celery worker (2 processes, with beat), PostgreSQL and Redis, all on one 2-core machine.
+Celery worker (2 processes, with beat), PostgreSQL and Redis, all on one {cores}-core machine.
+
+The machine's speed: a fixed piece of plain Python work ({SPEED_ROWS:,} dicts made, encoded,
+decoded and sorted: `machine_speed`) took {speed[0]:.2f} s of CPU before the run and
+{speed[1]:.2f} s after it. Compare these figures with another run's only at a like speed.
 
 ## CPU per order
 
@@ -301,8 +344,14 @@ order's lag by when it committed: a stall stands out as a ridge.
 ## Replay
 
 `rebuild_read_models --jobs {replay["jobs"]}` over the whole log: {replay["events"]:,} events in
-{replay["seconds"]:.1f} s, **{replay["events_per_second"]:,.0f} events/s** (target 20,000),
-peak memory {replay["peak_rss_mb"]:.0f} MB.
+{replay["seconds"]:.1f} s, **{replay["events_per_second"]:,.0f} events/s**
+(target {REPLAY_TARGET:,}), peak memory {replay["peak_rss_mb"]:.0f} MB.
+
+Its CPU: {replay["cpu_s"]:.1f} s in the command's processes, {replay["postgres_cpu_s"]:.1f} s in
+PostgreSQL's. The machine was busy {replay["machine_cpu_s"]:.1f} s of the
+{cores * replay["seconds"]:.1f} s its {cores} cores had
+({replay["machine_cpu_s"] / (cores * replay["seconds"]):.0%}). At {REPLAY_TARGET:,} events/s this
+log would take {budget_s:.1f} s: at most {cores * budget_s:.1f} s of CPU on {cores} cores.
 
 Where that run's time went, by read model, as the command reports it: its partitions' replays
 (the catalog listing's are shards, split by book), side by side with the others' in the

@@ -508,12 +508,14 @@ def measure_replay() -> dict:
     from apps.cqrs.models import DomainEvent
 
     events = DomainEvent.objects.count()
-    # A wrapper process whose only child is the rebuild, so that RUSAGE_CHILDREN is its own.
+    # A wrapper process whose only child is the rebuild, so that RUSAGE_CHILDREN is its own:
+    # its peak memory, and its CPU with its replayer processes'.
     wrapper = (
         "import resource, subprocess, sys, time\n"
         "t = time.perf_counter()\n"
         "code = subprocess.call(sys.argv[1:])\n"
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print(time.perf_counter() - t, u.ru_maxrss, u.ru_utime + u.ru_stime)\n"
         "sys.exit(code)\n"
     )
     rebuild = ["manage.py", "rebuild_read_models", "--jobs", str(REPLAY_JOBS)]
@@ -522,7 +524,7 @@ def measure_replay() -> dict:
     if done.returncode:
         raise SystemExit("rebuild_read_models failed")
     *said, last = done.stdout.strip().splitlines()
-    seconds, max_rss_kb = last.split()
+    seconds, max_rss_kb, cpu = last.split()
     seconds = float(seconds)
     # The command's line for each read model: its partitions' replays, readying and switch.
     read_models = {
@@ -539,6 +541,7 @@ def measure_replay() -> dict:
         "seconds": seconds,
         "events_per_second": events / seconds,
         "peak_rss_mb": int(max_rss_kb) / 1024,
+        "cpu_s": float(cpu),
         "jobs": REPLAY_JOBS,
         "read_models": read_models,
     }
