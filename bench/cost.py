@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.run import BENCH, BIN, percentile, say
+from bench.run import BENCH, BIN, SPEED_ROWS, machine_speed, percentile, say
 
 DB_NAME = "bookstore_cost"
 BOOKS = 60_000
@@ -33,7 +33,6 @@ TICK = os.sysconf("SC_CLK_TCK")
 # issue 15's budget, ms of CPU per order
 BUDGET = {"web": 6.0, "worker": 5.0}
 REPLAY_TARGET = 20_000  # events/s
-SPEED_ROWS = 200_000
 
 
 def _cpu(pid: int) -> float:
@@ -79,19 +78,6 @@ def _machine_cpu() -> float:
     /proc/stat."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     return sum(int(fields[i]) for i in (0, 1, 2, 5, 6)) / TICK
-
-
-def machine_speed() -> float:
-    """CPU seconds of a fixed piece of plain Python work, none of it the shop's: making, encoding,
-    decoding and sorting SPEED_ROWS small dicts. This machine's speed has drifted by a third
-    within minutes and by a factor of nearly three between days, and not alike for every kind
-    of work (a loop of additions barely moved): a report carries the reading so that its
-    figures are compared with another's only at a like speed."""
-    started = time.process_time()
-    rows = [{"id": i, "title": f"book {i}", "price": str(i / 4)} for i in range(SPEED_ROWS)]
-    json.loads(json.dumps(rows))
-    sorted(rows, key=lambda row: row["title"])
-    return time.process_time() - started
 
 
 def _is_root_postgres(pid: int) -> bool:

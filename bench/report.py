@@ -253,6 +253,19 @@ def scaling_tables(scaling: dict) -> tuple[list[str], list[str], dict]:
 PREFIX = ""
 
 
+def speed_lines(results: dict) -> list[str]:
+    """The machine's speed, read before and after the run (`run.machine_speed`)."""
+    if "speed_s" not in results:  # a run from before the reading existed
+        return []
+    before, after = results["speed_s"]
+    return [
+        "The machine's speed: a fixed piece of plain Python work (`run.machine_speed`: dicts "
+        f"made, encoded, decoded and sorted) took {before:.2f} s of CPU before the run and "
+        f"{after:.2f} s after it. Compare these figures with another run's only at a like speed.",
+        "",
+    ]
+
+
 def write_report(results: dict) -> None:
     global PREFIX
     PREFIX = "quick-" if results["profile"]["name"] == "quick" else ""
@@ -407,6 +420,7 @@ def write_report(results: dict) -> None:
             "database, Redis, gunicorn, the Celery worker and the load generators share its cores, "
             "so absolute figures are lower than on separate hosts; the ratios are the point.",
             "",
+            *speed_lines(results),
             f"Set-up: gunicorn with {results['gunicorn_workers']} "
             f"{results.get('server', 'sync workers (WSGI)')}, DEBUG off; "
             "one Celery worker (prefork, "

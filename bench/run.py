@@ -556,6 +556,22 @@ REBUILT = re.compile(
 # --- the run ---------------------------------------------------------------------------------
 
 
+SPEED_ROWS = 200_000
+
+
+def machine_speed() -> float:
+    """CPU seconds of a fixed piece of plain Python work, none of it the shop's: making, encoding,
+    decoding and sorting SPEED_ROWS small dicts. A machine's speed has drifted by a third
+    within minutes, the machines these benchmarks ran on differed by nearly three times, and not
+    alike for every kind of work (a loop of additions barely moved): a report carries the
+    reading so that its figures are compared with another's only at a like speed."""
+    started = time.process_time()
+    rows = [{"id": i, "title": f"book {i}", "price": str(i / 4)} for i in range(SPEED_ROWS)]
+    json.loads(json.dumps(rows))
+    sorted(rows, key=lambda row: row["title"])
+    return time.process_time() - started
+
+
 def versions() -> dict:
     import celery
     import django
@@ -592,7 +608,7 @@ def versions() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes; under 5 minutes")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes; about 6 minutes")
     args = parser.parse_args()
     profile = dict(
         PROFILES["quick" if args.quick else "full"], name="quick" if args.quick else "full"
@@ -603,6 +619,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     started = time.perf_counter()
+    speed = [machine_speed()]
     rng = random.Random(2026)
 
     say(f"{profile['name']} run: fresh database {DB_NAME}")
@@ -651,6 +668,7 @@ def main() -> None:
     argv = [sys.executable, "-m", "bench.scaling", "--out", str(out)]
     subprocess.run([*argv, *(["--quick"] if args.quick else [])], cwd=ROOT, check=True)
     results["scaling"] = json.loads(out.read_text())
+    results["speed_s"] = [*speed, machine_speed()]
     results["elapsed_s"] = time.perf_counter() - started
     results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     (BENCH / f"results-{profile['name']}.json").write_text(json.dumps(results, indent=1))
