@@ -46,13 +46,12 @@ run: install
 check-services: install
 	@$(TEST_ENV) $(BIN)/python -m tests.services
 
-# Prints the coverage of apps/ and config/ by the test process (code that runs only in the
-# servers and workers the tests start is not counted).
 test: install check-services
 	$(TEST_ENV) $(BIN)/pytest -m "not faults" $(PYTEST_ARGS)
 
 # `make test` under coverage.py, ending with the coverage of apps/ and config/ by the test
-# process. Not in CI: tests/read and tests/cqrs took 182-187 s under it against 123 s without.
+# process (code that runs only in the servers and workers the tests start is not counted). Not
+# in CI: tests/read and tests/cqrs took 182-187 s under it against 123 s without.
 coverage: install check-services
 	$(TEST_ENV) $(BIN)/pytest -m "not faults" --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 

@@ -8,8 +8,9 @@ of the root and every descendant) before and after `ORDERS` orders placed one af
 through the API, once the worker has applied all their events, and divided by the orders; the
 same reading over an idle stretch of the same length says what the background (beat, polls)
 costs. Three rounds; medians. The replay's CPU is read for the command's processes, for
-PostgreSQL's and for the whole machine; a fixed Python loop, before and after, reads the
-machine's speed. Writes bench/results-cost.json, bench/COST.md and bench/cost.png.
+PostgreSQL's and for the whole machine; a fixed piece of plain Python work, before and after,
+reads the machine's speed (`run.machine_speed`). Writes bench/results-cost.json,
+bench/COST.md and bench/cost.png.
 BENCH_POOL=threads runs the worker with Celery's thread pool instead, for comparison.
 """
 
