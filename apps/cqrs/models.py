@@ -1,6 +1,5 @@
 import uuid
 from collections.abc import Sequence
-from functools import cached_property
 from typing import Any
 
 import psycopg
@@ -11,6 +10,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, models
 from django.db.models.base import ModelState
 from django.db.models.query_utils import DeferredAttribute
+from django.utils.functional import cached_property
 
 from apps.cqrs.events import PayloadEncoder, decode, decode_json, upcast
 

@@ -192,12 +192,13 @@ def _run_batch(
         # healthy projector has nothing ahead of it to skip, except in a replay from the start.
         events = fetched
         if checkpoint.failed_position is not None or checkpoint.parked or _replaying.get():
-            skipped = skipped_positions(projector.name)
-            events = [
-                e
-                for e in fetched
-                if e.position not in skipped and projector.key_of(e) not in checkpoint.parked
-            ]
+            skipped, parked = skipped_positions(projector.name), checkpoint.parked
+            if skipped or parked:  # a replay has seldom either: no key to make per event
+                events = [
+                    e
+                    for e in fetched
+                    if e.position not in skipped and projector.key_of(e) not in parked
+                ]
         try:
             with applying(part):
                 applied = projector.apply_batch(events)

@@ -228,7 +228,8 @@ class BookListingProjector(Projector):
                 renamed = self._rename_author(event.data, event.position, own)
                 listings.update(rows_by_pk(BookListing, renamed))
                 touched.update(renamed)
-            elif not isinstance(event.data, BookAdded) or own(event.data.book_id):
+            # A new book's listing was not read: it is this runner's if its id is touched.
+            elif not isinstance(event.data, BookAdded) or event.data.book_id in touched:
                 dirty.update(self._change(listings, event))
         self._save(listings, dirty, stored)
         shard = replay_shard()
