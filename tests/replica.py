@@ -5,6 +5,9 @@ PostgreSQL starts there as a hot standby on a free port, streaming from the firs
 the `postgres` system user (PostgreSQL refuses to run as root). The test server must accept
 replication connections from loopback: where its pg_hba.conf has no such line and the file is
 writable (these machines, CI), one is added and the server reloaded.
+
+The copy holds every database of the server, the benchmarks' too: drop those before the tests
+(`bookstore_bench` at a million books is 4.4 GB, and copying it took 51 s of each pass).
 """
 
 import contextlib
