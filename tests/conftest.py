@@ -10,7 +10,9 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connections
+from django.db.backends.postgresql.operations import DatabaseOperations
 
+from apps.cqrs.models import DomainEvent
 from tests.processes import start_worker, subprocess_env
 
 
@@ -51,6 +53,34 @@ def _no_session_left_on_the_test_databases(django_db_setup, django_db_blocker):
 def _empty_test_redis():
     # Ids start again with every new test database: entries of an earlier run must go.
     redis.Redis.from_url(settings.CACHES["default"]["LOCATION"]).flushdb()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_by_delete():
+    """Transactional tests empty the tables with DELETE rather than TRUNCATE.
+
+    TRUNCATE gives each of the forty-odd tables and their indexes new files: a flush took
+    0.29 s, against 0.1 s with DELETE of the few rows a test leaves, and two in five tests
+    flush, in the separate-read-database pass two databases each. Foreign keys are checked at
+    the flush's commit, so the order of the DELETEs does not matter. The event log refuses
+    DELETE (its append-only trigger): it alone is truncated.
+    """
+    log = DomainEvent._meta.db_table
+    truncate = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        if reset_sequences or allow_cascade:
+            return truncate(
+                self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+            )
+        statements = [f"DELETE FROM {self.quote_name(table)};" for table in tables if table != log]
+        if log in tables:
+            statements.append(f"TRUNCATE {self.quote_name(log)};")
+        return statements
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DatabaseOperations, "sql_flush", sql_flush)
+        yield
 
 
 @pytest.fixture(autouse=True)
