@@ -8,6 +8,7 @@ with PNG plots beside it. Every figure is the median of interleaved rounds, with
 
 import argparse
 import json
+import logging
 import os
 import platform
 import random
@@ -105,6 +106,9 @@ def use_database(name: str, *, redis_db: int, fresh: bool = True) -> None:
     import django
 
     django.setup()
+    # The servers log each event as production does (its CPU is part of an order's); this
+    # process's own commands, stocking thousands of books, would only flood the terminal.
+    logging.getLogger("cqrs.events").setLevel(logging.WARNING)
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
