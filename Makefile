@@ -14,7 +14,7 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	DJANGO_SECRET_KEY=test-only-secret DJANGO_HTTPS=0 CQRS_SWEEP_SECONDS=1 \
 	DJANGO_EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend SERVE_MEDIA=1
 
-.PHONY: install run test coverage test-faults test-separate-read-db lint format check-services clean bench bench-quick bench-rebuild bench-waits bench-streams bench-replicas bench-catalog bench-cost
+.PHONY: install run test coverage test-faults test-separate-read-db lint format check-services clean bench bench-clean bench-quick bench-rebuild bench-waits bench-streams bench-replicas bench-catalog bench-cost
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -115,6 +115,11 @@ format: install
 
 clean:
 	rm -rf $(VENV) db.sqlite3* staticfiles .pytest_cache .ruff_cache
+
+# The benchmarks' databases, kept after each run to be looked at (bench/clean.py says why they
+# should not stay).
+bench-clean: $(BIN)/.bench-installed check-services
+	$(BIN)/python -m bench.clean
 
 # Catalog reads from the primary against a streaming replica, and the replica's delay under
 # orders: bench/REPLICAS.md and bench/replicas.png.

@@ -7,7 +7,8 @@ replication connections from loopback: where its pg_hba.conf has no such line an
 writable (these machines, CI), one is added and the server reloaded.
 
 The copy holds every database of the server, the benchmarks' too: drop those before the tests
-(`bookstore_bench` at a million books is 4.4 GB: the replica tests' setup took 51 s with it).
+with `make bench-clean` (`bookstore_bench` at a million books is 4.4 GB: the replica tests'
+setup took 51 s with it).
 """
 
 import contextlib
