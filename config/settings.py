@@ -226,6 +226,9 @@ DJANGO_REDIS_LOGGER = "config.cache"
 # Where the projector runtime announces what it has passed, for waits and streams under ASGI
 # (apps/cqrs/live.py); without it they poll the checkpoints.
 CQRS_LIVE_URL = os.environ.get("CQRS_LIVE_URL", CACHE_URL)
+# How often a pending wait re-reads the checkpoints, in case an announcement was lost: the
+# longest a lost one costs a waiting reader, against a read of the cache per interval.
+CQRS_LIVE_REFRESH_SECONDS = float(os.environ.get("CQRS_LIVE_REFRESH_SECONDS", 0.5))
 # An event stream ends after this long and the client reconnects with Last-Event-ID: no
 # connection outlives a deploy or a stuck proxy by much, and the load spreads over new servers.
 CQRS_STREAM_SECONDS = float(os.environ.get("CQRS_STREAM_SECONDS", 300))

@@ -18,8 +18,8 @@ from rest_framework.authtoken.models import Token
 
 from apps.cqrs import runtime
 from apps.cqrs.asgi import read_wait_of
-from apps.cqrs.consistency import head_position
-from apps.cqrs.models import ProjectorCheckpoint
+from apps.cqrs.consistency import MIN_POSITION_HEADER, head_position
+from apps.cqrs.models import DomainEvent, ProjectorCheckpoint
 from apps.cqrs.projectors import registry
 from apps.write.catalog import services as catalog
 from apps.write.orders import services as orders
@@ -28,6 +28,9 @@ from tests.processes import start_web, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
 WAIT_SECONDS = 8  # the server's read-your-writes bound: long enough to tell a wait from none
+# The server's re-read of the checkpoints for pending waits, past WAIT_SECONDS: a wait ends by
+# an announcement or not before its time is up.
+REFRESH_SECONDS = 30
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +39,7 @@ def asgi_server(django_db_setup, django_db_blocker, tmp_path_factory):
     and a connection would starve it at the third."""
     env = subprocess_env() | {
         "CQRS_READ_WAIT_SECONDS": str(WAIT_SECONDS),
+        "CQRS_LIVE_REFRESH_SECONDS": str(REFRESH_SECONDS),
         "DATABASE_POOL_MAX_SIZE": "2",
     }
     with django_db_blocker.unblock():
@@ -110,6 +114,45 @@ def test_waiting_reads_hold_no_worker_and_no_connection(asgi_server):
     assert {status for status, _ in waits} == {200}
     assert {headers["X-Read-Consistency"] for _, headers in waits} == {"fresh"}
     assert all(int(headers["X-Read-Position"]) >= position for _, headers in waits)
+
+
+def test_a_wait_ends_when_the_partitions_without_events_move_past_it(asgi_server):
+    """An order's events go to one partition of the order history, and a wake-up runs that
+    partition's slot only, which moves the other partition along (runtime.catch_up_together).
+    A read of the order waits for both: it ends when the slot's batch commits, not when the
+    hub next re-reads the checkpoints."""
+    history = registry.get("orders.history")
+    assert history.partitions > 1
+    customer = UserFactory()
+    token = Token.objects.create(user=customer).key
+    order = place_order(customer, (stocked_book(), 1))
+    for projector in registry.replayable():
+        project(projector.name)
+    # A second order, with nothing projected yet: what the read below waits for.
+    order = place_order(customer, (stocked_book(), 1))
+    position = head_position()
+    placed = DomainEvent.objects.filter(event_type__in=history.handles).latest("position")
+    slot = history.partition_of(placed).index
+
+    answers: list[tuple[int, bytes]] = []
+
+    def read() -> None:
+        headers = {"Authorization": f"Token {token}", MIN_POSITION_HEADER: str(position)}
+        answers.append(get(f"{asgi_server.url}/api/orders/{order.pk}/", headers=headers)[::2])
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.5)  # the read is in, waiting
+    assert answers == []
+    runtime.catch_up_together(registry.slot(history.queue, slot))
+    committed = time.monotonic()
+    reader.join(timeout=WAIT_SECONDS)
+    waited = time.monotonic() - committed
+    print(f"\nthe wait ended {waited * 1000:.0f} ms after the slot's batch")
+    [(status, body)] = answers
+    assert status == 200
+    assert json.loads(body)["id"] == order.pk
+    assert waited < WAIT_SECONDS / 2  # the announcement, not the wait's time-out
 
 
 def test_a_position_beyond_the_head_is_refused_without_waiting(asgi_server):

@@ -11,8 +11,8 @@ process under ASGI runs one `Hub`: a single subscription that wakes, inside the 
 
 Redis pub/sub loses messages only with the connection (a reconnect, a Redis restart). The
 channel only hurries things along: a pending wait re-reads the checkpoints every
-`REFRESH_SECONDS`, and streams re-read their row after every reconnect, so a lost message costs
-latency, never a change. Without Redis the hub polls the checkpoints instead.
+`CQRS_LIVE_REFRESH_SECONDS`, and streams re-read their row after every reconnect, so a lost
+message costs latency, never a change. Without Redis the hub polls the checkpoints instead.
 """
 
 import asyncio
@@ -20,7 +20,7 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar
 
@@ -42,8 +42,6 @@ from apps.cqrs.projectors import registry
 
 logger = logging.getLogger(__name__)
 CHANNEL = "cqrs:passed"
-# How often a pending wait re-reads the checkpoints, in case a message was lost.
-REFRESH_SECONDS = 0.5
 # Without Redis there are no messages, only re-reads.
 POLL_SECONDS = 0.05
 T = TypeVar("T")
@@ -60,16 +58,24 @@ def _publisher_client() -> redis.Redis:
     return _publisher
 
 
-def announce(*, name: str, position: int, keys: Iterable[str]) -> None:
-    """Tell the web processes that partition `name` has passed `position`, touching `keys`.
-    Called after the batch's commit; a failure costs the listeners latency, nothing else."""
-    if not settings.CQRS_LIVE_URL:
+def announce(
+    positions: Mapping[str, int], *, keys: Mapping[str, Iterable[str]] | None = None
+) -> None:
+    """Tell the web processes that each partition named has moved its checkpoint to its
+    position, and which keys its batch touched (none when it only moved past others' events:
+    waits need that too). One message a partition, all in one round trip. Called after the
+    batch's commit; a failure costs the listeners latency, nothing else."""
+    if not settings.CQRS_LIVE_URL or not positions:
         return
-    message = json.dumps({"p": name, "at": position, "keys": sorted(keys)})
+    keys = keys or {}
     try:
-        _publisher_client().publish(CHANNEL, message)
+        pipeline = _publisher_client().pipeline(transaction=False)
+        for name, position in positions.items():
+            news = {"p": name, "at": position, "keys": sorted(set(keys.get(name, ())))}
+            pipeline.publish(CHANNEL, json.dumps(news))
+        pipeline.execute()
     except redis.RedisError as exc:
-        logger.warning("Could not announce %s at %s: %s", name, position, exc)
+        logger.warning("Could not announce %s: %s", positions, exc)
 
 
 async def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -247,16 +253,16 @@ class Hub:
                 await pubsub.subscribe(CHANNEL)
                 self._subscribed = True
                 self._touch_all()  # messages published before (re)subscribing are lost
-                refreshed = time.monotonic()
+                refreshed, every = time.monotonic(), settings.CQRS_LIVE_REFRESH_SECONDS
                 while True:
                     message = await pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=REFRESH_SECONDS
+                        ignore_subscribe_messages=True, timeout=every
                     )
                     if message is not None:
                         news = json.loads(message["data"])
                         self._learn({news["p"]: news["at"]})
                         self._touch(news["keys"])
-                    if self._waits and time.monotonic() - refreshed >= REFRESH_SECONDS:
+                    if self._waits and time.monotonic() - refreshed >= every:
                         await self._refresh()
                         refreshed = time.monotonic()
         finally:

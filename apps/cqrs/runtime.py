@@ -167,14 +167,14 @@ def _another_pass_asked(part: Partition) -> bool:
 
 def _run_batch(
     part: Partition, batch_size: int, force: bool, wait: bool
-) -> tuple[list[DomainEvent], int, bool]:
+) -> tuple[list[DomainEvent], int, bool, bool]:
     """One transaction: returns (the events applied, checkpoint after, whether more may
-    follow)."""
+    follow, whether the checkpoint moved)."""
     projector = part.projector
     with transaction.atomic(using=projector.database):
         checkpoint = _locked_checkpoint(part, wait=wait)
         if not force and checkpoint.retry_at and checkpoint.retry_at > timezone.now():
-            return [], checkpoint.position, False
+            return [], checkpoint.position, False, False
         # Everything up to the horizon is visible or never will be (apps/cqrs/horizon.py).
         horizon = readable_position(after=checkpoint.position, wait=GAP_WAIT_SECONDS if wait else 0)
         fetched = load_events(
@@ -213,14 +213,15 @@ def _run_batch(
         else:
             more = full or horizon.more
             new_position = fetched[-1].position if full else horizon.position
+        moved = new_position != checkpoint.position
         if checkpoint.attempts:
             checkpoint.position = new_position
             checkpoint.clear_failure()
             checkpoint.save()
-        elif new_position != checkpoint.position:
+        elif moved:
             checkpoint.position = new_position
             checkpoint.save(update_fields=["position", "updated_at"])
-        return events[:applied], new_position, more
+        return events[:applied], new_position, more, moved
 
 
 class _BatchFailed(Exception):
@@ -401,7 +402,7 @@ def catch_up_partition(
             size = 1 if one_by_one else batch_size
             started = time.perf_counter()
             with projecting(part.name):
-                done, position, more = _run_batch(part, size, force, wait)
+                done, position, more, moved = _run_batch(part, size, force, wait)
             metrics.batch_duration.labels(projector.name).observe(time.perf_counter() - started)
         except projector.checkpoint_model.DoesNotExist:
             # A projector's first run. The rows are committed before the batch: inserted inside
@@ -447,10 +448,8 @@ def catch_up_partition(
         applied += count
         if not building():  # a build's checkpoints are not the ones readers wait for
             note_checkpoint(part.name, position)
-            if count:
-                announce(
-                    name=part.name, position=position, keys={projector.key_of(e) for e in done}
-                )
+            if moved:
+                announce({part.name: position}, keys={part.name: map(projector.key_of, done)})
         if count and not _replaying.get():  # a replay logs its progress, not its events
             log_events(done, "event applied", projector=part.name)
         if on_batch and count:
@@ -518,12 +517,14 @@ def catch_up_together(parts: Sequence[Partition]) -> int:
                 metrics.events_applied.labels(part.projector.name).inc(len(done))
                 applied += len(done)
                 if done:
-                    announce(
-                        name=part.name,
-                        position=batch.positions[part],
-                        keys={part.projector.key_of(e) for e in done},
-                    )
                     log_events(done, "event applied", projector=part.name)
+            # Siblings moved along too: a read waits for every partition of a read model.
+            announce(
+                {part.name: batch.positions[part] for part in batch.moved},
+                keys={
+                    part.name: map(part.projector.key_of, done) for part, done in batch.done.items()
+                },
+            )
             note_checkpoints({part.name: position for part, position in batch.positions.items()})
             if not batch.more and not any(part in asked for part in group):
                 if batch.held_back:
@@ -602,6 +603,8 @@ class _SharedBatch:
     held_back: bool = False
     # Other partitions of its projectors whose checkpoints the batch held, if only for a while.
     siblings: list[Partition] = field(default_factory=list)
+    # The partitions whose checkpoints it moved, siblings included.
+    moved: list[Partition] = field(default_factory=list)
 
 
 class _NotShared(Exception):
@@ -681,16 +684,16 @@ def _run_shared_batch(parts: list[Partition]) -> _SharedBatch:
         # A sibling with events of its own is left to the slot they woke.
         moving = [*ready, *(sibling for sibling in siblings if not events_of(sibling))]
         # A checkpoint ahead of this horizon (read from a lower start) stays where it is.
-        moved = [locked[p.name] for p in moving if locked[p.name].position < horizon.position]
-        for cp in moved:
-            cp.position = horizon.position
+        moved = [p for p in moving if locked[p.name].position < horizon.position]
+        for part in moved:
+            locked[part.name].position = horizon.position
         if moved:
-            checkpoints.filter(name__in=[cp.name for cp in moved]).update(
+            checkpoints.filter(name__in=[part.name for part in moved]).update(
                 position=horizon.position, updated_at=timezone.now()
             )
     positions = {part: locked[part.name].position for part in moving}
     held_back = asked or horizon.blocked_at is not None
-    return _SharedBatch(done, positions, horizon.more, alone, held_back, held)
+    return _SharedBatch(done, positions, horizon.more, alone, held_back, held, moved)
 
 
 def _siblings(parts: Sequence[Partition]) -> list[Partition]:
