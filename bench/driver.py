@@ -5,8 +5,9 @@
 
 `closed`: `--concurrency` clients place orders back to back until `--requests` are done.
 `open`: orders start on a fixed schedule (`--rate` per second) whatever the latency, so a slow
-server cannot slow the load down; a poller reads the read side's checkpoint every 2 ms, and each
-order's lag is the time from its event's commit to the checkpoint passing it.
+server cannot slow the load down; the projector runtime's announcements tell when the read
+side's checkpoint moves, and each order's lag is the time from its event's commit to the
+checkpoint passing it.
 Prints one JSON object: per request its start time, latency, status and position.
 """
 
@@ -14,12 +15,14 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import sys
 import time
 from urllib.parse import urlsplit
 
 import psycopg
+import redis.asyncio
 
 PLACE = "/api/commands/place-order/"
 CONNECTIONS = 200  # for the open loop
@@ -105,25 +108,49 @@ async def closed(args, tokens: list[str], books: list[int]) -> dict:
     return {"elapsed": elapsed, "requests": results}
 
 
-async def poll_checkpoint(dsn: str, projector: str, stop: asyncio.Event, samples: list) -> None:
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        while not stop.is_set():
-            # A partitioned projector has passed a position when all its partitions have.
-            cursor = await conn.execute(
-                "SELECT min(position) FROM cqrs_projectorcheckpoint "
-                "WHERE name = %s OR name LIKE %s",
-                [projector, f"{projector}[%"],
-            )
-            row = await cursor.fetchone()
-            samples.append((time.time(), row[0] or 0))
-            await asyncio.sleep(0.002)
+# Where the projector runtime announces each checkpoint it moves (apps/cqrs/live.py: CHANNEL).
+ANNOUNCEMENTS = "cqrs:passed"
+
+
+async def follow_checkpoint(
+    dsn: str, live_url: str, projector: str, stop: asyncio.Event, samples: list
+) -> None:
+    """Appends (time, position every partition of `projector` has passed) to `samples` each
+    time that position moves: one read of the checkpoints, then the runtime's announcements,
+    which are what a read-your-writes wait hears. Polling the table every 2 ms instead cost
+    1.0-1.6 s of this process's CPU and 0.3-0.5 s of PostgreSQL's in 10 s: a tenth of the
+    two cores, taken from the servers it measures."""
+    client = redis.asyncio.Redis.from_url(live_url)
+    try:
+        async with client.pubsub() as pubsub:
+            await pubsub.subscribe(ANNOUNCEMENTS)  # before the read: no move falls between
+            async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                cursor = await conn.execute(
+                    "SELECT name, position FROM cqrs_projectorcheckpoint "
+                    "WHERE name = %s OR name LIKE %s",
+                    [projector, f"{projector}[%"],
+                )
+                passed = dict(await cursor.fetchall())
+            samples.append((time.time(), min(passed.values(), default=0)))
+            while not stop.is_set():
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+                if message is None:
+                    continue
+                news = json.loads(message["data"])
+                if news["p"] in passed and news["at"] > passed[news["p"]]:
+                    passed[news["p"]] = news["at"]
+                    samples.append((time.time(), min(passed.values())))
+    finally:
+        await client.aclose()
 
 
 async def open_loop(args, tokens: list[str], books: list[int]) -> dict:
     total = int(args.rate * args.seconds)
     samples: list[tuple[float, int]] = []
     stop = asyncio.Event()
-    poller = asyncio.create_task(poll_checkpoint(args.read_dsn, args.projector, stop, samples))
+    follower = asyncio.create_task(
+        follow_checkpoint(args.read_dsn, args.live_url, args.projector, stop, samples)
+    )
     rng = random.Random(1)
     # Orders the server has not taken yet wait for a connection here, in arrival order, and
     # their wait counts in their latency. Left to wait inside httpx's pool (this driver's client
@@ -147,7 +174,7 @@ async def open_loop(args, tokens: list[str], books: list[int]) -> dict:
     while (not samples or samples[-1][1] < last) and time.time() < deadline:
         await asyncio.sleep(0.01)
     stop.set()
-    await poller
+    await follower
     print(file=sys.stderr)
     return {"elapsed": sent_for, "requests": results, "samples": samples}
 
@@ -164,6 +191,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--read-dsn", default="")
     parser.add_argument("--projector", default="orders.history")
+    parser.add_argument("--live-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
     args = parser.parse_args()
     with open(args.setup) as f:
         tokens = json.load(f)["tokens"]

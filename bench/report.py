@@ -463,11 +463,12 @@ def write_report(results: dict) -> None:
             "",
             f"![lag]({PREFIX}lag.png)",
             "",
-            "Orders start on a fixed schedule whatever the latency (open loop). A poller reads the "
-            "`orders.history` checkpoints (the lowest of its partitions) every 2 ms; an order's "
+            "Orders start on a fixed schedule whatever the latency (open loop). The driver reads "
+            "the `orders.history` checkpoints once, then hears each move of them as the "
+            "projector runtime announces it (the lowest of its partitions counts); an order's "
             "lag runs from its event's `recorded_at` (taken just before commit) to the first "
-            "poll that shows the checkpoint past it. Failed counts orders not placed and orders "
-            "never seen.",
+            "announcement that takes the checkpoint past it. Failed counts orders not placed and "
+            "orders never seen.",
             "",
             *lag_lines,
             "",
