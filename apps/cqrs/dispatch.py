@@ -44,9 +44,9 @@ def wake(names: list[str], head: int, events: list[DomainEvent] | None = None) -
 
     Read-your-writes waits for every partition of a projector to pass a position
     (apps/cqrs/consistency.py). Given the `events`, a partitioned read model's slots are woken
-    only where its events go: the slot that runs moves its other partitions along when nothing
-    of theirs is in the log (`runtime.catch_up_together`). Otherwise, and for subscribers,
-    every partition is woken.
+    only where its events go (its first slot when none does): the slot that runs moves its
+    other partitions along when nothing of theirs is in the log (`runtime.catch_up_together`).
+    Otherwise, and for subscribers, every partition is woken.
 
     A slot whose last woken task started less than its queue's `CQRS_WAKE_INTERVALS` ago
     gets its task for when that interval ends, and every command until then joins it: under a
@@ -59,7 +59,8 @@ def wake(names: list[str], head: int, events: list[DomainEvent] | None = None) -
         indexes: Iterable[int] = range(projector.partitions)
         if events is not None and projector.replayable and projector.partitions > 1:
             mine = (e for e in events if e.event_type in projector.handles)
-            indexes = sorted({projector.partition_of(e).index for e in mine})
+            # None of its events: the first slot moves every partition past these.
+            indexes = sorted({projector.partition_of(e).index for e in mine}) or [0]
         for index in indexes:
             slots.setdefault((projector.queue, index), []).append(name)
     wake_slots(slots, head=head)
@@ -97,6 +98,10 @@ def wake_slots(slots: dict[tuple[str, int], list[str]], *, head: int | None = No
 def wake_projectors_after_commit(
     sender: object, events: list[DomainEvent], using: str, **kwargs: Any
 ) -> None:
-    names = [p.name for p in registry.interested_in(e.event_type for e in events)]
+    # Every read model, not only those the events concern: a client may send the command's
+    # position to any read, which waits until that read model has passed it. One with nothing
+    # to apply moves its checkpoint past it in the woken slot's batch, not at the sweep.
+    interested = registry.interested_in(e.event_type for e in events)
+    names = list(dict.fromkeys(p.name for p in [*interested, *registry.replayable()]))
     head = max(e.position for e in events)
     transaction.on_commit(partial(wake, names, head, events), using=using, robust=True)

@@ -13,24 +13,32 @@ from django.test import override_settings
 
 from apps.cqrs import dispatch, runtime
 from apps.cqrs.consistency import HEAD_CACHE_KEY
+from apps.cqrs.models import DomainEvent
 from apps.cqrs.projectors import key_partition, registry
 from apps.cqrs.tasks import project_slot
-from apps.read.orders.models import CustomerProfile, OrderSummary
-from apps.write.customers import services as customers
-from tests.factories import UserFactory, add_author, add_book, place_order, stocked_book
+from apps.read.orders.models import OrderSummary
+from apps.write.orders import services as orders
+from tests.factories import (
+    APPROVE,
+    UserFactory,
+    add_author,
+    add_book,
+    place_order,
+    stocked_book,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "read"])
 
 
-def queued_messages() -> list[dict]:
-    """The projections queue's messages, oldest first (kombu pushes on the left)."""
+def queued_messages(queue: str = "projections") -> list[dict]:
+    """A queue's messages, oldest first (kombu pushes on the left)."""
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    return [json.loads(m) for m in reversed(broker.lrange("projections", 0, -1))]
+    return [json.loads(m) for m in reversed(broker.lrange(queue, 0, -1))]
 
 
-def queued_catch_ups() -> list[list]:
-    """The arguments of the slot catch-ups queued for the projections queue."""
-    return [json.loads(base64.b64decode(m["body"]))[0] for m in queued_messages()]
+def queued_catch_ups(queue: str = "projections") -> list[list]:
+    """The arguments of the slot catch-ups queued for a queue."""
+    return [json.loads(base64.b64decode(m["body"]))[0] for m in queued_messages(queue)]
 
 
 def queued_etas() -> list[datetime | None]:
@@ -57,21 +65,18 @@ def test_commands_in_a_row_queue_one_catch_up_per_slot_until_it_starts():
 
 def test_a_queued_catch_up_runs_the_projectors_later_commands_woke():
     """A command whose slot already has a catch-up queued adds its projectors to that one's:
-    without that, they would wait for the sweep."""
+    without that, they would wait for the sweep. Every command wakes every read model, so
+    subscribers, woken by the events they handle only, show it."""
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-    add_book(title="Kindred")
-    (args,) = queued_catch_ups()
-    assert "customers.profile" not in args[2]
-    customer = customers.customer_sign_up(
-        username="reader", email="reader@example.com", password="a-long-passphrase-1",
-        full_name="A Reader", shipping_address="1 Road",
-    )  # fmt: skip
-    assert len(queued_catch_ups()) == 1  # joined the queued one
+    book = stocked_book(on_hand=5)  # stock received: the back-order subscriber
+    (args,) = queued_catch_ups("side-effects")
+    assert "orders.emails" not in args[2]
+    place_order(UserFactory(), (book, 1))
+    assert len(queued_catch_ups("side-effects")) == 1  # joined the queued one
 
     project_slot.run(*args)
-    profile = registry.get("customers.profile")
-    assert runtime.status([profile])[0].lag_events == 0
-    assert CustomerProfile.objects.filter(customer_id=customer.pk).exists()
+    emails = registry.get("orders.emails")
+    assert runtime.status([emails])[0].lag_events == 0
 
 
 def test_a_slot_woken_within_its_interval_of_the_last_start_waits_for_the_rest_of_it():
@@ -130,3 +135,28 @@ def test_an_order_wakes_the_history_partition_it_went_to_and_both_pass_it():
     head = runtime.head_position()
     assert {cp.position for cp in runtime.status([history])} == {head}
     assert OrderSummary.objects.filter(order_id=order.pk).exists()
+
+
+def test_a_command_moves_every_read_model_past_it_even_those_it_does_not_concern():
+    """A client may send a command's position to any read, which waits until that read model
+    has passed it: a payment's position to the catalog, which has nothing of a payment to
+    apply. The payment's wake-ups move every read model past it, not the sweep."""
+    book = stocked_book(on_hand=5)
+    customer = UserFactory()
+    order = place_order(customer, (book, 1))
+    for slot in registry.slots():
+        project_slot.run(*slot)
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    before = runtime.head_position()
+
+    orders.order_pay(actor=customer, order_id=order.pk, card_number=APPROVE)
+
+    head = runtime.head_position()
+    paid = DomainEvent.objects.filter(position__gt=before).values_list("event_type", flat=True)
+    assert registry.get("catalog.book_listing") not in registry.interested_in(paid)
+    for args in queued_catch_ups():
+        project_slot.run(*args)
+    read_models = registry.replayable()
+    assert {cp.name: cp.position for cp in runtime.status(read_models)} == {
+        part.name: head for p in read_models for part in p.partition_list()
+    }
