@@ -448,7 +448,9 @@ def catch_up_partition(
         applied += count
         if not building():  # a build's checkpoints are not the ones readers wait for
             note_checkpoint(part.name, position)
-            if moved:
+            # Reads wait for read models, which a move without events passes too; a
+            # subscriber's batch is news only for the keys it touched.
+            if moved and (count or projector.replayable):
                 announce({part.name: position}, keys={part.name: map(projector.key_of, done)})
         if count and not _replaying.get():  # a replay logs its progress, not its events
             log_events(done, "event applied", projector=part.name)
