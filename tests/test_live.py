@@ -2,6 +2,7 @@
 read-your-writes waits hold no worker and no database connection, and an order's status
 changes stream as server-sent events, resumable by Last-Event-ID."""
 
+import asyncio
 import http.client
 import json
 import threading
@@ -12,13 +13,14 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from django.core.cache import cache
 from django.db import connections
 from django.urls import resolve
 from rest_framework.authtoken.models import Token
 
-from apps.cqrs import runtime
+from apps.cqrs import live, runtime
 from apps.cqrs.asgi import read_wait_of
-from apps.cqrs.consistency import MIN_POSITION_HEADER, head_position
+from apps.cqrs.consistency import HEAD_CACHE_KEY, MIN_POSITION_HEADER, head_position
 from apps.cqrs.models import DomainEvent, ProjectorCheckpoint
 from apps.cqrs.projectors import registry
 from apps.write.catalog import services as catalog
@@ -287,3 +289,40 @@ def test_every_view_that_waits_declares_what_it_waits_for():
     api = read_wait_of(resolve("/api/books/").func)
     assert (api.projector_names, api.parameter) == (("catalog.book_listing",), "min_position")
     assert read_wait_of(resolve("/books/").func) is None
+
+
+def test_a_hubs_first_read_of_a_checkpoint_keeps_what_it_heard_meanwhile(monkeypatch, settings):
+    """A hub reads a partition's checkpoint the first time a wait names it, in a thread. A
+    batch that commits and is announced while that read is on its way is newer than what the
+    read brings back: the wait ends on it, not at the next re-read."""
+    settings.CQRS_LIVE_REFRESH_SECONDS = 30
+    stocked_book()
+    for projector in registry.replayable():
+        project(projector.name)
+    listing = "catalog.book_listing"
+    passed = runtime.status([registry.get(listing)])[0].position
+    real_read = live.read_positions
+
+    def read_overtaken(names, *, at_least=0):
+        found = real_read(names, at_least=at_least)
+        live.announce({listing: passed + 1})  # a batch commits meanwhile
+        time.sleep(0.5)  # and is heard before this read returns
+        return found
+
+    async def scenario() -> tuple[bool, float]:
+        hub = live.Hub()
+        # Subscribed, and knowing the order history's partitions but not the listing's.
+        await hub.wait(projector_names=["orders.history"], min_position=0, timeout=1)
+        while not hub._subscribed:
+            await asyncio.sleep(0.01)
+        monkeypatch.setattr(live, "read_positions", read_overtaken)
+        started = time.monotonic()
+        reached, _ = await hub.wait(
+            projector_names=[listing], min_position=passed + 1, timeout=WAIT_SECONDS
+        )
+        return reached, time.monotonic() - started
+
+    cache.set(HEAD_CACHE_KEY, passed + 1)
+    reached, waited = asyncio.run(scenario())
+    assert reached
+    assert waited < WAIT_SECONDS / 2

@@ -161,8 +161,14 @@ class Hub:
         self._start()
         head = await self._cached_head()
         if not (self._subscribed and all(name in self._known for name in names)):
+            heard = dict(self._known)
             found, cached_head = await in_thread(read_positions, names, at_least=min_position)
-            self._known.update(found)  # the truth, even below what a message said
+            for name, position in found.items():
+                # The truth, even below what an older message said; but a message heard while
+                # this read was on its way is newer than the read.
+                if self._known.get(name) != heard.get(name):
+                    position = max(position, self._known[name])
+                self._known[name] = position
             head = cached_head if head is None else head
         if self._reached(names, min_position):
             return True, head or 0
