@@ -7,8 +7,8 @@ On PostgreSQL:
 
 - `prepare` makes a schema of the build's own, `build_<projector>`, with a copy of each of the
   projector's tables made `LIKE` the live one (columns, defaults, constraints, and the indexes
-  that keep keys unique: `switch` makes the others once the replay is done) and an empty
-  checkpoint table.
+  that keep keys unique: `switch` makes the others once the replay is done), given the live
+  one's triggers, and an empty checkpoint table.
 - `into_build` puts that schema first on the builder's search_path. The projector's code runs
   unchanged: its tables and its checkpoints resolve to the build's copies, everything else (the
   log, the other read models) to the live schema. The build's checkpoints are announced to
@@ -205,6 +205,8 @@ def prepare(projector: Projector) -> None:
                     f"(LIKE {live}.{quote(table)} INCLUDING ALL)"
                 )
                 _drop_secondary_indexes(cursor, build_schema(projector), table)
+                for event, action in _triggers(cursor, _live_schema(projector), table):
+                    cursor.execute(f"{event} ON {build}.{quote(table)} {action}")
     logger.info("Building %s v%s beside the live tables", projector.name, projector.version)
 
 
@@ -289,7 +291,7 @@ def _switch(projector: Projector) -> runtime.CatchUpResult:
             raise BuildFailed(f"The build stopped at position {result.failed_position}.")
         with connection.cursor() as cursor:
             for table in _tables(projector):
-                _ensure_same_columns(cursor, live, build, table)
+                _ensure_same_shape(cursor, live, build, table)
             cursor.execute(f"DELETE FROM {live_checkpoints} WHERE {mine}", names)
             cursor.execute(f"INSERT INTO {live_checkpoints} SELECT * FROM {build_checkpoints}")
             cursor.execute(f"DROP SCHEMA IF EXISTS {quote(retired)} CASCADE")
@@ -313,7 +315,8 @@ def _switch(projector: Projector) -> runtime.CatchUpResult:
     return result
 
 
-def _ensure_same_columns(cursor: CursorWrapper, live: str, build: str, table: str) -> None:
+def _ensure_same_shape(cursor: CursorWrapper, live: str, build: str, table: str) -> None:
+    """Refuse a build whose table no longer has the live one's columns and triggers."""
     cursor.execute(
         "SELECT table_schema, column_name, data_type FROM information_schema.columns "
         "WHERE table_schema IN (%s, %s) AND table_name = %s ORDER BY ordinal_position",
@@ -322,10 +325,24 @@ def _ensure_same_columns(cursor: CursorWrapper, live: str, build: str, table: st
     columns = defaultdict(list)
     for schema, column, data_type in cursor.fetchall():
         columns[schema].append((column, data_type))
-    if columns[live] != columns[build]:
+    if columns[live] != columns[build] or _triggers(cursor, live, table) != _triggers(
+        cursor, build, table
+    ):
         raise BuildFailed(
             f"{table} changed shape during the build (a migration ran?): build it again."
         )
+
+
+def _triggers(cursor: CursorWrapper, schema: str, table: str) -> list[tuple[str, ...]]:
+    """The definitions of the table's own triggers (the listing's search vectors are set by
+    one), each in two: before and after the table's name. `LIKE` copies none: `prepare` makes
+    them."""
+    cursor.execute(
+        "SELECT pg_get_triggerdef(oid) FROM pg_trigger "
+        "WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal ORDER BY tgname",
+        [f'"{schema}"."{table}"'],
+    )
+    return [tuple(re.split(r" ON \S+ ", d, maxsplit=1)) for (d,) in cursor.fetchall()]
 
 
 def _drop_secondary_indexes(cursor: CursorWrapper, build: str, table: str) -> None:

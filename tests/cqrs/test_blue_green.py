@@ -51,12 +51,14 @@ def languages() -> dict[int, str]:
 
 
 def schema_objects(table: str) -> set[str]:
-    """The names of the table's indexes and constraints, as migrations know them."""
+    """The names of the table's indexes, constraints and triggers, as migrations know them."""
     with connections["read"].cursor() as cursor:
         cursor.execute(
             "SELECT indexname FROM pg_indexes WHERE tablename = %s "
-            "UNION SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s)",
-            [table, table],
+            "UNION SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s) "
+            "UNION SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s) "
+            "AND NOT tgisinternal",
+            [table, table, table],
         )
         return {name for (name,) in cursor.fetchall()}
 
@@ -122,6 +124,7 @@ def test_a_new_version_is_built_beside_the_live_one_and_takes_every_event_at_the
         "listing_search_vector",
         "listing_title_trgm",
         "read_catalog_booklisting_pkey",
+        "listing_vectors",  # the trigger that sets the search vectors (read_catalog 0022)
     } <= names
     targets = statistics_targets("read_catalog_booklisting")
     assert ("listing_title_trgm", 1, 1000) in targets  # read_catalog migrations 0015, 0019
@@ -155,6 +158,8 @@ def test_a_new_version_is_built_beside_the_live_one_and_takes_every_event_at_the
     assert set(expected.values()) == {"en", "fr", "de"}
     assert schema_objects("read_catalog_booklisting") == names
     assert index_definitions("read_catalog_booklisting") == definitions
+    # ... its rows' search vectors set by the trigger the build was given
+    assert BookListing.objects.extra(where=["title_vector @@ 'book'"]).count() == 15
     assert statistics_targets("read_catalog_booklisting") == targets
     # ... with planner statistics for its columns and its indexes' expressions, analyzed apart
     # (blue_green._analyze), and none for the columns no query filters on
@@ -208,7 +213,22 @@ def test_a_build_that_fails_leaves_the_live_version_serving(monkeypatch):
     assert ReadModelVersion.objects.get(name=LISTING).state == ""
 
 
-def test_a_table_that_changed_shape_during_the_build_is_not_switched_to():
+@pytest.mark.parametrize(
+    ("change", "undo"),
+    [
+        (
+            "ALTER TABLE read_catalog_booklisting ADD COLUMN late integer",
+            "ALTER TABLE read_catalog_booklisting DROP COLUMN late",
+        ),
+        (
+            "CREATE TRIGGER late BEFORE INSERT ON read_catalog_booklisting "
+            "FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+            "DROP TRIGGER late ON read_catalog_booklisting",
+        ),
+    ],
+    ids=["column", "trigger"],
+)
+def test_a_table_that_changed_shape_during_the_build_is_not_switched_to(change, undo):
     listing = registry.get(LISTING)
     add_books(3)
     runtime.catch_up(listing)
@@ -217,14 +237,14 @@ def test_a_table_that_changed_shape_during_the_build_is_not_switched_to():
         with blue_green.into_build(listing):
             runtime.replay(listing)
         with connections["read"].cursor() as cursor:
-            cursor.execute("ALTER TABLE read_catalog_booklisting ADD COLUMN late integer")
+            cursor.execute(change)
         try:
             with pytest.raises(blue_green.BuildFailed, match="changed shape"):
                 blue_green.switch(listing)
             assert len(languages()) == 3
         finally:
             with connections["read"].cursor() as cursor:
-                cursor.execute("ALTER TABLE read_catalog_booklisting DROP COLUMN late")
+                cursor.execute(undo)
             blue_green.fail(listing, RuntimeError("test"))
 
 

@@ -27,3 +27,48 @@ def test_an_isbn_is_listed_once_without_an_index_for_prefix_searches():
             [BookListing._meta.db_table, "%pattern_ops%"],
         )
         assert cursor.fetchall() == []
+
+
+def vectors(book_id: int) -> tuple[str, str, str]:
+    with connections[router.db_for_read(BookListing)].cursor() as cursor:
+        cursor.execute(
+            "SELECT title_vector::text, names_vector::text, search_vector::text "
+            "FROM read_catalog_booklisting WHERE book_id = %s",
+            [book_id],
+        )
+        return cursor.fetchone()
+
+
+def test_the_search_vectors_follow_the_texts_and_nothing_else_writes_them():
+    alias = router.db_for_write(BookListing)
+    row = BookListing.objects.create(
+        book_id=1,
+        title="Kindred",
+        subtitle="A Novel",
+        author_names="Octavia Butler",
+        description="Time travel to Maryland",
+        isbn="9780807083697",
+        format="paperback",
+        price=9,
+        position=1,
+    )
+    title, names, anywhere = vectors(1)
+    assert title == "'kindr':1 'novel':3"
+    # The names follow the title's words; every text is in the search vector, weighted.
+    assert names == "'butler':5 'kindr':1 'novel':3 'octavia':4"
+    assert anywhere == (
+        "'9780807083697':10A 'butler':5B 'kindr':1A 'maryland':9C 'novel':3A 'octavia':4B "
+        "'time':6C 'travel':7C"
+    )
+
+    # An order changes the units sold only: the vectors stay; one written by hand is refused.
+    row.units_sold = 3
+    row.save()
+    with connections[alias].cursor() as cursor:
+        cursor.execute("UPDATE read_catalog_booklisting SET title_vector = 'forged'")
+    assert vectors(1) == (title, names, anywhere)
+
+    row.title = "Dawn"
+    row.save()
+    title, names, _ = vectors(1)
+    assert (title, names) == ("'dawn':1 'novel':3", "'butler':5 'dawn':1 'novel':3 'octavia':4")

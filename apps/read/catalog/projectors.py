@@ -175,7 +175,8 @@ class BookListingProjector(Projector):
     # 3: and their API document (documents.py), and their cover.
     # 4: and the vocabulary misspelt searches are corrected to (SearchWord).
     # 5: and each author's name once, for the search box's suggestions (AuthorName).
-    version = 5
+    # 6: search vectors set by a trigger, names_vector a concatenation (read_catalog 0022).
+    version = 6
     handles = frozenset(
         {
             BookAdded,
