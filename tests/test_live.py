@@ -19,8 +19,8 @@ from django.urls import resolve
 from rest_framework.authtoken.models import Token
 
 from apps.cqrs import live, runtime
-from apps.cqrs.asgi import read_wait_of
-from apps.cqrs.consistency import HEAD_CACHE_KEY, MIN_POSITION_HEADER, head_position
+from apps.cqrs.asgi import _handoff, read_wait_of
+from apps.cqrs.consistency import HANDOFF_HEADER, HEAD_CACHE_KEY, MIN_POSITION_HEADER, head_position
 from apps.cqrs.models import DomainEvent, ProjectorCheckpoint
 from apps.cqrs.projectors import registry
 from apps.write.catalog import services as catalog
@@ -155,6 +155,31 @@ def test_a_wait_ends_when_the_partitions_without_events_move_past_it(asgi_server
     assert status == 200
     assert json.loads(body)["id"] == order.pk
     assert waited < WAIT_SECONDS / 2  # the announcement, not the wait's time-out
+
+
+def test_behind_the_gateway_a_waited_read_is_handed_on_to_the_query_pool(asgi_server):
+    book = stocked_book()
+    project("catalog.book_listing")
+    path = f"/api/books/{book.pk}/?min_position={head_position()}"
+
+    # The gateway names its hand-off location: the read goes back to it once waited for.
+    status, headers, body = get(f"{asgi_server.url}{path}", headers={HANDOFF_HEADER: "/_waited"})
+    assert (status, headers["X-Accel-Redirect"], body) == (200, f"/_waited{path}", b"")
+    # Without the gateway, the live pool serves it.
+    status, headers, body = get(f"{asgi_server.url}{path}")
+    assert (status, headers["X-Read-Consistency"]) == (200, "fresh")
+    assert json.loads(body)["id"] == book.pk
+
+
+def test_a_read_nginx_would_take_for_another_is_not_handed_on():
+    def handoff(path: str, query: bytes = b"") -> bytes | None:
+        gateway = [(HANDOFF_HEADER.lower().encode(), b"/_waited")]
+        return _handoff({"path": path, "query_string": query, "headers": gateway})
+
+    assert handoff("/orders/3/", b"after=12") == b"/_waited/orders/3/?after=12"
+    assert handoff("/api/books/7/", b"q=%C3%A9&min_position=1") is not None  # as it came
+    assert handoff("/api/books/a?b/") is None  # a decoded "?" would start the arguments
+    assert handoff("/api/books/7/", b"q=\xc3\xa9 x") is None  # raw bytes: not for a header
 
 
 def test_a_position_beyond_the_head_is_refused_without_waiting(asgi_server):

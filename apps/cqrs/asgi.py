@@ -8,9 +8,16 @@ sees the wait done (`waited_upstream`) and only reads, marking the answer stale 
 out. A position the cached head of the log has not reached is passed to the view at once: it
 answers 400 when no event has that position yet. Under WSGI (`make run`) the view waits itself,
 as before.
+
+Behind the gateway, which says so (`X-Read-Handoff`), a waited read does not enter Django here:
+the answer is an `X-Accel-Redirect` that has nginx send the same request on to the query pool's
+sync workers, marked as waited for. The live pool's one process then only waits; the reads that
+a batch releases at once are served by every query worker rather than queued behind each other
+in this process's threads, and at a sync worker's cost (bench/WAITS.md, decision 0003).
 """
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,12 +26,21 @@ from urllib.parse import parse_qs
 from django.conf import settings
 from django.urls import Resolver404, resolve
 
-from apps.cqrs.consistency import MIN_POSITION_HEADER, WAITED_SCOPE_KEY, ReadWait
+from apps.cqrs.consistency import (
+    HANDOFF_HEADER,
+    MIN_POSITION_HEADER,
+    WAITED_SCOPE_KEY,
+    ReadWait,
+)
 from apps.cqrs.live import hub
 from apps.cqrs.metrics import observe_read_wait
 
 logger = logging.getLogger(__name__)
 _HEADER = MIN_POSITION_HEADER.lower().encode()
+_HANDOFF = HANDOFF_HEADER.lower().encode()
+# Paths handed on as they are: nginx would read a decoded "?" or "%" in one as something else.
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9/_.~-]*")
+_PLAIN_QUERY = re.compile(rb"[!-~]*")  # printable ASCII, as it came: fit for a header
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -49,6 +65,20 @@ def _requested_position(scope: Scope, parameter: str) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() else None  # the view refuses the rest
 
 
+def _handoff(scope: Scope) -> bytes | None:
+    """Where the gateway should send a waited read on (its hand-off location, then the path
+    and query as they came), or None to serve it here: not behind the gateway, or a path that
+    would not survive the trip."""
+    prefix = next((value for name, value in scope["headers"] if name == _HANDOFF), b"").decode()
+    path = scope["path"].removeprefix(scope.get("root_path", "")) or "/"
+    if not (_PLAIN_PATH.fullmatch(prefix) and _PLAIN_PATH.fullmatch(path)):
+        return None
+    query = scope.get("query_string", b"")
+    if not _PLAIN_QUERY.fullmatch(query):
+        return None
+    return f"{prefix.rstrip('/')}{path}".encode() + (b"?" + query if query else b"")
+
+
 class ReadYourWrites:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -56,6 +86,16 @@ class ReadYourWrites:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in {"GET", "HEAD"}:
             scope = await self._wait(scope)
+            if WAITED_SCOPE_KEY in scope and (target := _handoff(scope)):
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"x-accel-redirect", target), (b"content-length", b"0")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": b""})
+                return
         await self.app(scope, receive, send)
 
     async def _wait(self, scope: Scope) -> Scope:

@@ -139,11 +139,22 @@ def waits(spec: ReadWait) -> Callable[[ViewT], ViewT]:
 
 # The ASGI scope key under which apps/cqrs/asgi.py leaves the seconds it waited for a request.
 WAITED_SCOPE_KEY = "cqrs.waited"
+# The gateway sends the live pool the prefix of its location that hands a waited read on to the
+# query pool (X-Accel-Redirect), and the query pool, through that location only, that the read
+# was waited for; it clears both as clients send them (deploy/gateway.conf.template).
+HANDOFF_HEADER = "X-Read-Handoff"
+WAITED_HEADER = "X-Read-Waited"
 
 
 def waited_upstream(request: HttpRequest) -> bool:
-    """Whether this request's wait already happened before the view (under ASGI)."""
-    return WAITED_SCOPE_KEY in (getattr(request, "scope", None) or {})
+    """Whether this request's wait already happened before the view: in the event loop of this
+    ASGI process, or in the live pool's, which handed the read on to this sync worker. Sent to a
+    sync worker directly, the header only spares a client its own wait: the answer still says
+    whether it reached the position."""
+    return (
+        WAITED_SCOPE_KEY in (getattr(request, "scope", None) or {})
+        or request.headers.get(WAITED_HEADER) == "1"
+    )
 
 
 class PositionBeyondHead(ValueError):
