@@ -6,9 +6,9 @@ request after another (book details and first pages of lists, as bench/rebuild.p
 which the projector is about to pass, pausing `THINK_SECONDS` between reads; then 4 clients send
 positions beyond the head of the log, as anyone can. The other readers' p50 in each phase is
 compared with the quiet one. Everything goes through the nginx gateway, in front of the
-production shape (plain reads on 4 sync workers, waits on a live pool of 1 uvicorn worker) and,
-for comparison, in front of 4 sync workers serving everything. Writes bench/results-waits.json,
-bench/WAITS.md and bench/waits.png.
+production shape (plain reads on 4 sync workers, waits on a live pool of 1 uvicorn worker, which
+hands the reads it has waited for back to them) and, for comparison, in front of 4 sync workers
+serving everything. Writes bench/results-waits.json, bench/WAITS.md and bench/waits.png.
 
 It uses a database of its own (bookstore_waits), so the other benchmarks' data stays as it is.
 """
@@ -261,7 +261,8 @@ the projector is about to pass), pausing {THINK_SECONDS} s between reads; in the
 {BEYOND_HEAD_CLIENTS} clients send positions beyond the head of the log without pausing. The
 requests go through the nginx gateway (deploy/gateway.conf.template): in front of the production
 shape (plain reads on 4 sync workers, waits on a live pool of 1 uvicorn worker running the ASGI
-application), then in front of 4 sync workers serving everything, as before the live pool.
+application, which hands each read it has waited for back to the sync workers through the
+gateway), then in front of 4 sync workers serving everything, as before the live pool.
 Everything runs on this one 2-core machine. "Web CPU" is what each pool's worker processes used
 during the phase (/proc), in % of one core.
 
