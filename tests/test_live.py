@@ -172,14 +172,15 @@ def test_behind_the_gateway_a_waited_read_is_handed_on_to_the_query_pool(asgi_se
 
 
 def test_a_read_nginx_would_take_for_another_is_not_handed_on():
-    def handoff(path: str, query: bytes = b"") -> bytes | None:
-        gateway = [(HANDOFF_HEADER.lower().encode(), b"/_waited")]
+    def handoff(path: str, query: bytes = b"", prefix: bytes = b"/_waited") -> bytes | None:
+        gateway = [(HANDOFF_HEADER.lower().encode(), prefix)]
         return _handoff({"path": path, "query_string": query, "headers": gateway})
 
     assert handoff("/orders/3/", b"after=12") == b"/_waited/orders/3/?after=12"
     assert handoff("/api/books/7/", b"q=%C3%A9&min_position=1") is not None  # as it came
     assert handoff("/api/books/a?b/") is None  # a decoded "?" would start the arguments
     assert handoff("/api/books/7/", b"q=\xc3\xa9 x") is None  # raw bytes: not for a header
+    assert handoff("/api/books/7/", prefix=b"/\xff") is None  # a client's, not the gateway's
 
 
 def test_a_position_beyond_the_head_is_refused_without_waiting(asgi_server):

@@ -69,7 +69,8 @@ def _handoff(scope: Scope) -> bytes | None:
     """Where the gateway should send a waited read on (its hand-off location, then the path
     and query as they came), or None to serve it here: not behind the gateway, or a path that
     would not survive the trip."""
-    prefix = next((value for name, value in scope["headers"] if name == _HANDOFF), b"").decode()
+    raw = next((value for name, value in scope["headers"] if name == _HANDOFF), b"")
+    prefix = raw.decode("latin-1")  # anything a client sends decodes; the pattern refuses it
     path = scope["path"].removeprefix(scope.get("root_path", "")) or "/"
     if not (_PLAIN_PATH.fullmatch(prefix) and _PLAIN_PATH.fullmatch(path)):
         return None
