@@ -57,8 +57,17 @@ def read_wait_of(view: Callable[..., Any]) -> ReadWait | None:
     return spec
 
 
+def _header(scope: Scope, name: bytes) -> bytes:
+    return next((value for key, value in scope["headers"] if key == name), b"")
+
+
+def _path(scope: Scope) -> str:
+    """The request's path within the application, as Django resolves it."""
+    return scope["path"].removeprefix(scope.get("root_path", "")) or "/"
+
+
 def _requested_position(scope: Scope, parameter: str) -> int | None:
-    raw = next((value for name, value in scope["headers"] if name == _HEADER), b"").decode()
+    raw = _header(scope, _HEADER).decode()
     if not raw:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         raw = (query.get(parameter) or [""])[0]
@@ -69,9 +78,8 @@ def _handoff(scope: Scope) -> bytes | None:
     """Where the gateway should send a waited read on (its hand-off location, then the path
     and query as they came), or None to serve it here: not behind the gateway, or a path that
     would not survive the trip."""
-    raw = next((value for name, value in scope["headers"] if name == _HANDOFF), b"")
-    prefix = raw.decode("latin-1")  # anything a client sends decodes; the pattern refuses it
-    path = scope["path"].removeprefix(scope.get("root_path", "")) or "/"
+    # Anything a client sends decodes as Latin-1; the pattern refuses what is not a path.
+    prefix, path = _header(scope, _HANDOFF).decode("latin-1"), _path(scope)
     if not (_PLAIN_PATH.fullmatch(prefix) and _PLAIN_PATH.fullmatch(path)):
         return None
     query = scope.get("query_string", b"")
@@ -105,9 +113,8 @@ class ReadYourWrites:
             name == _HEADER for name, _ in scope["headers"]
         ):
             return scope
-        path = scope["path"].removeprefix(scope.get("root_path", "")) or "/"
         try:
-            spec = read_wait_of(resolve(path).func)
+            spec = read_wait_of(resolve(_path(scope)).func)
         except Resolver404:
             return scope
         position = _requested_position(scope, spec.parameter) if spec else None
