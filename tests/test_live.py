@@ -193,6 +193,12 @@ def test_a_position_beyond_the_head_is_refused_without_waiting(asgi_server):
     assert time.monotonic() - started < WAIT_SECONDS  # answered, not waited out
 
 
+def test_a_position_that_is_not_text_is_refused_not_a_server_error(asgi_server):
+    status, _, body = get(f"{asgi_server.url}/api/books/", headers={MIN_POSITION_HEADER: "\xff"})
+    assert status == 400
+    assert "min_position" in json.loads(body)
+
+
 class EventStream:
     """A client of one server-sent event stream, reading messages as they come."""
 

@@ -67,7 +67,7 @@ def _path(scope: Scope) -> str:
 
 
 def _requested_position(scope: Scope, parameter: str) -> int | None:
-    raw = _header(scope, _HEADER).decode()
+    raw = _header(scope, _HEADER).decode("latin-1")  # as Django reads headers: never fails
     if not raw:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         raw = (query.get(parameter) or [""])[0]
