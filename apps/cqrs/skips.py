@@ -70,8 +70,13 @@ def event_skip(
 
 def skipped_positions(projector_name: str) -> set[int]:
     """Positions staff have told this projector to pass over."""
-    return set(
+    # The payloads whole, not values_list("payload__position"): for a key of a JSON field,
+    # Django's Query.setup_joins catches a FieldError and keeps it in a local, a cycle whose
+    # traceback held every frame above, a replay's batch of events among them, until the
+    # cyclic collector came by.
+    payloads = (
         DomainEvent.objects.using("default")
         .filter(event_type=ProjectionEventSkipped.event_type, aggregate_id=projector_name)
-        .values_list("payload__position", flat=True)
+        .values_list("payload", flat=True)
     )
+    return {payload["position"] for payload in payloads}
