@@ -7,6 +7,7 @@ master sets it here, once: the operator's PROMETHEUS_MULTIPROC_DIR, else a new o
 emptied either way (files of an earlier run would count twice).
 """
 
+import gc
 import os
 import shutil
 import tempfile
@@ -31,3 +32,13 @@ def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker) -> None:
+    """What loading the application made (Django's modules, models and settings, some 130,000
+    objects) lives as long as the worker: frozen out of the cyclic collector's sight, a full
+    pass walks only what requests left behind. Unfrozen, such a pass took about 100 ms of a
+    request now and then. Time in the collector per order, bench-cost's stack, three rounds of
+    300 (gc.callbacks): 0.13 / 0.78 / 0.14 ms unfrozen, 0.13 / 0.25 / 0.14 ms frozen."""
+    gc.collect()
+    gc.freeze()
