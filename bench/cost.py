@@ -7,10 +7,10 @@ every 5 s as in production). CPU time is read from /proc for each process tree (
 of the root and every descendant) before and after `ORDERS` orders placed one after another
 through the API, once the worker has applied all their events, and divided by the orders; the
 same reading over an idle stretch of the same length says what the background (beat, polls)
-costs. Three rounds; medians. The replay's CPU is read for the command's processes, for
-PostgreSQL's and for the whole machine; a fixed piece of plain Python work, before and after,
-reads the machine's speed (`run.machine_speed`). Writes bench/results-cost.json,
-bench/COST.md and bench/cost.png.
+costs. Three rounds; medians. The replay runs three times and its median run is reported,
+with its CPU read for the command's processes, for PostgreSQL's and for the whole machine; a
+fixed piece of plain Python work, before and after, reads the machine's speed
+(`run.machine_speed`). Writes bench/results-cost.json, bench/COST.md and bench/cost.png.
 BENCH_POOL=threads runs the worker with Celery's thread pool instead, for comparison.
 """
 
@@ -30,6 +30,7 @@ BOOKS = 60_000
 ORDERS = 300
 ROUNDS = 3
 LAG_RATE, LAG_SECONDS = 100, 10
+REPLAYS = 3  # the replay's run-to-run spread on a shared 2-core machine is a second or more
 TICK = os.sysconf("SC_CLK_TCK")
 # issue 15's budget, ms of CPU per order
 BUDGET = {"web": 6.0, "worker": 5.0}
@@ -189,11 +190,15 @@ def main() -> None:
         bench.wait_for_projectors("after the lag run")
     finally:
         bench.stop_stack([web, worker])
-    say("replay: rebuild_read_models over the whole log")
-    postgres, machine = _postgres_cpu(), _machine_cpu()
-    results["replay"] = bench.measure_replay()
-    results["replay"]["postgres_cpu_s"] = _postgres_cpu() - postgres
-    results["replay"]["machine_cpu_s"] = _machine_cpu() - machine
+    results["replays"] = []
+    for r in range(REPLAYS):
+        say(f"replay {r + 1}/{REPLAYS}: rebuild_read_models over the whole log")
+        postgres, machine = _postgres_cpu(), _machine_cpu()
+        replay = bench.measure_replay()
+        replay["postgres_cpu_s"] = _postgres_cpu() - postgres
+        replay["machine_cpu_s"] = _machine_cpu() - machine
+        results["replays"].append(replay)
+    results["replay"] = sorted(results["replays"], key=lambda r: r["seconds"])[REPLAYS // 2]
     results["replay_alone"] = replay_each_alone()
     results["speed_s"].append(machine_speed())
     results["elapsed_s"] = time.perf_counter() - started
@@ -290,6 +295,8 @@ def write_report(results: dict) -> None:
     lag_met = lag["p99"] <= 250 and served >= 95
     cores, speed = results["cores"], results["speed_s"]
     budget_s = replay["events"] / REPLAY_TARGET
+    replays = results["replays"]
+    replays_s = " / ".join(f"{r['seconds']:.1f}" for r in replays)
     (BENCH / "COST.md").write_text(
         f"""# What an order costs
 
@@ -330,7 +337,8 @@ order's lag by when it committed: a stall stands out as a ridge.
 
 ## Replay
 
-`rebuild_read_models --jobs {replay["jobs"]}` over the whole log: {replay["events"]:,} events in
+`rebuild_read_models --jobs {replay["jobs"]}` over the whole log, {len(replays)} times:
+{replays_s} s. The median run: {replay["events"]:,} events in
 {replay["seconds"]:.1f} s, **{replay["events_per_second"]:,.0f} events/s**
 (target {REPLAY_TARGET:,}), peak memory {replay["peak_rss_mb"]:.0f} MB.
 
@@ -340,7 +348,7 @@ PostgreSQL's. The machine was busy {replay["machine_cpu_s"]:.1f} s of the
 ({replay["machine_cpu_s"] / (cores * replay["seconds"]):.0%}). At {REPLAY_TARGET:,} events/s this
 log would take {budget_s:.1f} s: at most {cores * budget_s:.1f} s of CPU on {cores} cores.
 
-Where that run's time went, by read model, as the command reports it: its partitions' replays
+Where the median run's time went, by read model, as the command reports it: its partitions' replays
 (the catalog listing's are shards, split by book), side by side with the others' in the
 command's thread and its replayer process; its readying for the switch (indexes, planner
 statistics), which starts as soon as its replay is done; and the switch itself. Then each read
