@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from apps.cqrs.exceptions import Conflict
 from apps.cqrs.models import DomainEvent, IdempotencyKey
+from apps.write.customers.services import customer_sign_up
 from apps.write.inventory.models import StockItem
 from apps.write.orders import services
 from apps.write.orders.models import Order, OrderLine, Payment
@@ -158,6 +159,19 @@ def test_malformed_json_and_a_missing_address_are_400s():
     assert response.status_code == 400
     assert "shipping_address" in response.json()
     assert snapshot() == before
+
+
+@pytest.mark.django_db
+def test_an_order_without_an_address_is_sent_to_the_profiles():
+    customer = customer_sign_up(
+        username="reader",
+        email="reader@example.com",
+        password="a-long-enough-passphrase",
+        full_name="A Reader",
+        shipping_address="12 Quay Street, Harwich",
+    )
+    order = place_order(customer.user, (stocked_book(), 1), address=" ")
+    assert order.shipping_address == "12 Quay Street, Harwich"
 
 
 @pytest.mark.django_db

@@ -110,7 +110,9 @@ def _validated_lines(lines: list[LineInput]) -> tuple[Counter[int], dict[int, Bo
 def _shipping_address(actor: AbstractBaseUser, given: str) -> str:
     """The address given, or else the one on the customer's profile."""
     if not given.strip():
-        customer = Customer.objects.filter(user_id=actor.pk).first()
+        # By primary key with the statement written once (decision 0016): the ORM's
+        # filter().first() compiled anew was 40 % of the service's CPU when no address came.
+        customer = rows_by_pk(Customer, [actor.pk]).get(actor.pk)
         given = customer.shipping_address if customer else ""
     if not given.strip():
         raise ValidationError({"shipping_address": "Where should we send the books?"})
