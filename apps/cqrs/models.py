@@ -1,5 +1,6 @@
+import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import psycopg
@@ -242,14 +243,50 @@ def load_events(
     the database, for projectors, which read them and never save them. With `fields` (e.g.
     PROJECTED_FIELDS), only those are loaded; the others are deferred, read from the database
     if ever used, as with `QuerySet.only()`."""
-    names = list(fields or (field.attname for field in DomainEvent._meta.concrete_fields))
-    db = events.db
+    names = list(fields or _ALL_FIELDS)
     query = events.values_list(*names)[:limit]
-    if connections[db].vendor == "postgresql":
-        rows = _fetch_with_psycopg_loaders(query)
+    if connections[events.db].vendor != "postgresql":
+        return _loaded(list(query), names, events.db)
+    try:
+        sql, params = query.query.get_compiler(using=events.db).as_sql()
+    except EmptyResultSet:  # e.g. `event_type__in` an empty set
+        return []
+    return _loaded(_fetch_with_psycopg_loaders(events.db, sql, params), names, events.db)
+
+
+def load_range(
+    *, after: int, upto: int, event_types: Collection[str], limit: int, using: str
+) -> list[DomainEvent]:
+    """`load_events` of the first `limit` events of `event_types` after position `after` up
+    to `upto`, in position order, read with a statement written once: the live runners' shared
+    batches read the log this way every few milliseconds, and building and compiling the ORM's
+    query took 0.4 ms of CPU each time."""
+    if connections[using].vendor != "postgresql":
+        events = DomainEvent.objects.using(using).filter(
+            position__gt=after, position__lte=upto, event_type__in=event_types
+        )
+        return load_events(events.order_by("position"), limit)
+    params = [after, upto, list(event_types), limit]
+    return _loaded(
+        _fetch_with_psycopg_loaders(using, _range_statement(), params), _ALL_FIELDS, using
+    )
+
+
+_ALL_FIELDS = [field.attname for field in DomainEvent._meta.concrete_fields]
+
+
+@functools.cache
+def _range_statement() -> str:
+    columns = ", ".join(f'"{field.column}"' for field in DomainEvent._meta.concrete_fields)
+    return (
+        f'SELECT {columns} FROM "{DomainEvent._meta.db_table}" WHERE "position" > %s'
+        ' AND "position" <= %s AND "event_type" = ANY(%s) ORDER BY "position" LIMIT %s'
+    )
+
+
+def _loaded(rows: list[tuple[Any, ...]], names: Sequence[str], db: str) -> list[DomainEvent]:
+    if connections[db].vendor == "postgresql":  # read by `_fetch_with_psycopg_loaders`
         names = [PAYLOAD_TEXT if name == "payload" else name for name in names]
-    else:
-        rows = list(query)
     new = DomainEvent.__new__
     loaded = []
     for values in rows:
@@ -276,13 +313,9 @@ class _JsonText(psycopg.adapt.Loader):
         return bytes(data)
 
 
-def _fetch_with_psycopg_loaders(query: models.QuerySet[Any]) -> list[tuple[Any, ...]]:
-    """The rows of `query` (values_list of plain fields), converted by psycopg alone."""
-    try:
-        sql, params = query.query.get_compiler(using=query.db).as_sql()
-    except EmptyResultSet:  # e.g. `event_type__in` an empty set
-        return []
-    with connections[query.db].cursor() as cursor:
+def _fetch_with_psycopg_loaders(db: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The rows of a statement selecting plain fields, converted by psycopg alone."""
+    with connections[db].cursor() as cursor:
         cursor.cursor.adapters.register_loader("timestamptz", _TIMESTAMPTZ)
         cursor.cursor.adapters.register_loader("jsonb", _JsonText)
         cursor.execute(sql, params)

@@ -35,7 +35,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import psycopg.errors
 from django.conf import settings
@@ -56,6 +56,7 @@ from apps.cqrs.models import (
     DomainEvent,
     ReadModelVersion,
     load_events,
+    load_range,
 )
 from apps.cqrs.projectors import (
     Partition,
@@ -66,6 +67,7 @@ from apps.cqrs.projectors import (
     building,
     registry,
 )
+from apps.cqrs.rows import rows_by_pk
 from apps.cqrs.skips import skipped_positions
 from config.cache import add_with_members, take_members
 
@@ -625,12 +627,10 @@ def _run_shared_batch(parts: list[Partition]) -> _SharedBatch:
     own = {part.name for part in parts}
     siblings = _siblings(parts)
     with transaction.atomic(using=projector.database):
-        locked = {
-            cp.name: cp
-            for cp in checkpoints.select_for_update(skip_locked=True)
-            .filter(name__in=[*own, *(sibling.name for sibling in siblings)])
-            .order_by("name")
-        }
+        names = [*own, *(sibling.name for sibling in siblings)]
+        locked = rows_by_pk(
+            projector.checkpoint_model, names, skip_locked=True, using=projector.database
+        )
         held = [sibling for sibling in siblings if sibling.name in locked]
 
         def healthy(part: Partition) -> bool:
@@ -655,12 +655,14 @@ def _run_shared_batch(parts: list[Partition]) -> _SharedBatch:
             return _SharedBatch({}, {}, False, alone, held_back=asked, siblings=held)
         start = min(locked[part.name].position for part in [*ready, *siblings])
         horizon = readable_position(after=start)
-        handles = set().union(*(part.projector.handles for part in ready))
-        fetched = load_events(
-            DomainEvent.objects.using(WRITE_ALIAS)
-            .filter(position__gt=start, position__lte=horizon.position, event_type__in=handles)
-            .order_by("position"),
-            batch_size,
+        # Names by now: a projector's classes become names when it is declared.
+        handles = cast(set[str], set().union(*(part.projector.handles for part in ready)))
+        fetched = load_range(
+            after=start,
+            upto=horizon.position,
+            event_types=handles,
+            limit=batch_size,
+            using=WRITE_ALIAS,
         )
         if len(fetched) == batch_size:
             return _SharedBatch({}, {}, False, parts, siblings=held)

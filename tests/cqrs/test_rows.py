@@ -57,3 +57,21 @@ def test_json_columns_are_decoded_as_the_orms_are():
     found = rows_by_pk(OrderSummary, [order.pk])[order.pk]
     assert fields(found) == fields(OrderSummary.objects.get(pk=order.pk))
     assert found.lines[0]["quantity"] == 2
+
+
+def test_with_skip_locked_the_rows_another_session_holds_are_left_out():
+    held, free = stocked_book(on_hand=3), stocked_book(on_hand=4)
+    other = another_session("default", autocommit=False)
+    other.execute(
+        "SELECT 1 FROM inventory_stockitem WHERE book_id = %s FOR NO KEY UPDATE", [held.pk]
+    )
+    with transaction.atomic():
+        found = rows_by_pk(StockItem, [held.pk, free.pk], skip_locked=True)
+        assert list(found) == [free.pk]
+        # ... and the one it read is locked until this transaction ends
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            other.execute(
+                "SELECT 1 FROM inventory_stockitem WHERE book_id = %s FOR NO KEY UPDATE NOWAIT",
+                [free.pk],
+            )
+    other.close()

@@ -21,6 +21,7 @@ from apps.cqrs.models import (
     ReadModelVersion,
     SubscriberCheckpoint,
     load_events,
+    load_range,
 )
 from apps.cqrs.projectors import (
     READ_ALIAS,
@@ -510,6 +511,24 @@ def test_events_loaded_for_projectors_equal_those_the_orm_loads():
     assert [e.data for e in slim] == [e.data for e in events]
     assert [e.payload for e in slim] == [e.payload for e in events]  # parsed when read
     assert slim[-1].correlation_id == events.last().correlation_id
+
+
+def test_a_range_of_the_log_loads_as_the_orm_query_of_it_does():
+    make_history(books=4)
+    positions = list(DomainEvent.objects.order_by("position").values_list("position", flat=True))
+    first, last = positions[1], positions[-2]
+    types = {"BookAdded", "StockReceived"}
+    events = DomainEvent.objects.filter(
+        position__gt=first, position__lte=last, event_type__in=types
+    ).order_by("position")
+    loaded = load_range(after=first, upto=last, event_types=types, limit=3, using="default")
+    names = [f.attname for f in DomainEvent._meta.concrete_fields]
+    assert len(events) > 3  # the limit counts
+    assert [[getattr(e, n) for n in names] for e in loaded] == [
+        [getattr(e, n) for n in names] for e in events[:3]
+    ]
+    assert [e.data for e in loaded] == [e.data for e in events[:3]]
+    assert load_range(after=last, upto=last, event_types=types, limit=3, using="default") == []
 
 
 def test_a_replay_loads_only_what_projectors_read():
