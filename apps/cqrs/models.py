@@ -235,6 +235,9 @@ PROJECTED_FIELDS = (
 )
 
 
+_ALL_FIELDS = [field.attname for field in DomainEvent._meta.concrete_fields]
+
+
 def load_events(
     events: models.QuerySet[DomainEvent], limit: int, *, fields: Sequence[str] | None = None
 ) -> list[DomainEvent]:
@@ -270,9 +273,6 @@ def load_range(
     return _loaded(
         _fetch_with_psycopg_loaders(using, _range_statement(), params), _ALL_FIELDS, using
     )
-
-
-_ALL_FIELDS = [field.attname for field in DomainEvent._meta.concrete_fields]
 
 
 @functools.cache
