@@ -254,7 +254,8 @@ def load_events(
         sql, params = query.query.get_compiler(using=events.db).as_sql()
     except EmptyResultSet:  # e.g. `event_type__in` an empty set
         return []
-    return _loaded(_fetch_with_psycopg_loaders(events.db, sql, params), names, events.db)
+    rows = _fetch_with_psycopg_loaders(events.db, sql, params)
+    return _loaded(rows, _as_fetched(names), events.db)
 
 
 def load_range(
@@ -270,9 +271,8 @@ def load_range(
         )
         return load_events(events.order_by("position"), limit)
     params = [after, upto, list(event_types), limit]
-    return _loaded(
-        _fetch_with_psycopg_loaders(using, _range_statement(), params), _ALL_FIELDS, using
-    )
+    rows = _fetch_with_psycopg_loaders(using, _range_statement(), params)
+    return _loaded(rows, _as_fetched(_ALL_FIELDS), using)
 
 
 @functools.cache
@@ -284,9 +284,13 @@ def _range_statement() -> str:
     )
 
 
+def _as_fetched(names: Sequence[str]) -> list[str]:
+    """The names of columns read by `_fetch_with_psycopg_loaders`, which leaves the payload as
+    JSON text for `data` to validate."""
+    return [PAYLOAD_TEXT if name == "payload" else name for name in names]
+
+
 def _loaded(rows: list[tuple[Any, ...]], names: Sequence[str], db: str) -> list[DomainEvent]:
-    if connections[db].vendor == "postgresql":  # read by `_fetch_with_psycopg_loaders`
-        names = [PAYLOAD_TEXT if name == "payload" else name for name in names]
     new = DomainEvent.__new__
     loaded = []
     for values in rows:

@@ -343,9 +343,10 @@ def _collect_less() -> None:
     imported modules' among them: a fifth of a replay's CPU (the listing's 6.6 s became
     5.3 s). What start-up loaded is frozen out of the collector's sight, and a pass comes
     once 100,000 more objects are alive than before it: a replay holds one batch (2,000
-    events) at a time and makes no cycles (a test sees to it), so none comes, where a pass
-    per 10,000 took 0.9 s of a rebuild's CPU. Cycles would still be collected. Live workers
-    showed no difference (bench-cost), so only replays do this."""
+    events) at a time, freed by reference counting when the next is read (a test checks that
+    no event outlives its batch), so none comes, where a pass per 10,000 took 0.9 s of a
+    rebuild's CPU. Cycles would still be collected. Live workers showed no difference
+    (bench-cost), so only replays do this."""
     gc.collect()
     gc.freeze()
     _, second, third = gc.get_threshold()
