@@ -91,7 +91,7 @@ def _is_root_postgres(pid: int) -> bool:
         return False
 
 
-def start(bench) -> tuple[object, object]:
+def start(bench, *, gunicorn_args: tuple[str, ...] = ()) -> tuple[object, object]:
     worker = bench.start(
         "worker",
         [str(BIN / "celery"), "-A", "config", "worker", "--beat", "-Q",
@@ -102,7 +102,7 @@ def start(bench) -> tuple[object, object]:
     web = bench.start(
         "gunicorn",
         [str(BIN / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{bench.PORT}",
-         "--workers", "2"],
+         "--workers", "2", *gunicorn_args],
     )  # fmt: skip
     import urllib.request
 
