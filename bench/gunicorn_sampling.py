@@ -57,5 +57,6 @@ def pre_request(worker, request) -> None:
 
 def worker_exit(server, worker) -> None:
     signal.setitimer(signal.ITIMER_PROF, 0, 0)
-    lines = "".join(f"{stack}\t{count}\n" for stack, count in _stacks.items())
+    # Collapsed stacks, as flamegraph.pl and speedscope read them.
+    lines = "".join(f"{stack} {count}\n" for stack, count in _stacks.items())
     (Path(os.environ["BENCH_SAMPLES_DIR"]) / f"{os.getpid()}.txt").write_text(lines)

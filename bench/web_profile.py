@@ -46,7 +46,7 @@ def read_samples(directory: Path) -> Counter[tuple[str, ...]]:
     stacks: Counter[tuple[str, ...]] = Counter()
     for path in directory.glob("*.txt"):
         for line in path.read_text().splitlines():
-            stack, count = line.rsplit("\t", 1)
+            stack, count = line.rsplit(" ", 1)
             stacks[tuple(stack.split(";"))] += int(count)
     return stacks
 
@@ -80,6 +80,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--orders", type=int, default=600)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--samples", type=Path, help="keep each worker's collapsed stacks here (for flame graphs)"
+    )
     args = parser.parse_args()
 
     from bench import cost, gunicorn_sampling
@@ -92,8 +95,12 @@ def main() -> None:
     call_command("bulk_seed_catalog", books=2000, seed=1, verbosity=0)
     setup = bench.prepare_customers(1)
     books = bench.stocked_books(50, 100_000)
-    with tempfile.TemporaryDirectory(prefix="bench-samples-") as directory:
-        os.environ["BENCH_SAMPLES_DIR"] = directory
+    with tempfile.TemporaryDirectory(prefix="bench-samples-") as temporary:
+        directory = args.samples or Path(temporary)
+        directory.mkdir(parents=True, exist_ok=True)
+        for old in directory.glob("*.txt"):
+            old.unlink()
+        os.environ["BENCH_SAMPLES_DIR"] = str(directory)
         sampling = str(ROOT / "bench" / "gunicorn_sampling.py")
         web, worker = cost.start(bench, gunicorn_args=("--config", sampling))
         try:
@@ -104,7 +111,7 @@ def main() -> None:
             bench.driver("closed", setup, books, concurrency=1, requests=warm_up + args.orders)
         finally:
             bench.stop_stack([web, worker])  # the workers write their samples as they exit
-        report(read_samples(Path(directory)), orders=args.orders, top=args.top)
+        report(read_samples(directory), orders=args.orders, top=args.top)
 
 
 if __name__ == "__main__":
