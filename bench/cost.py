@@ -182,7 +182,10 @@ def main() -> None:
             cursor.execute("VACUUM ANALYZE")
         for r in range(ROUNDS):
             say(f"CPU per order, round {r + 1}/{ROUNDS}: {ORDERS} orders, one client")
-            results["rounds"].append(measure_cpu(bench, setup, books, web.pid, worker.pid))
+            # The machine's speed moves within minutes: each round carries its own reading.
+            speed = machine_speed()
+            cpu = measure_cpu(bench, setup, books, web.pid, worker.pid)
+            results["rounds"].append({**cpu, "speed_s": speed})
         say(f"lag at {LAG_RATE} orders/s for {LAG_SECONDS} s")
         bench.LAG_RATES = [LAG_RATE]
         lag = bench.measure_lag({"rounds": 1, "lag_seconds": LAG_SECONDS}, setup, series=True)
@@ -193,8 +196,10 @@ def main() -> None:
     results["replays"] = []
     for r in range(REPLAYS):
         say(f"replay {r + 1}/{REPLAYS}: rebuild_read_models over the whole log")
+        speed = machine_speed()
         postgres, machine = _postgres_cpu(), _machine_cpu()
         replay = bench.measure_replay()
+        replay["speed_s"] = speed
         replay["postgres_cpu_s"] = _postgres_cpu() - postgres
         replay["machine_cpu_s"] = _machine_cpu() - machine
         results["replays"].append(replay)
@@ -297,6 +302,11 @@ def write_report(results: dict) -> None:
     budget_s = replay["events"] / REPLAY_TARGET
     replays = results["replays"]
     replays_s = " / ".join(f"{r['seconds']:.1f}" for r in replays)
+
+    def speeds(runs: list[dict]) -> str:
+        # Runs of results written before the readings were taken have none.
+        return " / ".join(f"{r['speed_s']:.2f}" if "speed_s" in r else "?" for r in runs)
+
     (BENCH / "COST.md").write_text(
         f"""# What an order costs
 
@@ -321,6 +331,8 @@ the background (beat's sweep, polls) costs meanwhile, included in the first colu
 |---|---:|---|---:|---|---|
 {chr(10).join(rows)}
 
+`machine_speed` just before each round: {speeds(rounds)} s.
+
 Place order, one client: p50 {median("place_p50_ms"):.1f} ms,
 p99 {median("place_p99_ms"):.1f} ms. The client, bench/driver.py,
 runs on the same two cores: {median("driver_ms_per_order"):.1f} ms of CPU an order, start-up
@@ -338,7 +350,8 @@ order's lag by when it committed: a stall stands out as a ridge.
 ## Replay
 
 `rebuild_read_models --jobs {replay["jobs"]}` over the whole log, {len(replays)} times:
-{replays_s} s. The median run: {replay["events"]:,} events in
+{replays_s} s (`machine_speed` before each: {speeds(replays)} s). The median run:
+{replay["events"]:,} events in
 {replay["seconds"]:.1f} s, **{replay["events_per_second"]:,.0f} events/s**
 (target {REPLAY_TARGET:,}), peak memory {replay["peak_rss_mb"]:.0f} MB.
 
