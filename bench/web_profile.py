@@ -7,10 +7,10 @@ samples by the package of the innermost Python frame (a C call counts for the fr
 it: psycopg's for a round trip to PostgreSQL), and the functions of the project and the
 libraries that held the most, within themselves and with what they called.
 
-bench/profile_order.py's cProfile counts every Python call, which weighs code that makes many
-small calls far beyond its CPU: it put Celery's publish of a wake-up at a third of a request,
-where samples of CPU time put it at 3 %. For what to make cheaper; the budget itself is
-measured by `make bench-cost`.
+Beside bench/profile_order.py, which profiles the request in process under cProfile: this
+sees the server whose CPU the budget counts, gunicorn's own part included (a tenth of it), and
+the sampling costs the requests next to nothing where cProfile made them three to five times
+slower. For what to make cheaper; the budget itself is measured by `make bench-cost`.
 """
 
 import argparse
