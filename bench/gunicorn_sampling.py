@@ -14,13 +14,18 @@ import collections
 import os
 import runpy
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
 _project = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
-on_starting = _project["on_starting"]
-on_exit = _project["on_exit"]
-child_exit = _project["child_exit"]
+# Every setting and hook of the project's; the three hooks below call the project's own too.
+globals().update({name: value for name, value in _project.items() if not name.startswith("__")})
+
+
+def _hook(name: str) -> Callable[..., None]:
+    return _project.get(name, lambda *args: None)
+
 
 INTERVAL = 0.001
 WARM_UP = 10
@@ -44,12 +49,13 @@ def _sample(signum: int, frame: FrameType | None) -> None:
 
 
 def post_worker_init(worker) -> None:
-    _project["post_worker_init"](worker)
+    _hook("post_worker_init")(worker)
     signal.signal(signal.SIGPROF, _sample)
 
 
 def pre_request(worker, request) -> None:
     global _answered
+    _hook("pre_request")(worker, request)
     _answered += 1
     if _answered == WARM_UP:
         signal.setitimer(signal.ITIMER_PROF, INTERVAL, INTERVAL)
@@ -60,3 +66,4 @@ def worker_exit(server, worker) -> None:
     # Collapsed stacks, as flamegraph.pl and speedscope read them.
     lines = "".join(f"{stack} {count}\n" for stack, count in _stacks.items())
     (Path(os.environ["BENCH_SAMPLES_DIR"]) / f"{os.getpid()}.txt").write_text(lines)
+    _hook("worker_exit")(server, worker)

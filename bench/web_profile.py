@@ -71,7 +71,11 @@ def report(stacks: Counter[tuple[str, ...]], *, orders: int, top: int) -> None:
     for frame, count in own.most_common(top):
         print(f"  {100 * count / total:5.1f} %  {frame}")
     print("\nfunctions of the project, with what they called")
-    project = [(f, c) for f, c in within.items() if str(ROOT) in f and "/bench/" not in f]
+    project = [
+        (f, c)
+        for f, c in within.items()
+        if str(ROOT) in f and not any(part in f for part in ("/bench/", "/.venv/"))
+    ]
     for frame, count in sorted(project, key=lambda fc: -fc[1])[:top]:
         print(f"  {100 * count / total:5.1f} %  {frame.replace(str(ROOT) + '/', '')}")
 
