@@ -30,6 +30,7 @@ BOOKS = 60_000
 ORDERS = 300
 ROUNDS = 3
 LAG_RATE, LAG_SECONDS = 100, 10
+WEB_WORKERS = 2
 REPLAYS = 3  # the replay's run-to-run spread on a shared 2-core machine is a second or more
 TICK = os.sysconf("SC_CLK_TCK")
 # issue 15's budget, ms of CPU per order
@@ -102,7 +103,7 @@ def start(bench, *, gunicorn_args: tuple[str, ...] = ()) -> tuple[object, object
     web = bench.start(
         "gunicorn",
         [str(BIN / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{bench.PORT}",
-         "--workers", "2", *gunicorn_args],
+         "--workers", str(WEB_WORKERS), *gunicorn_args],
     )  # fmt: skip
     import urllib.request
 
@@ -311,8 +312,9 @@ def write_report(results: dict) -> None:
         f"""# What an order costs
 
 `make bench-cost` (bench/cost.py) at commit {results["commit"]}, in
-{results["elapsed_s"] / 60:.1f} minutes: {BOOKS:,} books, gunicorn with 2 sync workers, one
-Celery worker (2 processes, with beat), PostgreSQL and Redis, all on one {cores}-core machine.
+{results["elapsed_s"] / 60:.1f} minutes: {BOOKS:,} books, gunicorn with {WEB_WORKERS} sync
+workers, one Celery worker (2 processes, with beat), PostgreSQL and Redis, all on one
+{cores}-core machine.
 
 The machine's speed: a fixed piece of plain Python work ({SPEED_ROWS:,} dicts made, encoded,
 decoded and sorted: `machine_speed`) took {speed[0]:.2f} s of CPU before the run and

@@ -23,7 +23,6 @@ from pathlib import Path
 from bench.run import ROOT, say
 
 DB_NAME = "bookstore_profile"
-WORKERS = 2  # bench.cost.start's
 _PATH = re.compile(r"\((.*)\)$")
 
 
@@ -111,7 +110,7 @@ def main() -> None:
             bench.wait_for_projectors("projecting the catalog")
             say(f"{args.orders} orders, one client")
             # Each worker starts sampling after its first WARM_UP requests.
-            warm_up = WORKERS * gunicorn_sampling.WARM_UP
+            warm_up = cost.WEB_WORKERS * gunicorn_sampling.WARM_UP
             bench.driver("closed", setup, books, concurrency=1, requests=warm_up + args.orders)
         finally:
             bench.stop_stack([web, worker])  # the workers write their samples as they exit
